@@ -1,0 +1,209 @@
+/**
+ * The training configuration: one Schema-validated object. A config file (JSON or YAML) and
+ * command-line flags are deep-merged over the embedded default, then the whole result is
+ * validated, so every error names the field (and file) it came from.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ConfigError } from "@workflow-r1/core";
+import { Schema } from "effect";
+import * as YAML from "yaml";
+
+const Positive = Schema.Number.check(Schema.isGreaterThan(0));
+const NonNegative = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0));
+const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1));
+const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0));
+const Probability = Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 }));
+
+export const TinyModelConfig = Schema.Struct({
+  dim: PositiveInt,
+  layers: PositiveInt,
+  heads: PositiveInt,
+  kvHeads: PositiveInt,
+  ffn: PositiveInt,
+  context: PositiveInt,
+});
+
+export const ModelConfig = Schema.Struct({
+  /** A GGUF path (or `hf:` URI) to start from. Empty: create a tiny model in the run directory. */
+  path: Schema.String,
+  tiny: TinyModelConfig,
+  gpu: Schema.Union([Schema.Literal(false), Schema.Literals(["auto", "cuda", "vulkan"])]),
+  contextSize: PositiveInt,
+  threads: PositiveInt,
+  /** KV cache precision of the sampler: f32 keeps sampler and learner logprobs within 1e-3. */
+  kvCacheType: Schema.Literals(["f32", "f16"]),
+});
+
+export const EnvironmentConfig = Schema.Struct({
+  /** `synthetic` (no LLM, learnable by a tiny model), `workflow-r1` (the paper's QA environment), or a registered name. */
+  name: Schema.String,
+  /** Options passed to the environment (see the environment's README). */
+  options: Schema.Record(Schema.String, Schema.Unknown),
+});
+
+export const AlgorithmConfig = Schema.Struct({
+  name: Schema.String,
+  clipLow: Schema.optional(Positive),
+  clipHigh: Schema.optional(Positive),
+  dualClip: Schema.optional(Schema.NullOr(Schema.Number.check(Schema.isGreaterThan(1)))),
+  aggregation: Schema.optional(Schema.Literals(["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"])),
+  klCoef: NonNegative,
+  klEstimator: Schema.Literals(["k1", "k2", "k3"]),
+  normalizeByStd: Schema.Boolean,
+  /** Truncated importance sampling between sampler and learner: per-token weight min(π_learner/π_sampler, C). Null = off. */
+  tisCap: Schema.NullOr(Positive),
+});
+
+export const RolloutConfig = Schema.Struct({
+  tasksPerStep: PositiveInt,
+  groupSize: PositiveInt,
+  maxConcurrentEpisodes: PositiveInt,
+  maxTurns: PositiveInt,
+  maxTokens: PositiveInt,
+  temperature: Positive,
+});
+
+export const LearnerConfig = Schema.Struct({
+  mode: Schema.Literals(["full", "lora"]),
+  learningRate: Positive,
+  beta1: Probability,
+  beta2: Probability,
+  eps: Positive,
+  weightDecay: NonNegative,
+  gradClip: Positive,
+  loraRank: PositiveInt,
+  loraAlpha: Positive,
+  loraTargets: Schema.Array(Schema.String),
+  microBatchTokens: PositiveInt,
+  ppoEpochs: PositiveInt,
+  miniBatches: PositiveInt,
+  threads: PositiveInt,
+});
+
+export const WarmStartConfig = Schema.Struct({
+  /** Supervised steps on environment demonstrations before RL (0 = none). */
+  steps: NonNegativeInt,
+  learningRate: Positive,
+  batchSize: PositiveInt,
+});
+
+export const TrainConfig = Schema.Struct({
+  seed: Schema.Int,
+  /** Output directory; empty = runs/<timestamp>. */
+  out: Schema.String,
+  steps: PositiveInt,
+  evalEvery: NonNegativeInt,
+  evalTasks: NonNegativeInt,
+  checkpointEvery: PositiveInt,
+  model: ModelConfig,
+  environment: EnvironmentConfig,
+  algorithm: AlgorithmConfig,
+  rollout: RolloutConfig,
+  learner: LearnerConfig,
+  warmStart: WarmStartConfig,
+});
+export type TrainConfig = typeof TrainConfig.Type;
+
+/** The embedded default: a tiny model learning the synthetic QA environment with GSsPO on CPU. */
+export const defaultTrainConfig: TrainConfig = {
+  seed: 1,
+  out: "",
+  steps: 30,
+  evalEvery: 10,
+  evalTasks: 32,
+  checkpointEvery: 5,
+  model: {
+    path: "",
+    tiny: { dim: 64, layers: 2, heads: 4, kvHeads: 2, ffn: 192, context: 1024 },
+    gpu: false,
+    contextSize: 1024,
+    threads: 2,
+    kvCacheType: "f32",
+  },
+  environment: { name: "synthetic", options: {} },
+  algorithm: {
+    name: "gsspo",
+    klCoef: 0,
+    klEstimator: "k3",
+    normalizeByStd: true,
+    tisCap: null,
+  },
+  rollout: { tasksPerStep: 8, groupSize: 8, maxConcurrentEpisodes: 64, maxTurns: 4, maxTokens: 160, temperature: 1 },
+  learner: {
+    mode: "full",
+    learningRate: 2e-3,
+    beta1: 0.9,
+    beta2: 0.99,
+    eps: 1e-8,
+    weightDecay: 0,
+    gradClip: 1,
+    loraRank: 8,
+    loraAlpha: 16,
+    loraTargets: ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"],
+    microBatchTokens: 8192,
+    ppoEpochs: 1,
+    miniBatches: 1,
+    threads: 2,
+  },
+  warmStart: { steps: 150, learningRate: 3e-3, batchSize: 16 },
+};
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** Deep merge of plain objects; arrays and scalars in `override` replace those in `base`. */
+export const deepMerge = (base: unknown, override: unknown): unknown => {
+  if (!isPlainObject(base) || !isPlainObject(override)) return override === undefined ? base : override;
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(override)) out[key] = deepMerge(base[key], value);
+  return out;
+};
+
+/** Set `a.b.c` in a nested object from a `--set a.b.c=value` flag; the value is parsed as YAML. */
+export const setPath = (target: Record<string, unknown>, dotted: string, raw: string): void => {
+  const keys = dotted.split(".");
+  let node: Record<string, unknown> = target;
+  for (const key of keys.slice(0, -1)) {
+    if (!isPlainObject(node[key])) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[keys[keys.length - 1]!] = YAML.parse(raw) as Json;
+};
+
+const decodeConfig = Schema.decodeUnknownSync(TrainConfig, { onExcessProperty: "error", errors: "all" });
+
+/** Validate a merged config object; the error names every offending field. */
+export const validateConfig = (value: unknown, file?: string): TrainConfig => {
+  try {
+    return decodeConfig(value);
+  } catch (error) {
+    const where = file ? ` in ${file}` : "";
+    throw new ConfigError({ message: `invalid training config${where}:\n${String(error instanceof Error ? error.message : error)}`, file });
+  }
+};
+
+/** Read a JSON or YAML config file (by extension; YAML is a superset of JSON). */
+export const readConfigFile = (file: string): unknown => {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ConfigError({ message: `cannot read config file ${file}: ${(error as Error).message}`, file });
+  }
+  try {
+    return path.extname(file) === ".json" ? JSON.parse(text) : YAML.parse(text);
+  } catch (error) {
+    throw new ConfigError({ message: `cannot parse config file ${file}: ${(error as Error).message}`, file });
+  }
+};
+
+/** The effective config: default ← file ← overrides, validated. */
+export const resolveConfig = (options: { file?: string; overrides?: unknown } = {}): TrainConfig => {
+  let merged: unknown = defaultTrainConfig;
+  if (options.file) merged = deepMerge(merged, readConfigFile(options.file));
+  if (options.overrides) merged = deepMerge(merged, options.overrides);
+  return validateConfig(merged, options.file);
+};

@@ -1,0 +1,77 @@
+/**
+ * Checkpoints: `<out>/checkpoints/step-NNNNNN/` holds the learner state (weights + optimizer
+ * moments), the exported policy weights and `state.json` (step, data position, RNG). The
+ * directory is filled under a temporary name and renamed when complete; `<out>/checkpoints/latest`
+ * is then replaced atomically. A run killed at any point resumes from the last complete one.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ConfigError } from "@workflow-r1/core";
+import { fsyncDirectory, writeFileAtomic } from "./atomic.js";
+
+export interface LoopState {
+  /** Last completed step. */
+  readonly step: number;
+  /** Index of the next task in the shuffled task order. */
+  readonly dataPosition: number;
+  /** Epoch of the task order (reshuffled per epoch). */
+  readonly epoch: number;
+  readonly rngState: number;
+  /** Path of the policy weights (GGUF or LoRA GGUF) exported at this step, relative to the checkpoint. */
+  readonly policyWeights: string;
+  readonly weightsKind: "gguf" | "lora";
+}
+
+const name = (step: number) => `step-${String(step).padStart(6, "0")}`;
+
+export class Checkpoints {
+  readonly root: string;
+
+  constructor(out: string) {
+    this.root = path.join(out, "checkpoints");
+  }
+
+  /**
+   * Write a checkpoint: `fill(dir)` writes the large files into a fresh temporary directory; then
+   * `state.json` goes in, the directory is renamed to its final name and `latest` points at it.
+   */
+  async save(state: LoopState, fill: (dir: string) => Promise<void>): Promise<string> {
+    fs.mkdirSync(this.root, { recursive: true });
+    const final = path.join(this.root, name(state.step));
+    const temp = path.join(this.root, `.${name(state.step)}.partial-${process.pid}`);
+    fs.rmSync(temp, { recursive: true, force: true });
+    fs.mkdirSync(temp);
+    await fill(temp);
+    writeFileAtomic(path.join(temp, "state.json"), JSON.stringify(state, null, 2));
+    fsyncDirectory(temp);
+    fs.rmSync(final, { recursive: true, force: true });
+    fs.renameSync(temp, final);
+    fsyncDirectory(this.root);
+    writeFileAtomic(path.join(this.root, "latest"), name(state.step));
+    return final;
+  }
+
+  /** The last complete checkpoint, or undefined when there is none. */
+  latest(): { dir: string; state: LoopState } | undefined {
+    const pointer = path.join(this.root, "latest");
+    if (!fs.existsSync(pointer)) return undefined;
+    const dir = path.join(this.root, fs.readFileSync(pointer, "utf8").trim());
+    const stateFile = path.join(dir, "state.json");
+    if (!fs.existsSync(stateFile))
+      throw new ConfigError({ message: `checkpoint ${dir} named by ${pointer} has no state.json; the run directory is damaged` });
+    return { dir, state: JSON.parse(fs.readFileSync(stateFile, "utf8")) as LoopState };
+  }
+
+  /** Remove leftovers of checkpoints that were being written when a run was killed, and keep the newest `keep`. */
+  prune(keep: number): void {
+    if (!fs.existsSync(this.root)) return;
+    const entries = fs.readdirSync(this.root);
+    for (const entry of entries)
+      if (entry.includes(".partial-")) fs.rmSync(path.join(this.root, entry), { recursive: true, force: true });
+    const complete = entries.filter((e) => /^step-\d+$/.test(e)).sort();
+    const latest = this.latest();
+    for (const entry of complete.slice(0, Math.max(0, complete.length - keep)))
+      if (!latest || path.join(this.root, entry) !== latest.dir)
+        fs.rmSync(path.join(this.root, entry), { recursive: true, force: true });
+  }
+}
