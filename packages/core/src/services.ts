@@ -3,7 +3,7 @@
  * the Policy in `@workflow-r1/policy`, the Learner in `@workflow-r1/learner`, environments,
  * executors and retrievers in `@workflow-r1/env-qa` (or your own package).
  */
-import { Context, type Effect, type Scope } from "effect";
+import { Context, type Effect, type Layer, type Scope } from "effect";
 import type {
   ContextOverflowError,
   EnvironmentError,
@@ -232,3 +232,29 @@ export interface RetrieverShape {
 }
 
 export class Retriever extends Context.Service<Retriever, RetrieverShape>()("@workflow-r1/core/Retriever") {}
+
+// ───────────────────────────── environment plugins ─────────────────────────────
+
+/**
+ * How the trainer (`workflow-r1 train --env NAME`) finds an environment: a package exports an
+ * `environmentPlugin` of this shape. Everything in it is plain data or a layer, so an environment
+ * package never depends on the trainer.
+ */
+export interface EnvironmentPlugin<Options = Record<string, unknown>> {
+  readonly name: string;
+  /** One line for `--help` and logs. */
+  readonly description: string;
+  /** The environment for the given options (the config's `environment.options`). */
+  readonly layer: (options: Options) => Layer.Layer<Environment, EnvironmentError>;
+  /** Tasks to train or evaluate on, deterministic for a given seed. */
+  readonly tasks: (
+    options: Options,
+    split: "train" | "eval",
+    seed: number,
+  ) => Effect.Effect<ReadonlyArray<Task>, EnvironmentError>;
+  /**
+   * Ideal assistant turns for a task, when the environment can produce them: used for a short
+   * supervised warm start of models that cannot yet follow the protocol.
+   */
+  readonly demonstrations?: (task: Task, options: Options) => ReadonlyArray<string>;
+}
