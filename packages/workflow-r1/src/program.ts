@@ -1,0 +1,109 @@
+/**
+ * The `workflow-r1` command. Argument parsing with commander (well kept, typed, generates help);
+ * each command is a thin shell over a library function so everything here is also usable from code.
+ */
+import { Command, InvalidArgumentError } from "commander";
+import { setPath } from "./config.js";
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+const int = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got ${JSON.stringify(value)}`);
+  return n;
+};
+
+/** Turn `--set a.b=1` flags and shorthand flags into a config override object. */
+const overridesFrom = (options: Record<string, unknown>): Record<string, unknown> => {
+  const overrides: Record<string, unknown> = {};
+  for (const assignment of (options["set"] as string[] | undefined) ?? []) {
+    const eq = assignment.indexOf("=");
+    if (eq <= 0) throw new InvalidArgumentError(`--set expects key=value, got ${JSON.stringify(assignment)}`);
+    setPath(overrides, assignment.slice(0, eq), assignment.slice(eq + 1));
+  }
+  const shorthand: Record<string, string> = {
+    steps: "steps",
+    seed: "seed",
+    algorithm: "algorithm.name",
+    env: "environment.name",
+    model: "model.path",
+    out: "out",
+  };
+  for (const [flag, key] of Object.entries(shorthand))
+    if (options[flag] !== undefined) setPath(overrides, key, String(options[flag]));
+  return overrides;
+};
+
+const fail = (error: unknown): never => {
+  const e = error as { _tag?: string; message?: string };
+  process.stderr.write(`workflow-r1: ${e._tag ? `${e._tag}: ` : ""}${e.message ?? String(error)}\n`);
+  process.exit(1);
+};
+
+export const program = new Command("workflow-r1")
+  .description("Train LLM agents with reinforcement learning (Workflow-R1 / GSsPO) on llama.cpp and ggml.")
+  .showHelpAfterError();
+
+program
+  .command("train")
+  .description("Train a policy; with no arguments, the embedded default (tiny model, synthetic QA, GSsPO, CPU).")
+  .option("-c, --config <file>", "config file (JSON or YAML) merged over the default")
+  .option("--out <dir>", "output directory (default runs/<timestamp>)")
+  .option("--resume", "continue the run in --out from its last complete checkpoint")
+  .option("--steps <n>", "number of RL steps", int)
+  .option("--seed <n>", "seed", int)
+  .option("--algorithm <name>", "gsspo | gspo | grpo | a registered variant")
+  .option("--env <name>", "environment: synthetic | workflow-r1 | NAME (package @workflow-r1/env-NAME)")
+  .option("--model <path>", "GGUF to start from (path or hf: URI)")
+  .option("--set <key=value>", "override any config field, e.g. --set rollout.groupSize=4", collect, [])
+  .action(async (options) => {
+    const { runTrain } = await import("./train/run.js");
+    await runTrain({ file: options.config, overrides: overridesFrom(options), resume: Boolean(options.resume) }).catch(fail);
+  });
+
+program
+  .command("compare")
+  .description("Train each algorithm with several seeds on the synthetic environment and tabulate final accuracy.")
+  .option("--algorithms <list>", "comma-separated algorithms", "grpo,gspo,gsspo")
+  .option("--seeds <n>", "seeds per algorithm", int, 3)
+  .option("-c, --config <file>", "base config file")
+  .option("--out <dir>", "output directory", "runs/compare")
+  .option("--threshold <x>", "accuracy threshold for steps-to-threshold", Number, 0.5)
+  .option("--set <key=value>", "override any config field", collect, [])
+  .action(async (options) => {
+    const { runCompare } = await import("./train/compare.js");
+    await runCompare({
+      algorithms: String(options.algorithms).split(","),
+      seeds: options.seeds,
+      file: options.config,
+      out: options.out,
+      threshold: options.threshold,
+      overrides: overridesFrom(options),
+    }).catch(fail);
+  });
+
+program
+  .command("trajectories")
+  .description("Print a readable view of episodes in a trajectory log.")
+  .argument("<file>", "trajectories.msgpack written by a run")
+  .option("--episodes <list>", "comma-separated episode indices (default: the first 3)")
+  .option("--model <path>", "GGUF whose tokenizer decodes the tokens (optional)")
+  .action(async (file, options) => {
+    const { printTrajectories } = await import("./trajectories.js");
+    await printTrajectories(file, options).catch(fail);
+  });
+
+program
+  .command("eval")
+  .description("Evaluate a policy on QA benchmarks (EM, sub-EM, F1) with a resumable results file.")
+  .requiredOption("--data <dir>", "directory with FlashRAG jsonl benchmark files")
+  .option("--benchmarks <list>", "comma-separated benchmarks (default: all present)")
+  .option("--method <name>", "direct | cot | sc | workflow", "workflow")
+  .option("--model <path>", "policy GGUF")
+  .option("--executor-url <url>", "OpenAI-compatible executor endpoint (or WORKFLOW_R1_EXECUTOR_URL)")
+  .option("--limit <n>", "questions per benchmark", int)
+  .option("--samples <k>", "samples per question", int)
+  .option("--out <dir>", "output directory", "runs/eval")
+  .action(async (options) => {
+    const { runEvalCommand } = await import("@workflow-r1/eval");
+    await runEvalCommand(options).catch(fail);
+  });

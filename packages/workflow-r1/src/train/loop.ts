@@ -1,0 +1,273 @@
+/**
+ * The training loop: rollout → update → export → reload → probe check → metrics → checkpoint,
+ * resumable from the last complete checkpoint after a crash at any point.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import {
+  type EnvironmentPlugin,
+  Environment,
+  Learner,
+  Policy,
+  type Task,
+  type Trajectory,
+  TrajectoryBuilder,
+} from "@workflow-r1/core";
+import { rollout, TrajectoryLogWriter } from "@workflow-r1/rollout";
+import { Effect } from "effect";
+import type { TrainConfig } from "../config.js";
+import { writeFileAtomic } from "./atomic.js";
+import { Checkpoints, type LoopState } from "./checkpoint.js";
+import { writeDashboard } from "./dashboard.js";
+import { MetricsLog, type StepMetrics } from "./metrics-log.js";
+import { probeAgreement } from "./probe.js";
+import { createProgress } from "./progress.js";
+import { Rng } from "./random.js";
+import { updatePolicy } from "./update.js";
+
+export interface RunPaths {
+  readonly out: string;
+  readonly metrics: string;
+  readonly trajectories: string;
+  readonly dashboard: string;
+  readonly weights: string;
+}
+
+export const runPaths = (out: string, weightsKind: "gguf" | "lora"): RunPaths => ({
+  out,
+  metrics: path.join(out, "metrics.jsonl"),
+  trajectories: path.join(out, "trajectories.msgpack"),
+  dashboard: path.join(out, "dashboard.html"),
+  weights: path.join(out, weightsKind === "lora" ? "policy-adapter.gguf" : "policy.gguf"),
+});
+
+const mean = (xs: ReadonlyArray<number>) => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);
+const std = (xs: ReadonlyArray<number>) => {
+  const m = mean(xs);
+  return xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / (xs.length - 1));
+};
+
+/** Accuracy of an episode: the environment's `em` part when it has one, else reward > 0. */
+export const episodeCorrect = (t: Trajectory): number =>
+  t.rewardParts["em"] ?? t.rewardParts["accuracy"] ?? (t.reward > 0 ? 1 : 0);
+
+export const rewardMetrics = (trajectories: ReadonlyArray<Trajectory>, prefix = ""): StepMetrics => {
+  const rewards = trajectories.map((t) => t.reward);
+  const parts = new Set(trajectories.flatMap((t) => Object.keys(t.rewardParts)));
+  const out: StepMetrics = {
+    [`${prefix}reward/mean`]: mean(rewards),
+    [`${prefix}reward/std`]: std(rewards),
+    [`${prefix}accuracy`]: mean(trajectories.map(episodeCorrect)),
+    [`${prefix}turns/mean`]: mean(trajectories.map((t) => t.turns.length)),
+    [`${prefix}tokens/sampled_per_episode`]: mean(trajectories.map((t) => t.mask.reduce((s, m) => s + m, 0))),
+  };
+  for (const part of parts) out[`${prefix}reward/${part}`] = mean(trajectories.map((t) => t.rewardParts[part] ?? 0));
+  return out;
+};
+
+/** Next `count` tasks in a per-epoch shuffled order; returns the tasks and the advanced position. */
+export const nextTasks = (tasks: ReadonlyArray<Task>, count: number, state: { dataPosition: number; epoch: number }, seed: number) => {
+  const picked: Task[] = [];
+  let { dataPosition, epoch } = state;
+  let order = new Rng(seed + epoch * 7919).shuffle(tasks.map((_, i) => i));
+  while (picked.length < count) {
+    if (dataPosition >= tasks.length) {
+      epoch++;
+      dataPosition = 0;
+      order = new Rng(seed + epoch * 7919).shuffle(tasks.map((_, i) => i));
+    }
+    picked.push(tasks[order[dataPosition]!]!);
+    dataPosition++;
+  }
+  return { tasks: picked, dataPosition, epoch };
+};
+
+/** Supervised warm start on the environment's demonstrations (maximum likelihood: c_t = −1/N). */
+export const warmStart = (config: TrainConfig, plugin: EnvironmentPlugin, tasks: ReadonlyArray<Task>, rng: Rng, log: (line: string) => void) =>
+  Effect.gen(function* () {
+    const demonstrations = plugin.demonstrations;
+    if (config.warmStart.steps === 0 || !demonstrations) return;
+    const policy = yield* Policy;
+    const learner = yield* Learner;
+    const env = yield* Environment;
+    // Demonstration trajectories are built through the environment itself, so observations and
+    // chat wrappers are exactly those the policy will see during RL.
+    const examples: { tokens: Int32Array; mask: Uint8Array }[] = [];
+    for (const task of tasks.slice(0, Math.max(64, config.warmStart.batchSize * 4))) {
+      const episode = yield* env.reset(task);
+      const builder = new TrajectoryBuilder(policy.renderChat(episode.messages, { addGenerationPrompt: true }));
+      for (const action of demonstrations(task, config.environment.options)) {
+        const tokens = policy.tokenize(action);
+        builder.appendSampled(tokens, new Float32Array(tokens.length).fill(-1));
+        const result = yield* env.step(action);
+        if (result._tag === "Done") break;
+        builder.appendObservation(policy.renderContinuation([{ role: "tool", content: result.observation }], tokens));
+      }
+      const end = policy.info().endOfTurnTokens[0];
+      if (end !== undefined) builder.appendSampled([end], [-1]);
+      const t = builder.build({ reward: 0, rewardParts: {}, groupId: task.id, taskId: task.id, turns: [], finishReason: "answer" });
+      examples.push({ tokens: t.tokens, mask: t.mask });
+    }
+    for (let step = 1; step <= config.warmStart.steps; step++) {
+      const batch = Array.from({ length: config.warmStart.batchSize }, () => examples[rng.int(examples.length)]!);
+      const total = batch.reduce((n, e) => n + e.mask.reduce((s, m) => s + m, 0), 0);
+      const coefficients = batch.map((e) => Float64Array.from(e.mask, (m) => (m === 1 ? -1 / total : 0)));
+      yield* learner.backward(batch, coefficients);
+      yield* learner.step();
+      if (step % 25 === 0 || step === config.warmStart.steps) {
+        const logp = yield* learner.logprobs(batch.slice(0, 4));
+        let nll = 0;
+        let n = 0;
+        logp.forEach((lp, i) => lp.forEach((v, p) => batch[i]!.mask[p] === 1 && ((nll -= v), n++)));
+        log(`[warm-start] step ${step}/${config.warmStart.steps} demonstration NLL/token ${(nll / n).toFixed(3)}`);
+      }
+    }
+  });
+
+export interface TrainLoopOptions {
+  readonly config: TrainConfig;
+  readonly plugin: EnvironmentPlugin;
+  readonly paths: RunPaths;
+  readonly weightsKind: "gguf" | "lora";
+  /** Called after each step's metrics are written (tests use it to stop or inspect). */
+  readonly onStep?: (metrics: StepMetrics) => void;
+}
+
+export const trainLoop = (options: TrainLoopOptions) =>
+  Effect.gen(function* () {
+    const { config, plugin, paths, weightsKind } = options;
+    const policy = yield* Policy;
+    const learner = yield* Learner;
+    const checkpoints = new Checkpoints(paths.out);
+    const metricsLog = new MetricsLog(paths.metrics);
+    const trainTasks = yield* plugin.tasks(config.environment.options, "train", config.seed);
+    const evalTasks = config.evalTasks > 0 ? (yield* plugin.tasks(config.environment.options, "eval", config.seed + 1)).slice(0, config.evalTasks) : [];
+    const progressLog = (line: string) => process.stderr.write(`${line}\n`);
+
+    let state: LoopState;
+    let rng: Rng;
+    const previous = checkpoints.latest();
+    if (previous) {
+      state = previous.state;
+      rng = new Rng(state.rngState);
+      yield* learner.loadState(path.join(previous.dir, "learner.state"));
+      fs.copyFileSync(path.join(previous.dir, state.policyWeights), paths.weights);
+      yield* policy.reload({ kind: weightsKind, path: paths.weights });
+      metricsLog.truncateAfter(state.step);
+      checkpoints.prune(2);
+      progressLog(`[train] resumed from ${previous.dir} (step ${state.step}, data position ${state.dataPosition}, epoch ${state.epoch})`);
+    } else {
+      rng = new Rng(config.seed);
+      yield* warmStart(config, plugin, trainTasks, rng, progressLog);
+      yield* learner.save(paths.weights, { format: weightsKind });
+      yield* policy.reload({ kind: weightsKind, path: paths.weights });
+      state = { step: 0, dataPosition: 0, epoch: 0, rngState: rng.getState(), policyWeights: path.basename(paths.weights), weightsKind };
+      yield* Effect.promise(() =>
+        checkpoints.save(state, async (dir) => {
+          await Effect.runPromise(learner.saveState(path.join(dir, "learner.state")));
+          fs.copyFileSync(paths.weights, path.join(dir, path.basename(paths.weights)));
+        }),
+      );
+    }
+
+    // A fixed probe: the first eval (or train) task's prompt, tokenized once.
+    const probeEnv = yield* Environment;
+    const probeEpisode = yield* probeEnv.reset(evalTasks[0] ?? trainTasks[0]!);
+    const probe = policy.renderChat(probeEpisode.messages, { addGenerationPrompt: true }).slice(0, 256);
+    const probeTolerance = config.model.kvCacheType === "f32" ? 5e-3 : 5e-2;
+    yield* probeAgreement(policy, learner, probe, probeTolerance);
+
+    const logWriter = yield* Effect.acquireRelease(
+      Effect.promise(() => TrajectoryLogWriter.open(paths.trajectories)),
+      (writer) => Effect.promise(() => writer.close()),
+    );
+    const progress = createProgress(config.steps, "train", { start: state.step });
+    const rolloutOptions = (seed: number, stopSequences: ReadonlyArray<string>) => ({
+      groupSize: config.rollout.groupSize,
+      maxConcurrentEpisodes: config.rollout.maxConcurrentEpisodes,
+      maxTurns: config.rollout.maxTurns,
+      maxTokens: config.rollout.maxTokens,
+      sampling: { temperature: config.rollout.temperature, topP: 1, topK: 0, seed, stop: stopSequences },
+    });
+
+    while (state.step < config.steps) {
+      const step = state.step + 1;
+      const picked = nextTasks(trainTasks, config.rollout.tasksPerStep, state, config.seed);
+      const env = yield* Environment;
+
+      const t0 = performance.now();
+      const result = yield* rollout(picked.tasks, rolloutOptions(rng.seed(), env.stopSequences));
+      const trajectories = result.trajectories;
+      for (const t of trajectories) yield* Effect.promise(() => logWriter.append(t));
+      const t1 = performance.now();
+
+      const update = yield* updatePolicy(trajectories, config, learner, rng);
+      const t2 = performance.now();
+
+      yield* learner.save(paths.weights, { format: weightsKind });
+      yield* policy.reload({ kind: weightsKind, path: paths.weights });
+      const probeDiff = yield* probeAgreement(policy, learner, probe, probeTolerance);
+      const t3 = performance.now();
+
+      const sampled = trajectories.reduce((n, t) => n + t.mask.reduce((s, m) => s + m, 0), 0);
+      const { learnerTokens, ...updateMetrics } = update;
+      const metrics: StepMetrics = {
+        step,
+        ...rewardMetrics(trajectories),
+        ...updateMetrics,
+        "mismatch/probe_max_abs": probeDiff,
+        "tokens/sampled": sampled,
+        "throughput/sample_tokens_per_s": sampled / ((t1 - t0) / 1000),
+        "throughput/learn_tokens_per_s": (learnerTokens ?? 0) / ((t2 - t1) / 1000),
+        "time/rollout": (t1 - t0) / 1000,
+        "time/learner": (t2 - t1) / 1000,
+        "time/sync": (t3 - t2) / 1000,
+      };
+      for (const [reason, count] of Object.entries(
+        trajectories.reduce<Record<string, number>>((acc, t) => ({ ...acc, [t.finishReason]: (acc[t.finishReason] ?? 0) + 1 }), {}),
+      ))
+        metrics[`finish/${reason}`] = count;
+
+      if (evalTasks.length > 0 && config.evalEvery > 0 && (step % config.evalEvery === 0 || step === config.steps)) {
+        const evaluation = yield* rollout(evalTasks, { ...rolloutOptions(config.seed + 17, env.stopSequences), groupSize: 1 });
+        Object.assign(metrics, rewardMetrics(evaluation.trajectories, "eval/"));
+      }
+      metricsLog.append(metrics);
+      options.onStep?.(metrics);
+      progress.update(
+        step,
+        `reward ${Number(metrics["reward/mean"]).toFixed(3)} acc ${Number(metrics["accuracy"]).toFixed(3)} ` +
+          `clip ${Number(metrics["clip_fraction"] ?? 0).toFixed(3)} kl ${Number(metrics["approx_kl"] ?? 0).toExponential(1)}`,
+      );
+
+      state = { ...state, step, dataPosition: picked.dataPosition, epoch: picked.epoch, rngState: rng.getState() };
+      if (step % config.checkpointEvery === 0 || step === config.steps) {
+        const snapshot = state;
+        yield* Effect.promise(() =>
+          checkpoints.save(snapshot, async (dir) => {
+            await Effect.runPromise(learner.saveState(path.join(dir, "learner.state")));
+            fs.copyFileSync(paths.weights, path.join(dir, path.basename(paths.weights)));
+          }),
+        );
+        checkpoints.prune(2);
+      }
+      writeDashboard(paths.dashboard, metricsLog.read(), config);
+    }
+    progress.stop();
+    const rows = metricsLog.read();
+    writeFileAtomic(path.join(paths.out, "summary.json"), JSON.stringify(summarize(rows), null, 2));
+    return rows;
+  });
+
+/** Reward and accuracy at the start and end of a run (mean of the first and last quarter of steps). */
+export const summarize = (rows: ReadonlyArray<StepMetrics>) => {
+  const quarter = Math.max(1, Math.floor(rows.length / 4));
+  const avg = (xs: ReadonlyArray<StepMetrics>, key: string) => mean(xs.map((r) => Number(r[key] ?? 0)));
+  return {
+    steps: rows.length,
+    rewardStart: avg(rows.slice(0, quarter), "reward/mean"),
+    rewardEnd: avg(rows.slice(-quarter), "reward/mean"),
+    accuracyStart: avg(rows.slice(0, quarter), "accuracy"),
+    accuracyEnd: avg(rows.slice(-quarter), "accuracy"),
+  };
+};
