@@ -14,7 +14,7 @@ export const klEstimate = (estimator: KlEstimator, logpNew: number, logpRef: num
   if (estimator === "k1") return -d;
   if (estimator === "k2") return 0.5 * d * d;
   const raw = Math.exp(d) - d - 1;
-  return raw > k3Clamp ? k3Clamp : raw < -k3Clamp ? -k3Clamp : raw;
+  return Math.min(Math.max(raw, -k3Clamp), k3Clamp);
 };
 
 /** ∂kl_t/∂logpNew: k1 → 1, k2 → −d, k3 → 1 − eᵈ (0 where the clamp binds). */

@@ -270,7 +270,7 @@ export const policyLossResolved = (
       const capped = mean > logRatioCap;
       const s = Math.exp(capped ? logRatioCap : mean);
       const unclipped = -A * s;
-      const clippedValue = -A * (s < lower ? lower : s > upper ? upper : s);
+      const clippedValue = -A * Math.min(Math.max(s, lower), upper);
       let l = unclipped;
       let clipped = false;
       if (clippedValue > unclipped) {
