@@ -142,6 +142,7 @@ export const policyLossResolved = (
     const c = new Float64Array(n);
     coefficients[i] = c;
     const start = unitStart[i]!;
+    // Custom unit ids (CUSTOM only); any array stands in for the built-in kinds, which never read it.
     let ids: ArrayLike<number> = c;
     if (customIds !== undefined) {
       ids = settings.segment!(mask);
