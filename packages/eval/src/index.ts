@@ -4,9 +4,11 @@
 
 export * from "./answers.js";
 export * from "./chart-page.js";
+export * from "./command.js";
 export * from "./errors.js";
 export * from "./methods.js";
 export * from "./metrics.js";
+export * from "./progress.js";
 export * from "./registry.js";
 export * from "./report.js";
 export * from "./results.js";

@@ -164,7 +164,7 @@ export const reportPage = (report: EvalReport): ChartPage => {
       pct(averageEm(report.summaries, method)),
     ]),
   };
-  const perBenchmark = benchmarks.map((benchmark) => {
+  const perBenchmark = benchmarks.flatMap((benchmark) => {
     const present = methods.filter((m) => find(benchmark, m));
     const metricLabels = ["EM", "sub-EM", "F1", "format"];
     const pickers: Array<(s: BenchmarkSummary) => Estimate> = [
@@ -173,7 +173,8 @@ export const reportPage = (report: EvalReport): ChartPage => {
       (s) => s.f1,
       (s) => s.format,
     ];
-    return {
+    const usage = unique(present.flatMap((m) => Object.keys(find(benchmark, m)!.operatorCalls))).sort();
+    const metrics = {
       heading: benchmark,
       description: `${find(benchmark, present[0]!)?.questions ?? 0} questions. Bars: % with 95% bootstrap intervals.`,
       chart: {
@@ -198,6 +199,28 @@ export const reportPage = (report: EvalReport): ChartPage => {
         rows: present.map((m) => detailRow(find(benchmark, m)!, operators)),
       },
     };
+    if (usage.length === 0) return [metrics];
+    const operatorUse = {
+      heading: `${benchmark}: operator calls per episode`,
+      description: "Mean number of calls of each operator per episode, with 95% bootstrap intervals.",
+      chart: {
+        type: "bar" as const,
+        labels: usage,
+        yLabel: "calls per episode",
+        series: present.map((method) => {
+          const s = find(benchmark, method)!;
+          return {
+            name: method,
+            values: usage.map((o) => s.operatorCalls[o]?.mean ?? 0),
+            intervals: usage.map((o): readonly [number, number] | null => {
+              const e = s.operatorCalls[o];
+              return e ? [e.low, e.high] : null;
+            }),
+          };
+        }),
+      },
+    };
+    return [metrics, operatorUse];
   });
   return {
     title: "Workflow-R1 evaluation",

@@ -182,7 +182,7 @@ describe.skipIf(!haveChromium)("HTML report in headless Chromium", () => {
     expect(html).not.toMatch(/https?:\/\/cdn/);
     const { page, problems } = await open(files.html);
     expect(problems).toEqual([]);
-    expect(await page.locator("canvas").count()).toBe(4); // overview + 3 benchmarks
+    expect(await page.locator("canvas").count()).toBe(7); // overview + 3 benchmarks × (metrics, operator use)
     const canvas = page.locator("#chart-0");
     const box = (await canvas.boundingBox())!;
     expect(box.width).toBeGreaterThan(300);

@@ -1,0 +1,116 @@
+/**
+ * `workflow-r1 eval`: load benchmarks from a FlashRAG data directory, build the policy (llama.cpp)
+ * and the operators' executor (OpenAI-compatible HTTP), evaluate, and write the resumable results
+ * file and the reports into the output directory.
+ */
+import { join, resolve } from "node:path";
+import type { Executor, Policy } from "@workflow-r1/core";
+import { Effect, Layer } from "effect";
+import { EvaluationError } from "./errors.js";
+import { createEvalProgress, type ProgressMode } from "./progress.js";
+import { type ReportFiles, writeReports } from "./report.js";
+import { type Benchmark, type EvalRun, evaluate } from "./runner.js";
+
+export interface EvalCommandOptions {
+  /** Directory of FlashRAG jsonl benchmarks (e.g. /work/shared/data/qa). */
+  readonly data: string;
+  /** Benchmark names (comma-separated or a list); default: every benchmark present in `data`. */
+  readonly benchmarks?: string | ReadonlyArray<string>;
+  /** Method name(s), comma-separated or a list: direct, cot, sc, workflow, or a registered one. */
+  readonly method: string | ReadonlyArray<string>;
+  /** The policy's GGUF file. */
+  readonly model: string;
+  /** OpenAI-compatible base URL of the operators' executor LLM (needed by `workflow`). */
+  readonly executorUrl?: string;
+  /** Model name sent to the executor. */
+  readonly executorModel?: string;
+  readonly limit?: number;
+  readonly samples?: number;
+  /** Output directory (default `eval-out`): results.jsonl, report.json, report.md, report.html. */
+  readonly out?: string;
+  readonly concurrency?: number;
+  readonly maxTokens?: number;
+  readonly maxTurns?: number;
+  readonly temperature?: number;
+  readonly seed?: number;
+  /** Context size of the policy (default: the model's, capped by the policy package). */
+  readonly contextSize?: number;
+  readonly progress?: ProgressMode;
+  /** Where progress goes (default: process.stderr). */
+  readonly stream?: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+export interface EvalCommandResult {
+  readonly run: EvalRun;
+  readonly files: ReportFiles & { readonly results: string };
+}
+
+/** What the command builds its services from; tests and other front ends can swap any of them. */
+export interface EvalCommandDeps {
+  readonly loadBenchmarks: (
+    dataDir: string,
+    names: ReadonlyArray<string> | undefined,
+  ) => Effect.Effect<ReadonlyArray<Benchmark>, unknown>;
+  readonly policyLayer: (options: EvalCommandOptions) => Layer.Layer<Policy, unknown>;
+  readonly executorLayer: (
+    options: EvalCommandOptions & { readonly executorUrl: string },
+  ) => Layer.Layer<Executor, unknown>;
+}
+
+export const splitList = (value: string | ReadonlyArray<string> | undefined): string[] | undefined => {
+  if (value === undefined) return undefined;
+  const items = (typeof value === "string" ? value.split(",") : [...value])
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return items.length === 0 ? undefined : items;
+};
+
+/** The command as an Effect, over explicit dependencies. */
+export const evalCommand = (
+  options: EvalCommandOptions,
+  deps: EvalCommandDeps,
+): Effect.Effect<EvalCommandResult, unknown> =>
+  Effect.gen(function* () {
+    const methods = splitList(options.method);
+    if (!methods)
+      return yield* Effect.fail(new EvaluationError({ message: "--method is required", field: "method" }));
+    const out = resolve(options.out ?? "eval-out");
+    const resultsFile = join(out, "results.jsonl");
+    const benchmarks = yield* deps.loadBenchmarks(options.data, splitList(options.benchmarks));
+    const executor =
+      options.executorUrl === undefined
+        ? Layer.empty
+        : deps.executorLayer({ ...options, executorUrl: options.executorUrl });
+    const progress = createEvalProgress({
+      ...(options.progress ? { mode: options.progress } : {}),
+      ...(options.stream ? { stream: options.stream } : {}),
+    });
+    const run = yield* evaluate({
+      benchmarks,
+      method: methods,
+      resultsFile,
+      ...(options.samples !== undefined ? { samples: options.samples } : {}),
+      ...(options.limit !== undefined ? { limit: options.limit } : {}),
+      ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+      ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}),
+      ...(options.maxTurns !== undefined ? { maxTurns: options.maxTurns } : {}),
+      ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
+      ...(options.seed !== undefined ? { seed: options.seed } : {}),
+      config: {
+        model: options.model,
+        executorUrl: options.executorUrl ?? null,
+        executorModel: options.executorModel ?? null,
+        data: options.data,
+      },
+      onProgress: progress.onProgress,
+    }).pipe(
+      Effect.ensuring(Effect.sync(progress.stop)),
+      Effect.provide(Layer.merge(deps.policyLayer(options), executor)),
+    );
+    const files = yield* Effect.tryPromise({
+      try: () => writeReports(out, run.report),
+      catch: (cause) =>
+        new EvaluationError({ message: `cannot write the reports into ${out}: ${String(cause)}`, cause }),
+    });
+    return { run, files: { ...files, results: resultsFile } };
+  });
