@@ -143,6 +143,17 @@ const toPolicyError = (operation: string, error: unknown): PolicyError | Context
   });
 };
 
+/** Copy an HTTP error with the attempt count (Error fields are not enumerable, so no spread). */
+const withAttempts = (error: LlamaServerHttpError, message: string, attempts: number): LlamaServerHttpError =>
+  new LlamaServerHttpError({
+    message,
+    url: error.url,
+    endpoint: error.endpoint,
+    reason: error.reason,
+    attempts,
+    ...(error.status === undefined ? {} : { status: error.status }),
+  });
+
 /** A sequence's hold on a server slot; moves to another server when its server fails. */
 class Holder {
   binding: SlotBinding | undefined;
@@ -232,7 +243,7 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
           const status = error.status;
           // A request the server rejects (bad parameters, context too long) fails the same everywhere.
           if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
-            throw new LlamaServerHttpError({ ...error, attempts: attempt });
+            throw withAttempts(error, error.message, attempt);
           }
           // 503 = loading or overloaded: keep the server, just wait. Anything else: move on.
           if (status !== 503 && status !== 429) {
@@ -242,11 +253,7 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
           if (attempt <= retries) await sleep(Math.min(backoffMs * 2 ** (attempt - 1), 5_000));
         }
       }
-      throw new LlamaServerHttpError({
-        ...last!,
-        message: `${last!.message} (gave up after ${retries + 1} attempts)`,
-        attempts: retries + 1,
-      });
+      throw withAttempts(last!, `${last!.message} (gave up after ${retries + 1} attempts)`, retries + 1);
     };
 
     const checkContext = (needed: number, server: ServerState | undefined) => {
