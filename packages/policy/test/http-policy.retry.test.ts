@@ -82,6 +82,18 @@ const startFake = async (nVocab: number): Promise<Fake> => {
       const ids = content as number[];
       return send(res, { body: { tokens: ids.map((id) => ({ id, piece: fake.pieces[id] ?? "x" })) } });
     }
+    if (req.url === "/lora-adapters") {
+      if (req.method === "GET") {
+        return send(res, {
+          body: [
+            { id: 0, path: "/models/step-1.gguf", scale: 0 },
+            { id: 1, path: "/models/step-2.gguf", scale: 0 },
+          ],
+        });
+      }
+      fake.requests.push({ loraAdapters: body });
+      return send(res, { body: { success: true } });
+    }
     if (req.url === "/completion") {
       fake.requests.push(body);
       return send(res, fake.script.shift() ?? fake.completion(body));
@@ -292,6 +304,24 @@ describe("HttpPolicy over scripted servers", () => {
     });
   });
 
+  it("switches a preloaded LoRA adapter and sends its scales with every completion", async () => {
+    const fake = await fresh();
+    await withPolicy([fake.url], modelPath, async (policy) => {
+      await Effect.runPromise(policy.reload({ kind: "lora", path: "/models/step-2.gguf", scale: 0.5 }));
+      const set = [
+        { id: 0, scale: 0 },
+        { id: 1, scale: 0.5 },
+      ];
+      expect(fake.requests.at(-1)).toEqual({ loraAdapters: set });
+      await sample(policy);
+      // Per-request `lora` makes the server drop slot caches computed under other adapter scales.
+      expect(fake.requests.at(-1)!.lora).toEqual(set);
+      const missing = await failure(policy.reload({ kind: "lora", path: "/models/step-3.gguf" }));
+      expect(missing._tag).toBe("ModelLoadError");
+      expect(missing.message).toContain("--lora-init-without-apply");
+    });
+  });
+
   it("fills logprobs the server leaves out (unfinished UTF-8, stop string) with probes at the right positions", async () => {
     const fake = await fresh();
     // Sampled: 10 11 12 13 14; 11 ends inside a UTF-8 character (E2), 12 finishes it (82 AC);
@@ -336,6 +366,58 @@ describe("HttpPolicy over scripted servers", () => {
       const probes = fake.requests.filter((r) => r.n_predict === 1);
       expect(probes.map((r) => (r.prompt as number[]).length)).toEqual([4, 6, 7]);
       expect(probes[0]!.n_probs).toBe(nVocab);
+    });
+  });
+});
+
+describe("HttpPolicy local tokenizer and chat template", () => {
+  let dir: string;
+  let modelPath: string;
+  let fake: Fake;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "wr1-http-tok-"));
+    modelPath = await makeTinyModel(dir);
+    const info = await readGgufFileInfo(modelPath, { readTensorInfo: false, logWarnings: false });
+    fake = await startFake(
+      (info.metadata as unknown as { tokenizer: { ggml: { tokens: unknown[] } } }).tokenizer.ggml.tokens
+        .length,
+    );
+  }, 60_000);
+
+  afterAll(() => {
+    fake?.server.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("tokenizes locally, renders the chat template and continues an assistant turn", async () => {
+    await withPolicy([fake.url], modelPath, async (policy) => {
+      const text = "Hello, world: 2+2=4 — ok?";
+      expect(policy.detokenize(policy.tokenize(text))).toBe(text);
+      const info = policy.info();
+      expect(info.contextSize).toBe(256);
+      expect(info.endOfTurnTokens.length).toBeGreaterThan(0);
+      const messages = [
+        { role: "system" as const, content: "Be brief." },
+        { role: "user" as const, content: "Hi" },
+      ];
+      const rendered = policy.renderChat(messages, { addGenerationPrompt: true });
+      const withoutHeader = policy.renderChat(messages);
+      const renderedText = policy.detokenize(rendered);
+      expect(renderedText).toContain("Be brief.");
+      expect(renderedText).toContain("Hi");
+      // The generation prompt only appends an assistant header.
+      expect(Array.from(rendered.subarray(0, withoutHeader.length))).toEqual(Array.from(withoutHeader));
+      expect(rendered.length).toBeGreaterThan(withoutHeader.length);
+      // Continuing after a sampled assistant turn: tool message, then a fresh assistant header, the
+      // same tokens a full render of the conversation has after the assistant's text.
+      const answer = policy.tokenize("Sure");
+      const continuation = policy.renderContinuation([{ role: "tool", content: "42" }], answer);
+      const full = policy.renderChat(
+        [...messages, { role: "assistant", content: "Sure" }, { role: "tool", content: "42" }],
+        { addGenerationPrompt: true },
+      );
+      expect(policy.detokenize([...rendered, ...answer, ...continuation])).toBe(policy.detokenize(full));
     });
   });
 });

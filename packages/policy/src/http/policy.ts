@@ -291,6 +291,7 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
           id_slot: binding.slot,
           return_tokens: true,
           logit_bias: [[tokenizer.asciiToken, 1e4]],
+          ...(binding.server.lora === undefined ? {} : { lora: binding.server.lora }),
           samplers: ["temperature"],
           temperature: 1,
         });
@@ -436,6 +437,7 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
                       mirostat: 0,
                       ...(sampling.seed === undefined ? {} : { seed: sampling.seed }),
                       stop: sampling.stop ?? [],
+                      ...(binding.server.lora === undefined ? {} : { lora: binding.server.lora }),
                     },
                   );
                   const sampled = response.tokens ?? [];
@@ -567,12 +569,12 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
                   `llama-server only switches adapters loaded at start: run it with \`--lora ${weights.path} --lora-init-without-apply\`.`,
               });
             }
-            await pool.request(
-              server,
-              "POST",
-              "/lora-adapters",
-              adapters.map((a) => ({ id: a.id, scale: a.id === match.id ? (weights.scale ?? 1) : 0 })),
-            );
+            const lora = adapters.map((a) => ({
+              id: a.id,
+              scale: a.id === match.id ? (weights.scale ?? 1) : 0,
+            }));
+            await pool.request(server, "POST", "/lora-adapters", lora);
+            server.lora = lora;
           }
         },
         catch: (e) =>

@@ -35,6 +35,12 @@ export interface ServerState {
   slotContext: number;
   /** Slot ids not bound to a sequence. */
   freeSlots: number[];
+  /**
+   * Adapter scales set by `reload`, sent with every completion: the server clears a slot's KV cache
+   * only when a request's own `lora` differs from the slot's (a global `POST /lora-adapters` alone
+   * would leave prefixes computed under the old adapter in the cache).
+   */
+  lora: ReadonlyArray<{ readonly id: number; readonly scale: number }> | undefined;
 }
 
 export interface SlotBinding {
@@ -69,6 +75,7 @@ export class LlamaServerPool {
       slots: 0,
       slotContext: 0,
       freeSlots: [],
+      lora: undefined,
     }));
   }
 
