@@ -39,6 +39,8 @@ interface Fake {
   completion: (request: Record<string, unknown>) => Reply;
   pieces: Record<number, string | number[]>;
   requests: Array<Record<string, unknown>>;
+  /** Requests whose connection the client closed before the answer was sent. */
+  aborted: number;
 }
 
 const readBody = (req: IncomingMessage) =>
@@ -62,6 +64,7 @@ const startFake = async (nVocab: number): Promise<Fake> => {
     }),
     pieces: {},
     requests: [],
+    aborted: 0,
   };
   const send = async (res: ServerResponse, reply: Reply) => {
     if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
@@ -70,6 +73,9 @@ const startFake = async (nVocab: number): Promise<Fake> => {
     res.end(JSON.stringify(reply.body ?? {}));
   };
   fake.server = createServer(async (req, res) => {
+    res.on("close", () => {
+      if (!res.writableEnded) fake.aborted++;
+    });
     const text = await readBody(req);
     const body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
     if (req.url === "/health") return send(res, fake.health);
@@ -275,6 +281,25 @@ describe("HttpPolicy over scripted servers", () => {
     );
   });
 
+  it("aborts the request, without retrying, when the caller interrupts", async () => {
+    const fake = await fresh();
+    await withPolicy([fake.url], modelPath, async (policy) => {
+      fake.completion = () => ({ delayMs: 2_000, body: {} });
+      const exit = await Effect.runPromiseExit(
+        Effect.scoped(
+          Effect.flatMap(policy.openSequence(new Int32Array([1])), (s) =>
+            s.generate(new Int32Array(0), { maxTokens: 2 }),
+          ),
+        ).pipe(Effect.timeout(150)),
+      );
+      expect(Exit.isFailure(exit)).toBe(true);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(fake.aborted).toBe(1);
+      expect(fake.requests.length).toBe(1);
+      expect(policy.servers()[0]!.healthy).toBe(true);
+    });
+  });
+
   it("moves a sequence to another server when its server fails, and least-busy spreads sequences", async () => {
     const a = await fresh();
     const b = await fresh();
@@ -329,9 +354,11 @@ describe("HttpPolicy over scripted servers", () => {
     fake.pieces = { 10: "x", 11: [0xe2], 12: [0x82, 0xac], 13: "a", 14: "b" };
     fake.completion = (request) => {
       if (request.n_predict === 1 && Array.isArray(request.logit_bias)) {
-        // A probe: the whole distribution at position prompt.length; logprob = -(id + position)/100.
+        // A probe: logprob = -(id + position)/100; a top-n answer (n < vocabulary) knows ids 0..11
+        // only, so 13 and 14 need the second, whole-vocabulary probe.
         const position = (request.prompt as number[]).length;
-        const top = Array.from({ length: 20 }, (_, id) => ({ id, logprob: -(id + position) / 100 }));
+        const known = request.n_probs === fake.nVocab ? 20 : 12;
+        const top = Array.from({ length: known }, (_, id) => ({ id, logprob: -(id + position) / 100 }));
         return {
           body: {
             tokens: [0],
@@ -364,8 +391,21 @@ describe("HttpPolicy over scripted servers", () => {
         [-0.5, -(11 + 4) / 100, -0.25, -(13 + 6) / 100, -(14 + 7) / 100].map(Math.fround),
       );
       const probes = fake.requests.filter((r) => r.n_predict === 1);
-      expect(probes.map((r) => (r.prompt as number[]).length)).toEqual([4, 6, 7]);
-      expect(probes[0]!.n_probs).toBe(nVocab);
+      expect(probes.map((r) => [(r.prompt as number[]).length, r.n_probs])).toEqual(
+        nVocab > 64
+          ? [
+              [4, 64],
+              [6, 64],
+              [6, nVocab],
+              [7, 64],
+              [7, nVocab],
+            ]
+          : [
+              [4, nVocab],
+              [6, nVocab],
+              [7, nVocab],
+            ],
+      );
     });
   });
 });

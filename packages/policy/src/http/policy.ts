@@ -115,6 +115,9 @@ interface CompletionResponse {
   readonly completion_probabilities?: ReadonlyArray<ProbEntry>;
 }
 
+/** How many of the most likely tokens a logprob probe asks for before asking for all of them. */
+const PROBE_TOP_N = 64;
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Whether `bytes` ends inside a multi-byte UTF-8 character: llama-server's `validate_utf8` test. */
@@ -231,6 +234,7 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
     const withRetries = async <T>(
       holder: Holder,
       op: (binding: SlotBinding) => Promise<T>,
+      signal: AbortSignal,
     ): Promise<{ value: T; attempts: number }> => {
       let last: LlamaServerHttpError | undefined;
       for (let attempt = 1; attempt <= retries + 1; attempt++) {
@@ -238,7 +242,8 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
         try {
           return { value: await op(binding), attempts: attempt };
         } catch (error) {
-          if (!(error instanceof LlamaServerHttpError)) throw error;
+          // Interrupted by the caller: nothing to retry, and the server is not at fault.
+          if (signal.aborted || !(error instanceof LlamaServerHttpError)) throw error;
           last = error;
           const status = error.status;
           // A request the server rejects (bad parameters, context too long) fails the same everywhere.
@@ -278,25 +283,42 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
       prefix: ReadonlyArray<number>,
       targets: ReadonlyArray<number>,
       positions: ReadonlyArray<number>,
+      signal: AbortSignal,
     ): Promise<Map<number, number>> => {
       const out = new Map<number, number>();
+      const ask = async (prompt: ReadonlyArray<number>, nProbs: number) => {
+        const response = await pool.request<CompletionResponse>(
+          binding.server,
+          "POST",
+          "/completion",
+          {
+            prompt,
+            n_predict: 1,
+            n_probs: nProbs,
+            post_sampling_probs: false,
+            cache_prompt: true,
+            id_slot: binding.slot,
+            return_tokens: true,
+            logit_bias: [[tokenizer.asciiToken, 1e4]],
+            samplers: ["temperature"],
+            temperature: 1,
+            ...(binding.server.lora === undefined ? {} : { lora: binding.server.lora }),
+          },
+          undefined,
+          signal,
+        );
+        return response.completion_probabilities?.[0]?.top_logprobs ?? [];
+      };
       for (const j of positions) {
         const prompt = [...prefix, ...targets.slice(0, j)];
-        const response = await pool.request<CompletionResponse>(binding.server, "POST", "/completion", {
-          prompt,
-          n_predict: 1,
-          n_probs: tokenizer.vocabularySize,
-          post_sampling_probs: false,
-          cache_prompt: true,
-          id_slot: binding.slot,
-          return_tokens: true,
-          logit_bias: [[tokenizer.asciiToken, 1e4]],
-          ...(binding.server.lora === undefined ? {} : { lora: binding.server.lora }),
-          samplers: ["temperature"],
-          temperature: 1,
-        });
-        const top = response.completion_probabilities?.[0]?.top_logprobs;
-        const hit = top?.find((e) => e.id === targets[j]);
+        // A sampled (or teacher-forced) token is nearly always among the most likely ones: ask for
+        // the top PROBE_TOP_N first and for the whole vocabulary only when it is not there.
+        let hit = (await ask(prompt, Math.min(PROBE_TOP_N, tokenizer.vocabularySize))).find(
+          (e) => e.id === targets[j],
+        );
+        if (hit === undefined && PROBE_TOP_N < tokenizer.vocabularySize) {
+          hit = (await ask(prompt, tokenizer.vocabularySize)).find((e) => e.id === targets[j]);
+        }
         if (hit === undefined) {
           throw new PolicyError({
             message: `HttpPolicy: probe at position ${prefix.length + j} on ${binding.server.url} returned no probability for token ${targets[j]}`,
@@ -313,6 +335,7 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
       prompt: ReadonlyArray<number>,
       response: CompletionResponse,
       sampled: ReadonlyArray<number>,
+      signal: AbortSignal,
     ): Promise<{ logprobs: Float32Array; probes: number }> => {
       const entries = response.completion_probabilities ?? [];
       const logprobs = new Float32Array(sampled.length);
@@ -329,6 +352,8 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
         "POST",
         "/tokenize",
         { content: sampled, with_pieces: true },
+        undefined,
+        signal,
       );
       const encoder = new TextEncoder();
       const bytes: number[] = [];
@@ -347,6 +372,8 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
             add_special: false,
             parse_special: false,
           },
+          undefined,
+          signal,
         );
         present = present.slice(0, Math.max(0, present.length - stopTokens.tokens.length));
       }
@@ -359,7 +386,7 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
         }
       });
       const missing = sampled.map((_, i) => i).filter((i) => !known.has(i));
-      const probed = await probeLogprobs(binding, prompt, sampled, missing);
+      const probed = await probeLogprobs(binding, prompt, sampled, missing, signal);
       for (const [i, lp] of probed) logprobs[i] = lp;
       return { logprobs, probes: missing.length };
     };
@@ -394,7 +421,7 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
             sampling: SamplingOptions,
           ): Effect.Effect<Generation, PolicyError | ContextOverflowError> =>
             Effect.tryPromise({
-              try: async (): Promise<Generation> => {
+              try: async (signal): Promise<Generation> => {
                 const promptTokens = Array.from(tokens).concat(Array.from(append));
                 if (promptTokens.length === 0)
                   throw new PolicyError({ message: "HttpPolicy.generate: the sequence is empty" });
@@ -408,42 +435,54 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
                   tokens = Int32Array.from(promptTokens);
                   return { tokens: new Int32Array(0), logprobs: new Float32Array(0), finishReason: "length" };
                 }
-                const { value, attempts } = await withRetries(holder, async (binding) => {
-                  const response = await pool.request<CompletionResponse>(
-                    binding.server,
-                    "POST",
-                    "/completion",
-                    {
-                      prompt: promptTokens,
-                      n_predict: sampling.maxTokens,
-                      cache_prompt: true,
-                      id_slot: binding.slot,
-                      return_tokens: true,
-                      stream: false,
-                      n_probs: 1,
-                      post_sampling_probs: false,
-                      temperature: sampling.temperature ?? 1,
-                      top_k: sampling.topK ?? 0,
-                      top_p: sampling.topP ?? 1,
-                      // Everything else off, so the sampling distribution is exactly temperature/top-k/top-p.
-                      samplers: ["top_k", "top_p", "temperature"],
-                      min_p: 0,
-                      typical_p: 1,
-                      repeat_penalty: 1,
-                      presence_penalty: 0,
-                      frequency_penalty: 0,
-                      dry_multiplier: 0,
-                      xtc_probability: 0,
-                      mirostat: 0,
-                      ...(sampling.seed === undefined ? {} : { seed: sampling.seed }),
-                      stop: sampling.stop ?? [],
-                      ...(binding.server.lora === undefined ? {} : { lora: binding.server.lora }),
-                    },
-                  );
-                  const sampled = response.tokens ?? [];
-                  const { logprobs, probes } = await logprobsFor(binding, promptTokens, response, sampled);
-                  return { response, sampled, logprobs, probes, binding };
-                });
+                const { value, attempts } = await withRetries(
+                  holder,
+                  async (binding) => {
+                    const response = await pool.request<CompletionResponse>(
+                      binding.server,
+                      "POST",
+                      "/completion",
+                      {
+                        prompt: promptTokens,
+                        n_predict: sampling.maxTokens,
+                        cache_prompt: true,
+                        id_slot: binding.slot,
+                        return_tokens: true,
+                        stream: false,
+                        n_probs: 1,
+                        post_sampling_probs: false,
+                        temperature: sampling.temperature ?? 1,
+                        top_k: sampling.topK ?? 0,
+                        top_p: sampling.topP ?? 1,
+                        // Everything else off, so the sampling distribution is exactly temperature/top-k/top-p.
+                        samplers: ["top_k", "top_p", "temperature"],
+                        min_p: 0,
+                        typical_p: 1,
+                        repeat_penalty: 1,
+                        presence_penalty: 0,
+                        frequency_penalty: 0,
+                        dry_multiplier: 0,
+                        xtc_probability: 0,
+                        mirostat: 0,
+                        ...(sampling.seed === undefined ? {} : { seed: sampling.seed }),
+                        stop: sampling.stop ?? [],
+                        ...(binding.server.lora === undefined ? {} : { lora: binding.server.lora }),
+                      },
+                      undefined,
+                      signal,
+                    );
+                    const sampled = response.tokens ?? [];
+                    const { logprobs, probes } = await logprobsFor(
+                      binding,
+                      promptTokens,
+                      response,
+                      sampled,
+                      signal,
+                    );
+                    return { response, sampled, logprobs, probes, binding };
+                  },
+                  signal,
+                );
                 const { response, sampled, logprobs, probes, binding } = value;
                 const slotContext = binding.server.slotContext || contextSize;
                 let finishReason: SampleFinishReason;
@@ -499,7 +538,7 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
       from: number,
     ): Effect.Effect<Float32Array, PolicyError | ContextOverflowError> =>
       Effect.tryPromise({
-        try: async () => {
+        try: async (signal) => {
           if (!Number.isInteger(from) || from < 1 || from > all.length) {
             throw new PolicyError({
               message: `HttpPolicy.score: from must be an integer in [1, ${all.length}] (position 0 has no context), got ${from}`,
@@ -520,13 +559,17 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
           try {
             const prefix = Array.from(all.subarray(0, from));
             const targets = Array.from(all.subarray(from));
-            const { value } = await withRetries(holder, (binding) =>
-              probeLogprobs(
-                binding,
-                prefix,
-                targets,
-                targets.map((_, i) => i),
-              ),
+            const { value } = await withRetries(
+              holder,
+              (binding) =>
+                probeLogprobs(
+                  binding,
+                  prefix,
+                  targets,
+                  targets.map((_, i) => i),
+                  signal,
+                ),
+              signal,
             );
             return Float32Array.from(targets.map((_, i) => value.get(i)!));
           } finally {

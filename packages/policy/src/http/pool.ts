@@ -86,6 +86,8 @@ export class LlamaServerPool {
     path: string,
     body: unknown,
     timeoutMs: number = this.options.requestTimeoutMs,
+    /** The caller's interruption: aborts the request (llama-server then stops generating). */
+    signal?: AbortSignal,
   ): Promise<T> {
     const endpoint = `${method} ${path}`;
     const fail = (
@@ -107,7 +109,9 @@ export class LlamaServerPool {
       try {
         response = await fetch(`${server.url}${path}`, {
           method,
-          signal: AbortSignal.timeout(timeoutMs),
+          signal: signal
+            ? AbortSignal.any([AbortSignal.timeout(timeoutMs), signal])
+            : AbortSignal.timeout(timeoutMs),
           ...(body === undefined
             ? {}
             : { body: JSON.stringify(body), headers: { "content-type": "application/json" } }),
