@@ -332,7 +332,8 @@ describe.runIf(haveServer)("HttpPolicy against llama-server", () => {
       const tooBig = await Effect.runPromise(Effect.flip(policy.score(tokens, 1)));
       expect(tooBig).toBeInstanceOf(PolicyError);
       expect((tooBig as PolicyError).cause).toMatchObject({ _tag: "LlamaServerUnsupportedError" });
-      const long = new Int32Array(policy.info().contextSize + 1).fill(tokens[1]!);
+      // A prompt that fills the slot leaves no room to sample.
+      const long = new Int32Array(policy.info().contextSize).fill(tokens[1]!);
       const overflow = await Effect.runPromise(Effect.flip(Effect.scoped(policy.openSequence(long))));
       expect(overflow).toBeInstanceOf(ContextOverflowError);
       const gguf = await Effect.runPromise(Effect.flip(policy.reload({ kind: "gguf", path: modelPath })));

@@ -406,7 +406,8 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
           try: async () => {
             const holder = new Holder(pool);
             await holder.get();
-            checkContext(prompt.length, holder.binding?.server);
+            // Room for the prompt and at least one sampled token.
+            checkContext(prompt.length + 1, holder.binding?.server);
             return holder;
           },
           catch: (e) => toPolicyError("openSequence", e),
@@ -430,7 +431,7 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
                     message: `HttpPolicy.generate: maxTokens must be a non-negative integer, got ${sampling.maxTokens}`,
                   });
                 }
-                checkContext(promptTokens.length, holder.binding?.server);
+                checkContext(promptTokens.length + 1, holder.binding?.server);
                 if (sampling.maxTokens === 0) {
                   tokens = Int32Array.from(promptTokens);
                   return { tokens: new Int32Array(0), logprobs: new Float32Array(0), finishReason: "length" };
