@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PolicyError } from "@workflow-r1/core";
+import { ContextOverflowError, PolicyError } from "@workflow-r1/core";
 import { Effect, Exit, Scope } from "effect";
 import { readGgufFileInfo } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -256,6 +256,34 @@ describe("HttpPolicy over scripted servers", () => {
         endpoint: "POST /completion",
       });
       expect(error.message).toContain("bad n_predict");
+      expect(fake.requests.length).toBe(1);
+    });
+  });
+
+  it("turns the server's exceed_context_size_error into a ContextOverflowError", async () => {
+    const fake = await fresh();
+    await withPolicy([fake.url], modelPath, async (policy) => {
+      fake.script.push({
+        status: 400,
+        body: {
+          error: {
+            code: 400,
+            type: "exceed_context_size_error",
+            message: "request (300 tokens) exceeds the available context size (256 tokens)",
+            n_prompt_tokens: 300,
+            n_ctx: 256,
+          },
+        },
+      });
+      const error = await failure(
+        Effect.scoped(
+          Effect.flatMap(policy.openSequence(new Int32Array([1])), (s) =>
+            s.generate(new Int32Array(0), { maxTokens: 2 }),
+          ),
+        ),
+      );
+      expect(error).toBeInstanceOf(ContextOverflowError);
+      expect(error).toMatchObject({ needed: 300, contextSize: 256 });
       expect(fake.requests.length).toBe(1);
     });
   });

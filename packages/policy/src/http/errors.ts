@@ -15,6 +15,11 @@ export class LlamaServerHttpError extends Data.TaggedError("LlamaServerHttpError
   /** How many attempts were made before giving up. */
   readonly attempts: number;
   readonly reason: "network" | "timeout" | "status" | "body" | "unhealthy";
+  /** The server's `error.type`, e.g. `exceed_context_size_error`, when it sent one. */
+  readonly serverErrorType?: string;
+  /** For `exceed_context_size_error`: the prompt's tokens and the slot's context. */
+  readonly promptTokens?: number;
+  readonly slotContext?: number;
 }> {}
 
 /** Every configured server failed its `GET /health` check. */

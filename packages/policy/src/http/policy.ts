@@ -134,6 +134,13 @@ export const endsInsideUtf8Char = (bytes: ReadonlyArray<number>): boolean => {
 
 const toPolicyError = (operation: string, error: unknown): PolicyError | ContextOverflowError => {
   if (error instanceof ContextOverflowError || error instanceof PolicyError) return error;
+  if (error instanceof LlamaServerHttpError && error.serverErrorType === "exceed_context_size_error") {
+    return new ContextOverflowError({
+      message: `HttpPolicy.${operation}: ${error.message}`,
+      needed: error.promptTokens ?? Number.NaN,
+      contextSize: error.slotContext ?? Number.NaN,
+    });
+  }
   if (error instanceof LlamaServerHttpError || error instanceof LlamaServerUnavailableError) {
     return new PolicyError({ message: `HttpPolicy.${operation}: ${error.message}`, cause: error });
   }
@@ -155,6 +162,9 @@ const withAttempts = (error: LlamaServerHttpError, message: string, attempts: nu
     reason: error.reason,
     attempts,
     ...(error.status === undefined ? {} : { status: error.status }),
+    ...(error.serverErrorType === undefined ? {} : { serverErrorType: error.serverErrorType }),
+    ...(error.promptTokens === undefined ? {} : { promptTokens: error.promptTokens }),
+    ...(error.slotContext === undefined ? {} : { slotContext: error.slotContext }),
   });
 
 /** A sequence's hold on a server slot; moves to another server when its server fails. */
@@ -247,7 +257,10 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
           last = error;
           const status = error.status;
           // A request the server rejects (bad parameters, context too long) fails the same everywhere.
-          if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
+          if (
+            status !== undefined &&
+            ((status >= 400 && status < 500 && status !== 408 && status !== 429) || status === 501)
+          ) {
             throw withAttempts(error, error.message, attempt);
           }
           // 503 = loading or overloaded: keep the server, just wait. Anything else: move on.

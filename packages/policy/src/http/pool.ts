@@ -135,13 +135,32 @@ export class LlamaServerPool {
       }
       if (!response.ok) {
         let detail = text.slice(0, 500);
+        let extra: Partial<Pick<LlamaServerHttpError, "serverErrorType" | "promptTokens" | "slotContext">> =
+          {};
         try {
-          const parsed = JSON.parse(text) as { error?: { message?: string } };
+          const parsed = JSON.parse(text) as {
+            error?: { message?: string; type?: string; n_prompt_tokens?: number; n_ctx?: number };
+          };
           if (parsed.error?.message) detail = parsed.error.message;
+          extra = {
+            ...(parsed.error?.type === undefined ? {} : { serverErrorType: parsed.error.type }),
+            ...(parsed.error?.n_prompt_tokens === undefined
+              ? {}
+              : { promptTokens: parsed.error.n_prompt_tokens }),
+            ...(parsed.error?.n_ctx === undefined ? {} : { slotContext: parsed.error.n_ctx }),
+          };
         } catch {
           // not JSON: keep the raw text
         }
-        throw fail("status", `HTTP ${response.status}: ${detail}`, response.status);
+        throw new LlamaServerHttpError({
+          ...extra,
+          message: `${server.url} ${endpoint}: HTTP ${response.status}: ${detail}`,
+          url: server.url,
+          endpoint,
+          reason: "status",
+          status: response.status,
+          attempts: 1,
+        });
       }
       try {
         return JSON.parse(text) as T;
