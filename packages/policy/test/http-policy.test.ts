@@ -368,7 +368,7 @@ describe.runIf(haveServer)("HttpPolicy against llama-server", () => {
     });
   }, 30_000);
 
-  it("fails over: with one of two servers killed, every sequence still samples", async () => {
+  it("fails over: with one of two servers killed every sequence still samples; with both, a typed error", async () => {
     const { policy, close } = await openPolicy([serverA!.url, serverB!.url], modelPath, {
       strategy: "round-robin",
     });
@@ -401,6 +401,12 @@ describe.runIf(haveServer)("HttpPolicy against llama-server", () => {
             const checked = yield* policy.checkHealth();
             expect(checked.find((s) => s.url === serverB!.url)!.healthy).toBe(false);
             expect(checked.find((s) => s.url === serverA!.url)!.healthy).toBe(true);
+            // With both gone, sampling fails with a typed error naming every server.
+            yield* Effect.promise(() => stopServer(serverA));
+            const down = yield* Effect.flip(sequences[0]!.generate(new Int32Array(0), { maxTokens: 2 }));
+            expect(down).toBeInstanceOf(PolicyError);
+            expect((down as PolicyError).cause).toMatchObject({ _tag: "LlamaServerUnavailableError" });
+            expect((down as PolicyError).cause).toHaveProperty("servers.length", 2);
           }),
         ),
       );
