@@ -2,7 +2,7 @@ import { Executor, ExecutorHttpError, ExecutorTimeoutError } from "@workflow-r1/
 import { Effect, Exit, Redacted } from "effect";
 import { afterEach, describe, expect, it } from "vitest";
 import { HttpExecutor, parseRetryAfter, resolveHttpExecutorConfig } from "../src/executors/index.js";
-import { chatAnswer, json, startServer, type TestServer } from "./http-server.js";
+import { chatAnswer, json, startServer, type TestServer } from "./executors-server.js";
 
 const SECRET = "sk-test-SECRET-1234567890";
 let server: TestServer | undefined;
