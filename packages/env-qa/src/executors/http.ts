@@ -173,14 +173,14 @@ export const makeHttpExecutor = (config: ResolvedHttpExecutorConfig): Effect.Eff
         policy: config,
       }).pipe(
         Effect.mapError((f) => toExecutorError(config.url, config.timeoutMs, f)),
-        Effect.flatMap((json) => {
+        Effect.flatMap(({ json, attempts }) => {
           const decoded = decodeResponse(json);
           if (Result.isFailure(decoded)) {
             return Effect.fail(
               new ExecutorHttpError({
                 message: `executor ${config.url}: unexpected response body: ${decoded.failure.message.replace(/\s+/g, " ")}`,
                 url: config.url,
-                attempts: 1,
+                attempts,
               }),
             );
           }

@@ -79,12 +79,18 @@ export interface PostJsonOptions {
   readonly policy: RetryPolicy;
 }
 
+/** The parsed (not yet validated) JSON answer and the attempts it took. */
+export interface PostResult {
+  readonly json: unknown;
+  readonly attempts: number;
+}
+
 /** POST `body` as JSON and return the parsed JSON response (not yet validated). */
-export const postJson = (options: PostJsonOptions): Effect.Effect<unknown, PostFailure> =>
+export const postJson = (options: PostJsonOptions): Effect.Effect<PostResult, PostFailure> =>
   // Suspended so that every run counts its own attempts.
   Effect.suspend(() => postJsonOnce(options));
 
-const postJsonOnce = (options: PostJsonOptions): Effect.Effect<unknown, PostFailure> => {
+const postJsonOnce = (options: PostJsonOptions): Effect.Effect<PostResult, PostFailure> => {
   const { url, policy, apiKey } = options;
   const payload = JSON.stringify(options.body);
   let attempts = 0;
@@ -145,6 +151,7 @@ const postJsonOnce = (options: PostJsonOptions): Effect.Effect<unknown, PostFail
         ...(e.status === undefined ? {} : { status: e.status }),
       }),
     ),
+    Effect.map((json): PostResult => ({ json, attempts })),
   );
 };
 

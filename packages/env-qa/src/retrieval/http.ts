@@ -73,7 +73,7 @@ export const makeHttpRetriever = (
               cause: f,
             }),
         ),
-        Effect.flatMap((json) => {
+        Effect.flatMap(({ json }) => {
           const decoded = decodeResponse(json);
           if (Result.isFailure(decoded)) {
             return Effect.fail(
