@@ -13,20 +13,7 @@ import { Effect, Exit, Scope } from "effect";
 import { readGgufFileInfo } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { endsInsideUtf8Char, HttpPolicy } from "../src/http/index.js";
-
-/** The tiny random llama GGUF (only its vocabulary is read here), from `createTinyLlama`. */
-const makeTinyModel = async (dir: string): Promise<string> => {
-  const devModel = process.env.WR1_HTTP_DEV_MODEL;
-  if (devModel) return devModel;
-  const policyPackage = (await import("../src/index.js")) as Record<string, unknown>;
-  const create = policyPackage.createTinyLlama as
-    | ((options: { path: string }) => Promise<unknown>)
-    | undefined;
-  if (create === undefined) throw new Error("createTinyLlama is not exported by @workflow-r1/policy yet");
-  const path = join(dir, "tiny.gguf");
-  await create({ path });
-  return path;
-};
+import { makeTinyModel } from "./http-policy.fixture.js";
 
 type Reply = { status?: number; body?: unknown; delayMs?: number };
 interface Fake {

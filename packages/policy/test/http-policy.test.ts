@@ -12,20 +12,7 @@ import { Effect, Exit, Scope } from "effect";
 import { getLlama, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HttpPolicy, type HttpPolicyShape } from "../src/http/index.js";
-
-/** The tiny random llama GGUF the servers run, from the policy package's `createTinyLlama`. */
-const makeTinyModel = async (dir: string): Promise<string> => {
-  const devModel = process.env.WR1_HTTP_DEV_MODEL;
-  if (devModel) return devModel;
-  const policyPackage = (await import("../src/index.js")) as Record<string, unknown>;
-  const create = policyPackage.createTinyLlama as
-    | ((options: { path: string }) => Promise<unknown>)
-    | undefined;
-  if (create === undefined) throw new Error("createTinyLlama is not exported by @workflow-r1/policy yet");
-  const path = join(dir, "tiny.gguf");
-  await create({ path });
-  return path;
-};
+import { makeTinyModel } from "./http-policy.fixture.js";
 
 const repoRoot = resolve(import.meta.dirname, "../../..");
 const serverBin = join(repoRoot, ".cache/llama-server/bin/llama-server");
