@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ContextOverflowError, PolicyError } from "@workflow-r1/core";
+import { ContextOverflowError, Policy, PolicyError } from "@workflow-r1/core";
 import { Effect, Exit, Scope } from "effect";
 import { readGgufFileInfo } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -181,6 +181,22 @@ describe("HttpPolicy over scripted servers", () => {
         }),
       ),
     );
+
+  it("provides the core Policy service through HttpPolicy.layer", async () => {
+    const fake = await fresh();
+    const tokens = await Effect.runPromise(
+      Effect.gen(function* () {
+        const policy = yield* Policy;
+        const sequence = yield* policy.openSequence(new Int32Array([1, 2]));
+        const generation = yield* sequence.generate(new Int32Array(0), { maxTokens: 1 });
+        return Array.from(generation.tokens);
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(HttpPolicy.layer({ urls: [fake.url], tokenizerModelPath: modelPath })),
+      ),
+    );
+    expect(tokens).toEqual([5]);
+  });
 
   it("refuses a server whose model has another vocabulary", async () => {
     const fake = await fresh();
