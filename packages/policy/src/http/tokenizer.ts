@@ -7,7 +7,7 @@
 
 import { Template } from "@huggingface/jinja";
 import type { ChatMessage } from "@workflow-r1/core";
-import { getLlama, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
+import { getLlama, type Llama, LlamaLogLevel, type LlamaModel, type Token } from "node-llama-cpp";
 
 /** Used when the GGUF carries no chat template (e.g. tiny test models): ChatML. */
 export const FALLBACK_CHAT_TEMPLATE =
@@ -41,7 +41,7 @@ const toInt32 = (tokens: ReadonlyArray<Token> | ReadonlyArray<number>): Int32Arr
   Int32Array.from(tokens as number[]);
 
 export const loadLocalTokenizer = async (modelPath: string): Promise<LocalTokenizer> => {
-  const llama: Llama = await getLlama({ gpu: false, logLevel: "error" as never });
+  const llama: Llama = await getLlama({ gpu: false, logLevel: LlamaLogLevel.error });
   let model: LlamaModel;
   try {
     model = await llama.loadModel({ modelPath, vocabOnly: true });
