@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { DatasetError } from "@workflow-r1/core";
 import { Effect, Exit, Stream } from "effect";
+import fc from "fast-check";
 import { ByteWriter, parquetWrite } from "hyparquet-writer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -284,5 +285,17 @@ describe("searchR1Question", () => {
     expect(searchR1Question("  who is it  ")).toBe("who is it?");
     expect(searchR1Question("who is it?")).toBe("who is it?");
     expect(searchR1Question("who is it? ")).toBe("who is it?");
+  });
+
+  it("is idempotent, trimmed and always ends with one added or kept question mark", () => {
+    fc.assert(
+      fc.property(fc.string(), (q) => {
+        const once = searchR1Question(q);
+        expect(searchR1Question(once)).toBe(once);
+        expect(once.endsWith("?")).toBe(true);
+        expect(once).toBe(once.trim());
+        expect(once.length - q.trim().length).toBe(q.trim().endsWith("?") ? 0 : 1);
+      }),
+    );
   });
 });
