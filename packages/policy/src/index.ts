@@ -1,1 +1,34 @@
-export {};
+export {
+  f16ToF32,
+  f32ToF16,
+  GgmlType,
+  type GgmlTypeName,
+  type GgufFile,
+  GgufFormatError,
+  type GgufMetadataValue,
+  type GgufScalarType,
+  type GgufTensor,
+  gguf,
+  metadataValue,
+  parseGguf,
+  type ReadGgufOptions,
+  readGguf,
+  serializeGguf,
+  writeGguf,
+} from "./gguf/gguf.js";
+export {
+  buildTinyLlama,
+  createRng,
+  createTinyLlama,
+  type TinyModelInfo,
+  type TinyModelOptions,
+} from "./gguf/tiny.js";
+export {
+  type ByteBpeVocabulary,
+  buildByteBpeVocabulary,
+  byteToUnicode,
+  CHATML_TEMPLATE,
+  DEFAULT_SPECIAL_TOKENS,
+  learnMerges,
+  type TinyTokenizerOptions,
+} from "./gguf/tokenizer.js";
