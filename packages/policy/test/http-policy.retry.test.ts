@@ -489,6 +489,15 @@ describe("HttpPolicy local tokenizer and chat template", () => {
         { addGenerationPrompt: true },
       );
       expect(policy.detokenize([...rendered, ...answer, ...continuation])).toBe(policy.detokenize(full));
+      // When the model closed its turn itself (ChatML's <|im_end|> is one special token in
+      // createTinyLlama's vocabulary), the continuation does not close it again.
+      const imEnd = policy.tokenize("<|im_end|>", { special: true });
+      if (imEnd.length === 1) {
+        expect(info.endOfTurnTokens).toContain(imEnd[0]);
+        const closed = policy.renderContinuation([{ role: "tool", content: "42" }], [...answer, imEnd[0]!]);
+        expect(Array.from(closed)).toEqual(Array.from(continuation.subarray(1)));
+        expect(continuation[0]).toBe(imEnd[0]);
+      }
     });
   });
 });
