@@ -12,8 +12,8 @@ import { ContextOverflowError, Policy, PolicyError } from "@workflow-r1/core";
 import { Effect, Exit, Scope } from "effect";
 import { readGgufFileInfo } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTinyLlama } from "../src/gguf/tiny.js";
 import { endsInsideUtf8Char, HttpPolicy } from "../src/http/index.js";
-import { makeTinyModel } from "./http-policy.fixture.js";
 
 type Reply = { status?: number; body?: unknown; delayMs?: number };
 interface Fake {
@@ -153,7 +153,7 @@ describe("HttpPolicy over scripted servers", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "wr1-http-retry-"));
-    modelPath = await makeTinyModel(dir);
+    modelPath = (await createTinyLlama({ path: join(dir, "tiny.gguf") })).path;
     const info = await readGgufFileInfo(modelPath, { readTensorInfo: false, logWarnings: false });
     nVocab = (info.metadata as unknown as { tokenizer: { ggml: { tokens: unknown[] } } }).tokenizer.ggml
       .tokens.length;
@@ -448,7 +448,7 @@ describe("HttpPolicy local tokenizer and chat template", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "wr1-http-tok-"));
-    modelPath = await makeTinyModel(dir);
+    modelPath = (await createTinyLlama({ path: join(dir, "tiny.gguf") })).path;
     const info = await readGgufFileInfo(modelPath, { readTensorInfo: false, logWarnings: false });
     fake = await startFake(
       (info.metadata as unknown as { tokenizer: { ggml: { tokens: unknown[] } } }).tokenizer.ggml.tokens

@@ -11,8 +11,8 @@ import { ContextOverflowError, ModelLoadError, PolicyError } from "@workflow-r1/
 import { Effect, Exit, Scope } from "effect";
 import { getLlama, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTinyLlama } from "../src/gguf/tiny.js";
 import { HttpPolicy, type HttpPolicyShape } from "../src/http/index.js";
-import { makeTinyModel } from "./http-policy.fixture.js";
 
 const repoRoot = resolve(import.meta.dirname, "../../..");
 const serverBin = join(repoRoot, ".cache/llama-server/bin/llama-server");
@@ -149,7 +149,7 @@ describe.runIf(haveServer)("HttpPolicy against llama-server", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "wr1-http-policy-"));
-    modelPath = await makeTinyModel(dir);
+    modelPath = (await createTinyLlama({ path: join(dir, "tiny.gguf") })).path;
     [serverA, serverB] = await Promise.all([startServer(modelPath), startServer(modelPath)]);
     llama = await getLlama({ gpu: false });
     reference = await llama.loadModel({ modelPath });
