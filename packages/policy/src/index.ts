@@ -17,6 +17,16 @@ export {
   writeGguf,
 } from "./gguf/gguf.js";
 export {
+  buildLoraGguf,
+  type CreateLoraOptions,
+  createLoraAdapter,
+  type LoraAdapterSpec,
+  type LoraPair,
+  mergeLora,
+  writeLoraGguf,
+} from "./gguf/lora.js";
+export { logSoftmaxAt, referenceLogits, referenceLogprobs } from "./gguf/reference.js";
+export {
   buildTinyLlama,
   createRng,
   createTinyLlama,
@@ -32,3 +42,11 @@ export {
   learnMerges,
   type TinyTokenizerOptions,
 } from "./gguf/tokenizer.js";
+export { ChatRenderer, type ChatTokenizer } from "./llama/chat.js";
+export {
+  createLlamaCppPolicy,
+  type KvCacheType,
+  LlamaCppPolicy,
+  type LlamaCppPolicyConfig,
+  type LlamaCppPolicyShape,
+} from "./llama/policy.js";
