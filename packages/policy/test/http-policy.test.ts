@@ -11,7 +11,8 @@ import { ContextOverflowError, ModelLoadError, PolicyError } from "@workflow-r1/
 import { Effect, Exit, Scope } from "effect";
 import { getLlama, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTinyLlama } from "../src/gguf/tiny.js";
+import { referenceLogprobs as jsReferenceLogprobs } from "../src/gguf/reference.js";
+import { createTinyLlama, type TinyModelInfo } from "../src/gguf/tiny.js";
 import { HttpPolicy, type HttpPolicyShape } from "../src/http/index.js";
 
 const repoRoot = resolve(import.meta.dirname, "../../..");
@@ -142,6 +143,7 @@ describe.runIf(!haveServer && process.env.CI)("HttpPolicy (llama-server missing)
 describe.runIf(haveServer)("HttpPolicy against llama-server", () => {
   let dir: string;
   let modelPath: string;
+  let tiny: TinyModelInfo;
   let serverA: RunningServer | undefined;
   let serverB: RunningServer | undefined;
   let llama: Llama;
@@ -149,7 +151,8 @@ describe.runIf(haveServer)("HttpPolicy against llama-server", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "wr1-http-policy-"));
-    modelPath = (await createTinyLlama({ path: join(dir, "tiny.gguf") })).path;
+    tiny = await createTinyLlama({ path: join(dir, "tiny.gguf") });
+    modelPath = tiny.path;
     [serverA, serverB] = await Promise.all([startServer(modelPath), startServer(modelPath)]);
     llama = await getLlama({ gpu: false });
     reference = await llama.loadModel({ modelPath });
@@ -302,6 +305,9 @@ describe.runIf(haveServer)("HttpPolicy against llama-server", () => {
       const expected = await referenceLogprobs(reference, Array.from(all), first.length);
       expect(expected.length).toBe(generation.logprobs.length);
       for (let i = 0; i < expected.length; i++) expect(generation.logprobs[i]).toBeCloseTo(expected[i]!, 4);
+      // And with the package's plain-JS forward of the same GGUF (no ggml at all).
+      const js = jsReferenceLogprobs(tiny.file, all, first.length);
+      for (let i = 0; i < js.length; i++) expect(generation.logprobs[i]).toBeCloseTo(js[i]!, 4);
       // score (probes of the whole distribution) agrees with the same reference.
       const scored = await Effect.runPromise(policy.score(all, first.length));
       for (let i = 0; i < expected.length; i++) expect(scored[i]).toBeCloseTo(expected[i]!, 4);
