@@ -28,4 +28,3 @@ async function algorithmGenerator(tree, options) {
 }
 
 module.exports = algorithmGenerator;
-module.exports.default = algorithmGenerator;

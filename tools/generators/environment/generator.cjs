@@ -26,4 +26,3 @@ async function environmentGenerator(tree, options) {
 }
 
 module.exports = environmentGenerator;
-module.exports.default = environmentGenerator;
