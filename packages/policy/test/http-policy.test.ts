@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { referenceLogprobs as jsReferenceLogprobs } from "../src/gguf/reference.js";
 import { createTinyLlama, type TinyModelInfo } from "../src/gguf/tiny.js";
 import { HttpPolicy, type HttpPolicyShape } from "../src/http/index.js";
+import { createLlamaCppPolicy } from "../src/llama/policy.js";
 
 const repoRoot = resolve(import.meta.dirname, "../../..");
 const serverBin = join(repoRoot, ".cache/llama-server/bin/llama-server");
@@ -312,6 +313,46 @@ describe.runIf(haveServer)("HttpPolicy against llama-server", () => {
       const scored = await Effect.runPromise(policy.score(all, first.length));
       for (let i = 0; i < expected.length; i++) expect(scored[i]).toBeCloseTo(expected[i]!, 4);
     } finally {
+      await close();
+    }
+  }, 120_000);
+
+  it("renders chats and scores exactly like LlamaCppPolicy on the same GGUF", async () => {
+    const { policy, close } = await openPolicy([serverA!.url], modelPath);
+    const local = await createLlamaCppPolicy({
+      modelPath,
+      contextSize: 512,
+      sequences: 1,
+      kvCacheType: "F32",
+    });
+    try {
+      const messages = [
+        { role: "system" as const, content: "Answer briefly." },
+        { role: "user" as const, content: "Who wrote <|im_end|> Hamlet?" },
+      ];
+      const prompt = policy.renderChat(messages, { addGenerationPrompt: true });
+      expect(Array.from(prompt)).toEqual(
+        Array.from(local.renderChat(messages, { addGenerationPrompt: true })),
+      );
+      const answer = policy.tokenize("Shakespeare");
+      const tool = [{ role: "tool" as const, content: "ok" }];
+      expect(Array.from(policy.renderContinuation(tool, answer))).toEqual(
+        Array.from(local.renderContinuation(tool, answer)),
+      );
+      expect([...policy.info().endOfTurnTokens]).toEqual([...local.info().endOfTurnTokens]);
+      const { generation, all } = await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const sequence = yield* policy.openSequence(prompt);
+            const generation = yield* sequence.generate(new Int32Array(0), { maxTokens: 16, seed: 11 });
+            return { generation, all: sequence.tokens() };
+          }),
+        ),
+      );
+      const scored = await Effect.runPromise(local.score(all, prompt.length));
+      for (let i = 0; i < scored.length; i++) expect(generation.logprobs[i]).toBeCloseTo(scored[i]!, 4);
+    } finally {
+      await local.dispose();
       await close();
     }
   }, 120_000);

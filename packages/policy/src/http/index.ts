@@ -9,4 +9,3 @@ export {
   type ServerStatus,
 } from "./policy.js";
 export type { BalanceStrategy } from "./pool.js";
-export { FALLBACK_CHAT_TEMPLATE } from "./tokenizer.js";

@@ -1,21 +1,13 @@
 /**
  * Local tokenizer and chat template for the HTTP policy. `PolicyShape.tokenize`, `detokenize` and
  * `renderChat` are synchronous, so they cannot go over HTTP: we load the same GGUF's vocabulary
- * (no weights, `vocabOnly`) with node-llama-cpp and render its `tokenizer.chat_template` with
- * @huggingface/jinja (the Jinja engine node-llama-cpp itself uses), which keeps the `tool` role.
+ * (no weights, `vocabOnly`) with node-llama-cpp and render its `tokenizer.chat_template` with the
+ * package's `ChatRenderer` (@huggingface/jinja), exactly as LlamaCppPolicy does.
  */
 
-import { Template } from "@huggingface/jinja";
 import type { ChatMessage } from "@workflow-r1/core";
 import { getLlama, type Llama, LlamaLogLevel, type LlamaModel, type Token } from "node-llama-cpp";
-
-/** Used when the GGUF carries no chat template (e.g. tiny test models): ChatML. */
-export const FALLBACK_CHAT_TEMPLATE =
-  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endfor %}" +
-  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-
-/** Stand-in assistant text used to find where an assistant turn's content ends in the template. */
-const SENTINEL = "\u0001WR1_SENTINEL\u0001";
+import { ChatRenderer } from "../llama/chat.js";
 
 export interface LocalTokenizer {
   readonly modelPath: string;
@@ -50,76 +42,37 @@ export const loadLocalTokenizer = async (modelPath: string): Promise<LocalTokeni
     throw error;
   }
   const metadata = model.fileInfo.metadata as unknown as {
-    tokenizer?: {
-      chat_template?: string;
-      ggml?: { add_bos_token?: boolean; tokens?: ReadonlyArray<string> };
-    };
+    tokenizer?: { chat_template?: unknown; ggml?: { tokens?: ReadonlyArray<string> } };
   };
-  const templateSource = metadata.tokenizer?.chat_template ?? FALLBACK_CHAT_TEMPLATE;
-  const template = new Template(templateSource);
-  const addBos = metadata.tokenizer?.ggml?.add_bos_token ?? true;
-  const bos = model.tokens.bos;
-  const bosText = bos === null ? "" : model.detokenize([bos], true);
-  const eos = model.tokens.eos;
-  const eosText = eos === null ? "" : model.detokenize([eos], true);
-
+  const arch = model.fileInfo.architectureMetadata as { vocab_size?: number } | undefined;
+  const vocabularySize = arch?.vocab_size ?? metadata.tokenizer?.ggml?.tokens?.length ?? 0;
+  // Same end-of-turn set and chat rendering as LlamaCppPolicy, so both policies give a
+  // conversation the same tokens (message contents are never parsed as special tokens).
   const endOfTurn = new Set<number>();
-  if (eos !== null) endOfTurn.add(eos);
-  if (model.tokens.eot !== null) endOfTurn.add(model.tokens.eot);
-  for (const marker of ["<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"]) {
-    const ids = model.tokenize(marker, true);
-    // Only a marker that is one special token can end a turn by itself.
-    if (ids.length === 1 && model.detokenize(ids, true) === marker && model.detokenize(ids, false) === "") {
-      endOfTurn.add(ids[0] as number);
-    }
-  }
-
-  const render = (messages: ReadonlyArray<ChatMessage>, addGenerationPrompt: boolean): string =>
-    template.render({
-      messages: messages.map((m) => ({ role: m.role, content: m.content })),
-      add_generation_prompt: addGenerationPrompt,
-      bos_token: bosText,
-      eos_token: eosText,
-    });
-
-  const tokenizeText = (text: string, special: boolean): Int32Array => toInt32(model.tokenize(text, special));
-
-  const withBos = (tokens: Int32Array): Int32Array => {
-    if (!addBos || bos === null || tokens[0] === bos) return tokens;
-    const out = new Int32Array(tokens.length + 1);
-    out[0] = bos;
-    out.set(tokens, 1);
-    return out;
-  };
+  for (const t of [model.tokens.eos, model.tokens.eot]) if (t !== null) endOfTurn.add(t);
+  for (let t = 0; t < vocabularySize; t++) if (model.isEogToken(t as Token)) endOfTurn.add(t);
+  const eotToken = model.tokens.eot ?? model.tokens.eos;
+  const template = metadata.tokenizer?.chat_template;
+  const renderer = new ChatRenderer(typeof template === "string" ? template : undefined, {
+    tokenize: (text, special) => model.tokenize(text, special) as unknown as number[],
+    endOfTurnTokens: [...endOfTurn].sort((a, b) => a - b),
+    ...(eotToken === null ? {} : { endOfTurnText: model.detokenize([eotToken], true) }),
+    ...(model.tokens.bosString ? { bosText: model.tokens.bosString } : {}),
+    ...(model.tokens.eosString ? { eosText: model.tokens.eosString } : {}),
+  });
 
   const asciiIds = model.tokenize("a", false);
   if (asciiIds.length !== 1) throw new Error(`${modelPath}: the vocabulary has no single token for "a"`);
 
   return {
     modelPath,
-    vocabularySize: metadata.tokenizer?.ggml?.tokens?.length ?? 0,
+    vocabularySize,
     trainContextSize: model.trainContextSize,
-    endOfTurnTokens: [...endOfTurn],
-    tokenize: (text, options) => tokenizeText(text, options?.special ?? false),
-    detokenize: (tokens) => model.detokenize(Array.from(tokens) as Token[], false),
-    renderChat: (messages, options) =>
-      withBos(tokenizeText(render(messages, options?.addGenerationPrompt ?? false), true)),
-    renderContinuation: (messages, lastTokens) => {
-      // Render [user, assistant(SENTINEL), ...messages] and keep what follows the sentinel: the
-      // template's own end-of-turn text, the new messages and the next assistant header.
-      const prefix: ChatMessage[] = [
-        { role: "user", content: "u" },
-        { role: "assistant", content: SENTINEL },
-      ];
-      const full = render([...prefix, ...messages], true);
-      const at = full.indexOf(SENTINEL);
-      if (at < 0) throw new Error("chat template does not render assistant content verbatim");
-      const suffix = tokenizeText(full.slice(at + SENTINEL.length), true);
-      const last = lastTokens.length > 0 ? lastTokens[lastTokens.length - 1] : undefined;
-      // The model already closed its turn: do not close it twice.
-      if (last !== undefined && endOfTurn.has(last) && suffix[0] === last) return suffix.slice(1);
-      return suffix;
-    },
+    endOfTurnTokens: [...endOfTurn].sort((a, b) => a - b),
+    tokenize: (text, options) => toInt32(model.tokenize(text, options?.special ?? false)),
+    detokenize: (tokens) => model.detokenize(Array.from(tokens) as Token[], true),
+    renderChat: (messages, options) => renderer.render(messages, options?.addGenerationPrompt ?? false),
+    renderContinuation: (messages, lastTokens) => renderer.continuation(messages, lastTokens),
     asciiToken: asciiIds[0] as number,
     dispose: async () => {
       await model.dispose();
