@@ -1,0 +1,93 @@
+/**
+ * Integration: the runner over the real llama.cpp policy (a tiny random GGUF made here) on the
+ * first Bamboogle questions, read in place from the shared data directory.
+ */
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Task } from "@workflow-r1/core";
+import { createTinyLlama, LlamaCppPolicy, type TinyModelInfo } from "@workflow-r1/policy";
+import { Effect, Layer } from "effect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type EvaluateOptions, evaluate } from "../src/index.js";
+
+const bamboogle = "/work/shared/data/qa/bamboogle/test.jsonl";
+const haveData = existsSync(bamboogle);
+if (!haveData) console.warn(`[eval] skipping llama.cpp runner tests: ${bamboogle} is absent`);
+
+let dir: string;
+let model: TinyModelInfo;
+let tasks: Task[];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "eval-llama-"));
+  model = await createTinyLlama({
+    path: join(dir, "tiny.gguf"),
+    vocab: 300,
+    dim: 64,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    ffn: 128,
+    seed: 3,
+  });
+  if (haveData)
+    tasks = (await readFile(bamboogle, "utf8"))
+      .split("\n")
+      .slice(0, 3)
+      .map((line) => JSON.parse(line))
+      .map((r) => ({ id: r.id, question: r.question, goldenAnswers: r.golden_answers }));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const policyLayer = () =>
+  LlamaCppPolicy.layer({ modelPath: model.path, gpu: false, contextSize: 512, sequences: 4, threads: 2 });
+
+const run = (
+  options: Omit<EvaluateOptions, "benchmarks">,
+  layer: Layer.Layer<never, never, never> = Layer.empty,
+) =>
+  Effect.runPromise(
+    evaluate({ benchmarks: [{ name: "bamboogle", tasks }], ...options }).pipe(
+      Effect.provide(Layer.merge(policyLayer(), layer)),
+    ),
+  );
+
+describe.skipIf(!haveData)("evaluate on llama.cpp (tiny model)", () => {
+  it("direct: samples, scores and resumes a few Bamboogle questions", async () => {
+    const resultsFile = join(dir, "direct.jsonl");
+    const first = await run({ method: "direct", maxTokens: 12, samples: 2, resultsFile });
+    expect(first.scored).toBe(3);
+    for (const r of first.results) {
+      expect(r.samples).toHaveLength(2);
+      for (const s of r.samples) {
+        expect(s.error).toBeUndefined();
+        expect(s.tokens).toBeGreaterThan(0);
+        expect(s.tokens).toBeLessThanOrEqual(12);
+        expect(s.turns).toBe(1);
+        expect(["stop", "eos", "length"]).toContain(s.finishReason);
+        // A random model writes no answer tag: EM must be 0, never a false positive.
+        if (s.prediction === null) expect(s.em).toBe(0);
+      }
+    }
+    const summary = first.report.summaries[0]!;
+    expect(summary.questions).toBe(3);
+    expect(summary.tokens.mean).toBeGreaterThan(0);
+    expect(Object.keys(summary.passAtK)).toEqual(["1", "2"]);
+
+    const second = await run({ method: "direct", maxTokens: 12, samples: 2, resultsFile });
+    expect(second.scored).toBe(0);
+    expect(second.resumed).toBe(3);
+    expect(second.report.summaries[0]!.tokens.mean).toBe(summary.tokens.mean);
+  });
+
+  it("greedy sampling with one sample is reproducible", async () => {
+    const a = await run({ method: "cot", maxTokens: 10, limit: 2 });
+    const b = await run({ method: "cot", maxTokens: 10, limit: 2 });
+    expect(a.results.map((r) => r.tokens)).toEqual(b.results.map((r) => r.tokens));
+    expect(a.results.map((r) => r.prediction)).toEqual(b.results.map((r) => r.prediction));
+  });
+});
