@@ -3,6 +3,7 @@
  */
 
 export * from "./answers.js";
+export * from "./benchmarks.js";
 export * from "./chart-page.js";
 export * from "./command.js";
 export * from "./errors.js";
