@@ -1,6 +1,11 @@
 /**
- * The arith environment: one tool (`<tool>lookup: KEY</tool>` → `<info>…</info>`) and a final
- * `<answer>…</answer>`. Reward = 0.9·accuracy + 0.1·format, both in [0, 1].
+ * The arith environment: a calculator tool (`<calc>a+b</calc>` → `<result>n</result>`, one binary
+ * operation per call) and a final `<answer>n</answer>`.
+ * Reward = 0.8·accuracy + 0.1·progress + 0.1·format, each part in [0, 1]:
+ * - accuracy: the answer equals the value of the expression;
+ * - progress: share of the chain's steps the agent computed with the calculator, in order
+ *   (each intermediate result is checked, so a partly right episode still gets a signal);
+ * - format: share of well-formed turns (0 when the episode ends without an answer).
  */
 import {
   type ChatMessage,
@@ -15,14 +20,20 @@ import {
   type Task,
 } from "@workflow-r1/core";
 import { Effect, Layer } from "effect";
-import { type ResolvedArithOptions, resolveOptions } from "./options.js";
-import { lookupOf } from "./tasks.js";
+import { type Operator, type ResolvedArithOptions, resolveOptions } from "./options.js";
+import { type ArithChain, apply, chainOf } from "./tasks.js";
 
-/** Sampling stops at these, so one assistant turn is one tool call or one answer. */
-export const stopSequences: ReadonlyArray<string> = ["</tool>", "</answer>"];
+/** Sampling stops at these, so one assistant turn is one calculator call or one answer. */
+export const stopSequences: ReadonlyArray<string> = ["</calc>", "</answer>"];
+
+export interface Calculation {
+  readonly a: number;
+  readonly op: Operator;
+  readonly b: number;
+}
 
 export type Action =
-  | { readonly _tag: "Tool"; readonly tool: string; readonly input: string }
+  | { readonly _tag: "Calc"; readonly calculation: Calculation }
   | { readonly _tag: "Answer"; readonly answer: string }
   | { readonly _tag: "Invalid"; readonly reason: string };
 
@@ -34,52 +45,73 @@ const between = (text: string, open: string, close: string): string | undefined 
   return text.slice(start + open.length, end < 0 ? undefined : end).trim();
 };
 
-/** Read one assistant turn: the first `<answer>` wins over a `<tool>` call. */
+const calculationPattern = /^(\d{1,6})\s*([+\-*])\s*(\d{1,6})$/;
+
+/** Read one assistant turn: an `<answer>` wins over a `<calc>` call. */
 export const parseAction = (text: string): Action => {
   const answer = between(text, "<answer>", "</answer>");
   if (answer !== undefined) return { _tag: "Answer", answer };
-  const call = between(text, "<tool>", "</tool>");
+  const call = between(text, "<calc>", "</calc>");
   if (call === undefined)
-    return { _tag: "Invalid", reason: "expected <tool>lookup: KEY</tool> or <answer>VALUE</answer>" };
-  const colon = call.indexOf(":");
-  if (colon < 0) return { _tag: "Invalid", reason: "expected <tool>lookup: KEY</tool>" };
-  return { _tag: "Tool", tool: call.slice(0, colon).trim(), input: call.slice(colon + 1).trim() };
+    return { _tag: "Invalid", reason: "expected <calc>a+b</calc> or <answer>n</answer>" };
+  const match = calculationPattern.exec(call);
+  if (!match) return { _tag: "Invalid", reason: "expected one operation: a+b, a-b or a*b" };
+  return {
+    _tag: "Calc",
+    calculation: { a: Number(match[1]), op: match[2] as Operator, b: Number(match[3]) },
+  };
 };
 
-/** Score an episode: accuracy of the final answer, format = share of well-formed turns. */
+/** Does `c` compute step `index` of the chain? `+` and `*` accept either operand order. */
+export const computesStep = (chain: ArithChain, index: number, c: Calculation): boolean => {
+  const step = chain.steps[index];
+  if (!step || c.op !== step.op) return false;
+  const current = index === 0 ? chain.start : chain.values[index - 1];
+  return (
+    (c.a === current && c.b === step.operand) || (c.op !== "-" && c.a === step.operand && c.b === current)
+  );
+};
+
+/** Score an episode from what the agent did. */
 export const score = (
+  chain: ArithChain,
   answer: string | undefined,
-  golden: ReadonlyArray<string>,
+  stepsDone: number,
   validTurns: number,
   turns: number,
   finishReason: FinishReason,
 ): EpisodeOutcome => {
-  const accuracy = answer !== undefined && golden.includes(answer) ? 1 : 0;
+  const accuracy = answer !== undefined && answer === String(chain.values[chain.values.length - 1]) ? 1 : 0;
+  const progress = stepsDone / chain.steps.length;
   const format = turns === 0 || answer === undefined ? 0 : validTurns / turns;
-  return { reward: 0.9 * accuracy + 0.1 * format, rewardParts: { accuracy, format }, finishReason };
+  return {
+    reward: 0.8 * accuracy + 0.1 * progress + 0.1 * format,
+    rewardParts: { accuracy, progress, format },
+    finishReason,
+  };
 };
 
 const reset =
   (options: ResolvedArithOptions) =>
   (task: Task): Effect.Effect<Episode, EnvironmentError> =>
     Effect.suspend(() => {
-      const lookup = lookupOf(task);
-      if (!lookup)
+      const chain = chainOf(task);
+      if (!chain)
         return Effect.fail(
           new EnvironmentError({
-            message: `task ${task.id} has no metadata.lookup; make tasks with environmentPlugin.tasks`,
+            message: `task ${task.id} has no metadata.arith chain; make tasks with environmentPlugin.tasks`,
           }),
         );
-      const golden = task.goldenAnswers ?? [];
       let turns = 0;
       let validTurns = 0;
+      let stepsDone = 0;
       let finished = false;
       const end = (answer: string | undefined, reason: FinishReason): EpisodeOutcome => {
         finished = true;
-        return score(answer, golden, validTurns, turns, reason);
+        return score(chain, answer, stepsDone, validTurns, turns, reason);
       };
       const messages: ReadonlyArray<ChatMessage> = [{ role: "user", content: task.question }];
-      /** One assistant turn → the next observation, or the end of the episode. */
+      /** One assistant turn → the calculator's result, or the end of the episode. */
       const advance = (text: string): StepResult => {
         turns++;
         const action = parseAction(text);
@@ -89,24 +121,13 @@ const reset =
         }
         let observation: string;
         const operatorCalls: OperatorCall[] = [];
-        if (action._tag === "Tool") {
-          const known = action.tool === "lookup";
-          const value =
-            known && Object.hasOwn(lookup.table, action.input) ? lookup.table[action.input] : undefined;
-          if (known) validTurns++;
-          observation = !known
-            ? `<info>error: unknown tool ${action.tool}; use lookup</info>`
-            : value === undefined
-              ? `<info>error: no key ${action.input}</info>`
-              : `<info>${value}</info>`;
-          operatorCalls.push({
-            operator: action.tool,
-            input: action.input,
-            output: observation,
-            latencyMs: 0,
-            ...(value === undefined ? { error: observation } : {}),
-          });
-        } else observation = `<info>error: ${action.reason}</info>`;
+        if (action._tag === "Calc") {
+          validTurns++;
+          const { a, op, b } = action.calculation;
+          if (computesStep(chain, stepsDone, action.calculation)) stepsDone++;
+          observation = `<result>${apply(a, op, b)}</result>`;
+          operatorCalls.push({ operator: "calc", input: `${a}${op}${b}`, output: observation, latencyMs: 0 });
+        } else observation = `<result>error: ${action.reason}</result>`;
         if (turns >= options.maxTurns) return { _tag: "Done", operatorCalls, ...end(undefined, "max-turns") };
         return { _tag: "Observation", observation, operatorCalls };
       };

@@ -1,9 +1,12 @@
 /**
- * @workflow-r1/env-arith — Multi-step arithmetic with a calculator tool: a small multi-turn task a tiny byte-level model can learn.
+ * @workflow-r1/env-arith — multi-step arithmetic with a calculator tool: a small multi-turn task a
+ * tiny byte-level model can learn. `workflow-r1 train --env arith` uses its `environmentPlugin`.
  */
 export {
   type Action,
   arithEnvironmentLayer,
+  type Calculation,
+  computesStep,
   makeArithEnvironment,
   parseAction,
   score,
@@ -11,9 +14,22 @@ export {
 } from "./environment.js";
 export {
   type ArithOptions,
+  type Operator,
+  operators,
   type ResolvedArithOptions,
   resolveOptions,
   resolveOptionsSync,
 } from "./options.js";
 export { environmentPlugin } from "./plugin.js";
-export { demonstrations, type LookupTable, lookupOf, makeTasks, question, rng } from "./tasks.js";
+export {
+  type ArithChain,
+  type ArithStep,
+  apply,
+  chainOf,
+  demonstrations,
+  expression,
+  makeTasks,
+  question,
+  rng,
+  splitOf,
+} from "./tasks.js";

@@ -5,10 +5,20 @@
 import { EnvironmentError } from "@workflow-r1/core";
 import { Effect } from "effect";
 
+export type Operator = "+" | "-" | "*";
+
+export const operators: ReadonlyArray<Operator> = ["+", "-", "*"];
+
 export interface ArithOptions {
-  /** Keys to follow before reaching the value (≥ 1): the episode needs hops + 1 turns. Default 2. */
-  readonly hops?: number;
-  /** Assistant turns before the episode ends with `max-turns`. Default hops + 2. */
+  /** Operations in the chain (1–6): an ideal episode has steps + 1 turns. Default 2. */
+  readonly steps?: number;
+  /** Largest start value and operand (1–99). Default 9. */
+  readonly maxOperand?: number;
+  /** Every intermediate result stays in [0, maxValue] (9–999). Default 99. */
+  readonly maxValue?: number;
+  /** Operators to draw from, a non-empty subset of `+ - *`. Default all three. */
+  readonly ops?: ReadonlyArray<Operator>;
+  /** Assistant turns before the episode ends with `max-turns`. Default steps + 2. */
   readonly maxTurns?: number;
   /** Tasks in the train split. Default 256. */
   readonly trainSize?: number;
@@ -33,19 +43,42 @@ const integerField = (
   return value;
 };
 
-const known = new Set(["hops", "maxTurns", "trainSize", "evalSize"]);
+const known = new Set(["steps", "maxOperand", "maxValue", "ops", "maxTurns", "trainSize", "evalSize"]);
 
 /** Defaults filled in; throws {@link EnvironmentError} naming the first bad field. */
 export const resolveOptionsSync = (options: Readonly<Record<string, unknown>> = {}): ResolvedArithOptions => {
+  if (typeof options !== "object" || options === null || Array.isArray(options))
+    throw new EnvironmentError({
+      message: `environment.options is ${JSON.stringify(options)}; expected an object`,
+    });
   for (const key of Object.keys(options))
     if (!known.has(key))
       throw new EnvironmentError({
         message: `environment.options.${key} is not an option of arith; expected one of ${[...known].join(", ")}`,
       });
-  const hops = integerField(options, "hops", 2, 1, 8);
+  const steps = integerField(options, "steps", 2, 1, 6);
+  const maxOperand = integerField(options, "maxOperand", 9, 1, 99);
+  const maxValue = integerField(options, "maxValue", 99, 9, 999);
+  if (maxValue < maxOperand)
+    throw new EnvironmentError({
+      message: `environment.options.maxValue (${maxValue}) must be ≥ maxOperand (${maxOperand})`,
+    });
+  const ops = options["ops"] ?? operators;
+  if (
+    !Array.isArray(ops) ||
+    ops.length === 0 ||
+    !ops.every((op) => operators.includes(op)) ||
+    new Set(ops).size !== ops.length
+  )
+    throw new EnvironmentError({
+      message: `environment.options.ops is ${JSON.stringify(ops)}; expected a non-empty list of distinct "+", "-", "*"`,
+    });
   return {
-    hops,
-    maxTurns: integerField(options, "maxTurns", hops + 2, hops + 1, 64),
+    steps,
+    maxOperand,
+    maxValue,
+    ops: ops as ReadonlyArray<Operator>,
+    maxTurns: integerField(options, "maxTurns", steps + 2, steps + 1, 64),
     trainSize: integerField(options, "trainSize", 256, 1, 1_000_000),
     evalSize: integerField(options, "evalSize", 64, 1, 1_000_000),
   };

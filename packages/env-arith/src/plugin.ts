@@ -1,4 +1,4 @@
-import type { EnvironmentPlugin } from "@workflow-r1/core";
+import { EnvironmentError, type EnvironmentPlugin } from "@workflow-r1/core";
 import { Effect } from "effect";
 import { arithEnvironmentLayer } from "./environment.js";
 import { resolveOptions, resolveOptionsSync } from "./options.js";
@@ -11,7 +11,16 @@ export const environmentPlugin: EnvironmentPlugin = {
     "Multi-step arithmetic with a calculator tool: a small multi-turn task a tiny byte-level model can learn.",
   layer: (options) => arithEnvironmentLayer(options),
   tasks: (options, split, seed) =>
-    Effect.map(resolveOptions(options), (resolved) => makeTasks(resolved, split, seed)),
+    Effect.flatMap(resolveOptions(options), (resolved) => {
+      const tasks = makeTasks(resolved, split, seed);
+      return tasks.length > 0
+        ? Effect.succeed(tasks)
+        : Effect.fail(
+            new EnvironmentError({
+              message: `arith: no ${split} task fits environment.options ${JSON.stringify(options)}`,
+            }),
+          );
+    }),
   demonstrations: (task, options) => {
     resolveOptionsSync(options);
     return demonstrations(task);

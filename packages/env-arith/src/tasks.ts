@@ -1,9 +1,9 @@
 /**
- * Seeded tasks: a chain of keys, each holding the next key, the last one holding a number. The
- * agent follows the chain with the lookup tool and answers the number.
+ * Seeded arithmetic chains: a start value and `steps` operations applied left to right, written
+ * fully parenthesised (`((7+5)*2)-3`), every intermediate result in [0, maxValue].
  */
 import type { Task } from "@workflow-r1/core";
-import type { ResolvedArithOptions } from "./options.js";
+import type { Operator, ResolvedArithOptions } from "./options.js";
 
 /** mulberry32: a tiny seeded PRNG, so tasks are identical for a given seed on every machine. */
 export const rng = (seed: number): (() => number) => {
@@ -24,25 +24,73 @@ export const fnv1a = (text: string): number => {
   return hash;
 };
 
-export const splitOf = (signature: string): "train" | "eval" =>
-  fnv1a(signature) % 5 === 0 ? "eval" : "train";
+/** One fifth of all expressions are eval tasks, the rest train tasks. */
+export const splitOf = (expression: string): "train" | "eval" =>
+  fnv1a(expression) % 5 === 0 ? "eval" : "train";
 
-/** What an episode needs to know about a task (kept in `Task.metadata`). */
-export interface LookupTable {
-  /** key → the next key or, for the last key, the value. */
-  readonly table: Readonly<Record<string, string>>;
-  readonly start: string;
+export interface ArithStep {
+  readonly op: Operator;
+  readonly operand: number;
 }
 
-const letters = "abcdefghijklmnopqrstuvwxyz";
+/** What an episode needs to know about a task (kept in `Task.metadata.arith`). */
+export interface ArithChain {
+  readonly start: number;
+  readonly steps: ReadonlyArray<ArithStep>;
+  /** values[i] is the result after step i; the last one is the answer. */
+  readonly values: ReadonlyArray<number>;
+}
 
-const randomKey = (next: () => number): string =>
-  letters[Math.floor(next() * 26)] + letters[Math.floor(next() * 26)];
+export const apply = (a: number, op: Operator, b: number): number =>
+  op === "+" ? a + b : op === "-" ? a - b : a * b;
 
-export const question = (start: string): string =>
-  `Find the value of key ${start}. <tool>lookup: KEY</tool> shows what KEY holds. Reply <answer>VALUE</answer>.`;
+/** `((7+5)*2)-3`: left to right, every step in parentheses but the last. */
+export const expression = (chain: Pick<ArithChain, "start" | "steps">): string =>
+  chain.steps.reduce(
+    (text, step, i) => `${i === 0 ? text : `(${text})`}${step.op}${step.operand}`,
+    String(chain.start),
+  );
 
-/** The tasks of a split, deterministic for (options, split, seed). */
+export const question = (chain: Pick<ArithChain, "start" | "steps">): string =>
+  `Compute ${expression(chain)}. One <calc>a+b</calc> per step, then <answer>n</answer>.`;
+
+/** The operands `op` may take at `value` without leaving [0, maxValue] (×1 would be a free step). */
+const operandRange = (options: ResolvedArithOptions, value: number, op: Operator): [number, number] =>
+  op === "+"
+    ? [1, Math.min(options.maxOperand, options.maxValue - value)]
+    : op === "-"
+      ? [1, Math.min(options.maxOperand, value)]
+      : [2, Math.min(options.maxOperand, Math.floor(options.maxValue / Math.max(value, 1)))];
+
+/**
+ * A random chain: each step draws an operator among those that can stay in range, then an operand
+ * in its range, so every draw is valid. Undefined when no operator fits (e.g. only `-` at 0).
+ */
+const drawChain = (options: ResolvedArithOptions, next: () => number): ArithChain | undefined => {
+  const int = (min: number, max: number) => min + Math.floor(next() * (max - min + 1));
+  const start = int(1, options.maxOperand);
+  const steps: ArithStep[] = [];
+  const values: number[] = [];
+  let value = start;
+  for (let i = 0; i < options.steps; i++) {
+    const feasible = options.ops.filter((op) => {
+      const [low, high] = operandRange(options, value, op);
+      return low <= high;
+    });
+    if (feasible.length === 0) return undefined;
+    const op = feasible[Math.floor(next() * feasible.length)];
+    const operand = int(...operandRange(options, value, op));
+    value = apply(value, op, operand);
+    steps.push({ op, operand });
+    values.push(value);
+  }
+  return { start, steps, values };
+};
+
+/**
+ * The tasks of a split, deterministic for (options, split, seed). Fewer than requested when the
+ * split holds fewer distinct expressions (e.g. `steps: 1` with small operands).
+ */
 export const makeTasks = (
   options: ResolvedArithOptions,
   split: "train" | "eval",
@@ -52,48 +100,39 @@ export const makeTasks = (
   const next = rng(seed);
   const tasks: Task[] = [];
   const seen = new Set<string>();
-  for (let attempt = 0; tasks.length < size; attempt++) {
-    if (attempt > size * 1000) break; // the task space is smaller than the requested size
-    const keys: string[] = [];
-    while (keys.length < options.hops) {
-      const key = randomKey(next);
-      if (!keys.includes(key)) keys.push(key);
-    }
-    const value = String(10 + Math.floor(next() * 90));
-    const signature = `${keys.join(">")}=${value}`;
-    if (splitOf(signature) !== split || seen.has(signature)) continue;
-    seen.add(signature);
-    const table: Record<string, string> = {};
-    keys.forEach((key, i) => {
-      table[key] = keys[i + 1] ?? value;
-    });
-    const lookup: LookupTable = { table, start: keys[0] };
+  // Stop once 20 000 draws in a row found nothing new: the split holds no more distinct tasks.
+  for (let misses = 0; tasks.length < size && misses < 20_000; misses++) {
+    const chain = drawChain(options, next);
+    if (!chain) continue;
+    const text = expression(chain);
+    if (splitOf(text) !== split || seen.has(text)) continue;
+    seen.add(text);
+    misses = -1;
     tasks.push({
       id: `arith-${split}-${seed}-${tasks.length}`,
-      question: question(keys[0]),
-      goldenAnswers: [value],
-      metadata: { lookup },
+      question: question(chain),
+      goldenAnswers: [String(chain.values[chain.values.length - 1])],
+      metadata: { arith: chain, expression: text },
     });
   }
   return tasks;
 };
 
-/** The lookup table of a task made by {@link makeTasks}, or undefined for any other task. */
-export const lookupOf = (task: Task): LookupTable | undefined => {
-  const lookup = task.metadata?.["lookup"] as LookupTable | undefined;
-  return lookup && typeof lookup.start === "string" && typeof lookup.table === "object" ? lookup : undefined;
+/** The chain of a task made by {@link makeTasks}, or undefined for any other task. */
+export const chainOf = (task: Task): ArithChain | undefined => {
+  const chain = task.metadata?.["arith"] as ArithChain | undefined;
+  return chain && typeof chain.start === "number" && Array.isArray(chain.steps) && Array.isArray(chain.values)
+    ? chain
+    : undefined;
 };
 
-/** Ideal assistant turns: follow every key, then answer. */
+/** Ideal assistant turns: one calculator call per step, then the answer. */
 export const demonstrations = (task: Task): ReadonlyArray<string> => {
-  const lookup = lookupOf(task);
-  if (!lookup) return [];
-  const turns: string[] = [];
-  let key = lookup.start;
-  while (Object.hasOwn(lookup.table, key)) {
-    turns.push(`<tool>lookup: ${key}</tool>`);
-    key = lookup.table[key];
-  }
-  turns.push(`<answer>${key}</answer>`);
+  const chain = chainOf(task);
+  if (!chain) return [];
+  const turns = chain.steps.map(
+    (step, i) => `<calc>${i === 0 ? chain.start : chain.values[i - 1]}${step.op}${step.operand}</calc>`,
+  );
+  turns.push(`<answer>${chain.values[chain.values.length - 1]}</answer>`);
   return turns;
 };
