@@ -16,3 +16,4 @@ export * from "./results.js";
 export * from "./results-file.js";
 export * from "./runner.js";
 export * from "./statistics.js";
+export * from "./workflow.js";

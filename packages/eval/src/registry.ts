@@ -4,12 +4,14 @@
 import { Effect } from "effect";
 import { EvaluationError } from "./errors.js";
 import { cotMethod, directMethod, type MethodDefinition, selfConsistencyMethod } from "./methods.js";
+import { workflowMethod } from "./workflow.js";
 
 // Built-in methods are the map's initial entries (no registration side effect at import).
 const registry = new Map<string, MethodDefinition>([
   ["direct", directMethod],
   ["cot", cotMethod],
   ["sc", selfConsistencyMethod],
+  ["workflow", workflowMethod],
 ]);
 
 /** Add (or, with `replace`, override) an evaluation method under `name`. */

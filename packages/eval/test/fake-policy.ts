@@ -11,7 +11,9 @@ export interface FakePolicy {
   readonly calls: () => number;
 }
 
-export const fakePolicy = (answer: (prompt: string, seed: number) => string | Error): FakePolicy => {
+export const fakePolicy = (
+  answer: (prompt: string, seed: number, turn: number) => string | Error,
+): FakePolicy => {
   let calls = 0;
   const tokenize = (text: string) => Int32Array.from([...text].map((c) => c.codePointAt(0)!));
   const detokenize = (tokens: ArrayLike<number>) => String.fromCodePoint(...Array.from(tokens));
@@ -26,13 +28,14 @@ export const fakePolicy = (answer: (prompt: string, seed: number) => string | Er
       ),
     renderContinuation: (messages) =>
       tokenize(messages.map((m) => `${m.role}: ${m.content}\n`).join("") + "assistant: "),
-    openSequence: (prompt) =>
-      Effect.succeed({
+    openSequence: (prompt) => {
+      let turn = 0;
+      return Effect.succeed({
         tokens: () => prompt,
         generate: (_append, options) =>
           Effect.suspend(() => {
             calls++;
-            const text = answer(detokenize(prompt), options.seed ?? 0);
+            const text = answer(detokenize(prompt), options.seed ?? 0, turn++);
             if (text instanceof Error) return Effect.fail(new PolicyError({ message: text.message }));
             const tokens = tokenize(text).slice(0, options.maxTokens);
             return Effect.succeed({
@@ -41,7 +44,8 @@ export const fakePolicy = (answer: (prompt: string, seed: number) => string | Er
               finishReason: tokens.length < text.length ? ("length" as const) : ("stop" as const),
             });
           }),
-      }),
+      });
+    },
     score: () => Effect.succeed(new Float32Array(0)),
     reload: () => Effect.void,
   };

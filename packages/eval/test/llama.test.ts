@@ -11,6 +11,8 @@ import { createTinyLlama, LlamaCppPolicy, type TinyModelInfo } from "@workflow-r
 import { Effect, Layer } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EvaluateOptions, evaluate } from "../src/index.js";
+import { type ExecutorServer, startExecutorServer } from "./executor-server.js";
+import { askEnvironment, fetchExecutor } from "./test-environment.js";
 
 const bamboogle = "/work/shared/data/qa/bamboogle/test.jsonl";
 const haveData = existsSync(bamboogle);
@@ -19,9 +21,11 @@ if (!haveData) console.warn(`[eval] skipping llama.cpp runner tests: ${bamboogle
 let dir: string;
 let model: TinyModelInfo;
 let tasks: Task[];
+let server: ExecutorServer;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "eval-llama-"));
+  server = await startExecutorServer((q) => `result for: ${q.slice(0, 20)}`);
   model = await createTinyLlama({
     path: join(dir, "tiny.gguf"),
     vocab: 300,
@@ -40,6 +44,7 @@ beforeAll(async () => {
       .map((r) => ({ id: r.id, question: r.question, goldenAnswers: r.golden_answers }));
 });
 afterAll(async () => {
+  await server.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -89,5 +94,47 @@ describe.skipIf(!haveData)("evaluate on llama.cpp (tiny model)", () => {
     const b = await run({ method: "cot", maxTokens: 10, limit: 2 });
     expect(a.results.map((r) => r.tokens)).toEqual(b.results.map((r) => r.tokens));
     expect(a.results.map((r) => r.prediction)).toEqual(b.results.map((r) => r.prediction));
+  });
+
+  it("workflow: multi-turn episodes with operator calls over a real HTTP executor", async () => {
+    const environment = askEnvironment.pipe(Layer.provide(fetchExecutor(server.url)));
+    const before = server.requests();
+    const resultsFile = join(dir, "workflow.jsonl");
+    const first = await Effect.runPromise(
+      evaluate({
+        benchmarks: [{ name: "bamboogle", tasks }],
+        method: "workflow",
+        maxTurns: 2,
+        maxTokens: 8,
+        limit: 2,
+        resultsFile,
+      }).pipe(Effect.provide(Layer.merge(policyLayer(), environment))),
+    );
+    expect(first.scored).toBe(2);
+    let asks = 0;
+    for (const r of first.results) {
+      const s = r.samples[0]!;
+      expect(s.error).toBeUndefined();
+      expect(s.turns).toBeGreaterThanOrEqual(1);
+      expect(s.turns).toBeLessThanOrEqual(2);
+      expect(s.tokens).toBeGreaterThan(0);
+      asks += s.operatorCalls["Ask"] ?? 0;
+      // Every turn without an answer called the operator once.
+      if (s.finishReason === "max-turns") expect(s.operatorCalls["Ask"]).toBe(2);
+    }
+    expect(asks).toBeGreaterThan(0);
+    expect(server.requests() - before).toBe(asks);
+    const second = await Effect.runPromise(
+      evaluate({
+        benchmarks: [{ name: "bamboogle", tasks }],
+        method: "workflow",
+        maxTurns: 2,
+        maxTokens: 8,
+        limit: 2,
+        resultsFile,
+      }).pipe(Effect.provide(Layer.merge(policyLayer(), environment))),
+    );
+    expect(second.scored).toBe(0);
+    expect(server.requests() - before).toBe(asks);
   });
 });
