@@ -36,7 +36,9 @@ export interface Workspace {
 
 export interface RunResult {
   readonly status: number | null;
+  /** stdout then stderr. */
   readonly output: string;
+  readonly stdout: string;
 }
 
 /** The outer vitest run's variables must not leak into the inner vitest, nx and node runs. */
@@ -49,7 +51,13 @@ const childEnv = (): NodeJS.ProcessEnv => {
     NX_TUI: "false",
   };
   for (const key of Object.keys(env))
-    if (key.startsWith("VITEST") || key === "NODE_OPTIONS" || key === "TEST" || key === "NODE_ENV")
+    if (
+      key.startsWith("VITEST") ||
+      key.startsWith("npm_") || // `npm test -w …` sets npm_config_workspace & co., which would redirect inner npm calls
+      key === "NODE_OPTIONS" ||
+      key === "TEST" ||
+      key === "NODE_ENV"
+    )
       delete env[key];
   return env;
 };
@@ -84,7 +92,7 @@ export const makeWorkspace = (packages: ReadonlyArray<string> = ["core", "gsspo"
       throw new Error(
         `\`${command} ${args.join(" ")}\` in ${options.cwd ?? "."} exited with ${result.status}:\n${output}`,
       );
-    return { status: result.status, output };
+    return { status: result.status, output, stdout: result.stdout ?? "" };
   };
   return { root, run, remove: () => fs.rmSync(root, { recursive: true, force: true }) };
 };
