@@ -90,7 +90,8 @@ const assertAbsent = (tree, dir) => {
 /**
  * After the files are on disk: link the package into node_modules/@workflow-r1 (so dynamic
  * `import("@workflow-r1/…")` resolves at once, as npm workspaces would), format it with biome and,
- * unless skipped, run `npm install` so package-lock.json records the new workspace (`npm ci` needs it).
+ * unless skipped, run `npm install` so package-lock.json records the new workspace (`npm ci` needs it);
+ * `--ignore-scripts` skips the root `prepare` (a full build) — the new package has no install step.
  * @param {string} root workspace root
  * @param {string} packageDir workspace-relative package folder
  * @param {string} packageName e.g. `@workflow-r1/env-maze`
@@ -117,7 +118,7 @@ const afterWrite = (root, packageDir, packageName, options, formatPaths) => () =
       );
   }
   if (!options.skipInstall) {
-    const result = spawnSync("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund"], {
+    const result = spawnSync("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts"], {
       cwd: root,
       stdio: "inherit",
     });
