@@ -1,0 +1,84 @@
+// Compiles the native addon (build/learner.node) against the ggml that node-llama-cpp ships:
+// headers from its bundled llama.cpp source (git bundle, cloned offline), libraries prebuilt.
+// Nothing is downloaded. WORKFLOW_R1_CUDA=1 links the CUDA build's libraries instead.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const pkg = resolve(here, "..");
+const build = join(pkg, "build");
+const require = createRequire(join(pkg, "package.json"));
+const started = Date.now();
+
+// Package folders found by walking up node_modules (some packages do not export package.json).
+const pkgDir = (name, from = pkg) => {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const candidate = join(dir, "node_modules", name);
+    if (existsSync(join(candidate, "package.json"))) return candidate;
+    if (dirname(dir) === dir) throw new Error(`${name} is not installed (looked upwards from ${from})`);
+  }
+};
+const nlcDir = pkgDir("node-llama-cpp");
+const bundle = join(nlcDir, "llama", "gitRelease.bundle");
+const cuda = process.env.WORKFLOW_R1_CUDA === "1";
+const binPackage = cuda ? "@node-llama-cpp/linux-x64-cuda" : "@node-llama-cpp/linux-x64";
+const binDir = join(pkgDir(binPackage, nlcDir), "bins", cuda ? "linux-x64-cuda" : "linux-x64");
+if (!existsSync(join(binDir, "libggml-base.so"))) throw new Error(`no libggml-base.so in ${binDir}`);
+
+mkdirSync(build, { recursive: true });
+const src = join(build, "llama.cpp");
+if (!existsSync(join(src, "ggml", "include", "ggml.h"))) {
+  execFileSync("git", ["clone", "-q", bundle, src], { stdio: "inherit" });
+}
+const cmake = readFileSync(join(src, "ggml", "CMakeLists.txt"), "utf8");
+const v = (k) => new RegExp(`set\\(GGML_VERSION_${k} (\\d+)\\)`).exec(cmake)[1];
+const version = `${v("MAJOR")}.${v("MINOR")}.${v("PATCH")}`;
+const ggmlC = readFileSync(join(src, "ggml", "src", "ggml.c"), "utf8");
+const table = ggmlC.slice(ggmlC.indexOf("static const char * GGML_OP_NAME[GGML_OP_COUNT]"));
+const names = table.slice(0, table.indexOf("};")).match(/"([A-Z0-9_]+)"/g);
+const lastOp = names[names.length - 1].replaceAll('"', "");
+
+const napiInclude = pkgDir("node-addon-api");
+const nodeInclude = require("node-api-headers").include_dir;
+const libs = readdirLibs(binDir);
+// rpath: absolute (this checkout) and relative to the addon (hoisted node_modules layouts).
+const rel = relative(build, binDir);
+const args = [
+  "-std=c++17",
+  "-O2",
+  "-fPIC",
+  "-shared",
+  "-fvisibility=hidden",
+  "-DNAPI_VERSION=8",
+  "-DNAPI_CPP_EXCEPTIONS",
+  "-DNODE_ADDON_API_DISABLE_DEPRECATED",
+  `-DWR1_GGML_VERSION="${version}"`,
+  `-DWR1_LAST_OP="${lastOp}"`,
+  `-I${napiInclude}`,
+  `-I${nodeInclude}`,
+  `-I${join(src, "ggml", "include")}`,
+  join(pkg, "native", "learner.cpp"),
+  "-o",
+  join(build, "learner.node"),
+  `-L${binDir}`,
+  ...libs.map((l) => `-l:${l}`),
+  `-Wl,-rpath,$ORIGIN/${rel}`,
+  `-Wl,-rpath,${binDir}`,
+];
+execFileSync(process.env.CXX ?? "g++", args, { stdio: "inherit" });
+console.log(
+  `learner.node built against ggml ${version} (${cuda ? "CUDA" : "CPU"} libraries in ${binDir}) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+);
+
+function readdirLibs(dir) {
+  const found = ["libggml-base.so"];
+  const reg = execFileSync("ls", [dir], { encoding: "utf8" })
+    .split("\n")
+    .find((f) => /^libggml\.v[\d.]+\.so$/.test(f) || f === "libggml.so");
+  if (!reg) throw new Error(`no libggml backend-registry library in ${dir}`);
+  found.push(reg);
+  return found;
+}

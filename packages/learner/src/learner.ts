@@ -1,0 +1,279 @@
+import { availableParallelism } from "node:os";
+import {
+  Learner,
+  type LearnerSequence,
+  type LearnerShape,
+  NativeLearnerError,
+  type StepStats,
+} from "@workflow-r1/core";
+import { Effect, Layer, type Scope } from "effect";
+import { backendsDirectory, loadAddon, type NativeInfo, type NativeLearnerHandle } from "./native.js";
+
+/** Weight matrices of a llama block that LoRA can adapt. */
+export type LoraTarget = "attn_q" | "attn_k" | "attn_v" | "attn_output" | "ffn_gate" | "ffn_up" | "ffn_down";
+
+export const ALL_LORA_TARGETS: ReadonlyArray<LoraTarget> = [
+  "attn_q",
+  "attn_k",
+  "attn_v",
+  "attn_output",
+  "ffn_gate",
+  "ffn_up",
+  "ffn_down",
+];
+
+export interface LoraConfig {
+  readonly rank: number;
+  /** Scale numerator: the adapter adds (alpha / rank)·B·A. Default = rank. */
+  readonly alpha?: number;
+  /** Default: every attention and FFN matrix. */
+  readonly targets?: ReadonlyArray<LoraTarget>;
+}
+
+export interface OptimizerConfig {
+  /** Default 1e-5. */
+  readonly learningRate?: number;
+  /** Default 0.9. */
+  readonly beta1?: number;
+  /** Default 0.999. */
+  readonly beta2?: number;
+  /** Default 1e-8. */
+  readonly eps?: number;
+  /** Decoupled weight decay (applied to every trainable tensor). Default 0. */
+  readonly weightDecay?: number;
+  /** Global gradient-norm clip; ≤ 0 or Infinity disables. Default 1. */
+  readonly maxGradNorm?: number;
+  /** Learning rate of step `step` (1-based) given the base rate; e.g. warm-up or cosine decay. */
+  readonly schedule?: (step: number, learningRate: number) => number;
+}
+
+export interface GgmlLearnerConfig {
+  /** A llama / qwen2 GGUF: F32 for full fine-tuning; F32/F16/quantized base for LoRA. */
+  readonly modelPath: string;
+  /** CPU threads. Default: available cores. */
+  readonly threads?: number;
+  /** Run on the GPU backend (needs an addon built with WORKFLOW_R1_CUDA=1). Default false. */
+  readonly gpu?: boolean;
+  /** LoRA mode; omitted = full fine-tuning of every weight. */
+  readonly lora?: LoraConfig;
+  readonly optimizer?: OptimizerConfig;
+  /** Largest padded micro-batch (sequences × longest length) one native call processes. Default 4096. */
+  readonly microBatchTokens?: number;
+  /** Seed of the LoRA A initialisation. Default 0. */
+  readonly seed?: number;
+}
+
+/** The Learner plus what tests, benchmarks and checkpoints need. */
+export interface GgmlLearnerShape extends LearnerShape {
+  readonly info: () => NativeInfo;
+  /** Global norm of the gradient accumulated since the last step. */
+  readonly gradNorm: () => Effect.Effect<number, NativeLearnerError>;
+  /** Drop the accumulated gradient without stepping. */
+  readonly zeroGrad: () => Effect.Effect<void, NativeLearnerError>;
+  /** Trainable tensors and their element counts. */
+  readonly parameterNames: () => ReadonlyArray<readonly [string, number]>;
+  /** Test hooks: read / overwrite one F32 element of a tensor, read its accumulated gradient. */
+  readonly getParameter: (name: string, index: number) => number;
+  readonly setParameter: (name: string, index: number, value: number) => void;
+  readonly gradient: (name: string, index: number) => number;
+}
+
+const fail = (operation: string, message: string) => new NativeLearnerError({ operation, message });
+const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/** Group sequence indices into micro-batches of ≤ `budget` padded tokens, longest first. */
+export const planMicroBatches = (lengths: ReadonlyArray<number>, budget: number): number[][] => {
+  const order = lengths.map((_, i) => i).sort((a, b) => lengths[b] - lengths[a]);
+  const groups: number[][] = [];
+  let current: number[] = [];
+  let longest = 0;
+  for (const i of order) {
+    const l = Math.max(longest, lengths[i]);
+    if (current.length > 0 && l * (current.length + 1) > budget) {
+      groups.push(current);
+      current = [];
+      longest = 0;
+    }
+    current.push(i);
+    longest = Math.max(longest, lengths[i]);
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+};
+
+/** Open a learner on a GGUF. Prefer `GgmlLearner.layer` / `GgmlLearner.make`, which free it. */
+export const createGgmlLearner = (
+  config: GgmlLearnerConfig,
+): GgmlLearnerShape & { readonly dispose: () => void } => {
+  const lora = config.lora;
+  if (lora !== undefined && (!Number.isInteger(lora.rank) || lora.rank < 1))
+    throw fail("open", `lora.rank must be a positive integer, got ${lora.rank}`);
+  const threads = config.threads ?? availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1)
+    throw fail("open", `threads must be a positive integer, got ${threads}`);
+  const microBatchTokens = config.microBatchTokens ?? 4096;
+  let native: NativeLearnerHandle;
+  try {
+    const addon = loadAddon();
+    native = new addon.NativeLearner(config.modelPath, backendsDirectory(), {
+      threads,
+      gpu: config.gpu ?? false,
+      loraRank: lora?.rank ?? 0,
+      loraAlpha: lora?.alpha ?? lora?.rank ?? 0,
+      loraTargets: lora?.targets ?? ALL_LORA_TARGETS,
+      seed: config.seed ?? 0,
+    });
+  } catch (e) {
+    throw fail("open", `${config.modelPath}: ${messageOf(e)}`);
+  }
+  const info = native.info();
+  const opt = config.optimizer ?? {};
+  const baseLr = opt.learningRate ?? 1e-5;
+  let disposed = false;
+
+  const call = <A>(operation: string, f: () => A): Effect.Effect<A, NativeLearnerError> =>
+    Effect.suspend(() => {
+      if (disposed) return Effect.fail(fail(operation, "the learner was freed (its scope closed)"));
+      try {
+        return Effect.succeed(f());
+      } catch (e) {
+        return Effect.fail(e instanceof NativeLearnerError ? e : fail(operation, messageOf(e)));
+      }
+    });
+
+  const validate = (operation: string, batch: ReadonlyArray<LearnerSequence>) => {
+    if (batch.length === 0) throw fail(operation, "empty batch: no sequences");
+    batch.forEach((s, i) => {
+      const n = s.tokens.length;
+      if (n === 0) throw fail(operation, `sequence ${i} has no tokens`);
+      if (n > info.context)
+        throw fail(operation, `sequence ${i} has ${n} tokens, over the context of ${info.context}`);
+      if (s.mask.length !== n)
+        throw fail(operation, `sequence ${i}: mask has ${s.mask.length} entries for ${n} tokens`);
+      if (s.mask[0] === 1)
+        throw fail(operation, `sequence ${i}: mask[0] = 1, but the first token has no prediction`);
+      for (let t = 0; t < n; t++) {
+        const id = s.tokens[t];
+        if (!Number.isInteger(id) || id < 0 || id >= info.vocab)
+          throw fail(
+            operation,
+            `sequence ${i}, position ${t}: token id ${id} is outside the vocabulary [0, ${info.vocab})`,
+          );
+      }
+    });
+  };
+
+  /** Run `f` per micro-batch on padded [B, L] token blocks. */
+  const eachMicroBatch = (
+    batch: ReadonlyArray<LearnerSequence>,
+    f: (group: number[], tokens: Int32Array, length: number) => void,
+  ) => {
+    for (const group of planMicroBatches(
+      batch.map((s) => s.tokens.length),
+      microBatchTokens,
+    )) {
+      const length = Math.max(...group.map((i) => batch[i].tokens.length));
+      const tokens = new Int32Array(length * group.length);
+      group.forEach((i, b) => tokens.set(batch[i].tokens, b * length));
+      f(group, tokens, length);
+    }
+  };
+
+  const logprobs: LearnerShape["logprobs"] = (batch) =>
+    call("logprobs", () => {
+      validate("logprobs", batch);
+      const out = batch.map((s) => new Float32Array(s.tokens.length).fill(Number.NaN));
+      eachMicroBatch(batch, (group, tokens, length) => {
+        const lp = native.forward(tokens, length, group.length);
+        group.forEach((i, b) => {
+          const { mask } = batch[i];
+          for (let t = 1; t < mask.length; t++) if (mask[t] === 1) out[i][t] = lp[b * length + t - 1];
+        });
+      });
+      return out;
+    });
+
+  const backward: LearnerShape["backward"] = (batch, coefficients) =>
+    call("backward", () => {
+      validate("backward", batch);
+      if (coefficients.length !== batch.length)
+        throw fail("backward", `${coefficients.length} coefficient arrays for ${batch.length} sequences`);
+      batch.forEach((s, i) => {
+        const c = coefficients[i];
+        if (c.length !== s.tokens.length)
+          throw fail("backward", `sequence ${i}: ${c.length} coefficients for ${s.tokens.length} tokens`);
+        for (let t = 0; t < c.length; t++)
+          if (s.mask[t] === 1 && !Number.isFinite(c[t]))
+            throw fail("backward", `sequence ${i}, position ${t}: coefficient ${c[t]} is not finite`);
+      });
+      eachMicroBatch(batch, (group, tokens, length) => {
+        const coef = new Float32Array(tokens.length);
+        group.forEach((i, b) => {
+          const { mask } = batch[i];
+          const c = coefficients[i];
+          for (let t = 1; t < mask.length; t++) if (mask[t] === 1) coef[b * length + t - 1] = c[t];
+        });
+        native.backward(tokens, length, group.length, coef);
+      });
+    });
+
+  const step: LearnerShape["step"] = () =>
+    call("step", (): StepStats => {
+      const next = native.info().step + 1;
+      const learningRate = opt.schedule ? opt.schedule(next, baseLr) : baseLr;
+      if (!Number.isFinite(learningRate) || learningRate < 0)
+        throw fail("step", `the schedule gave learning rate ${learningRate} at step ${next}`);
+      const maxNorm = opt.maxGradNorm ?? 1;
+      const gradNorm = native.step(
+        learningRate,
+        opt.beta1 ?? 0.9,
+        opt.beta2 ?? 0.999,
+        opt.eps ?? 1e-8,
+        opt.weightDecay ?? 0,
+        Number.isFinite(maxNorm) ? maxNorm : 0,
+      );
+      return { gradNorm, learningRate, step: next };
+    });
+
+  return {
+    logprobs,
+    backward,
+    step,
+    save: (path, options) =>
+      call("save", () => {
+        if (options.format === "lora" && lora === undefined)
+          throw fail("save", 'format "lora" needs a learner configured with `lora`');
+        native.save(path, options.format);
+      }),
+    saveState: (path) => call("saveState", () => native.saveState(path)),
+    loadState: (path) => call("loadState", () => native.loadState(path)),
+    info: () => native.info(),
+    gradNorm: () => call("gradNorm", () => native.gradNorm()),
+    zeroGrad: () => call("zeroGrad", () => native.zeroGrad()),
+    parameterNames: () => native.parameterNames(),
+    getParameter: (name, index) => native.getParameter(name, index),
+    setParameter: (name, index, value) => native.setParameter(name, index, value),
+    gradient: (name, index) => native.gradient(name, index),
+    dispose: () => {
+      if (!disposed) native.free();
+      disposed = true;
+    },
+  };
+};
+
+const acquire = (config: GgmlLearnerConfig) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => createGgmlLearner(config),
+      catch: (e) => (e instanceof NativeLearnerError ? e : fail("open", messageOf(e))),
+    }),
+    (l) => Effect.sync(() => l.dispose()),
+  );
+
+/** The core `Learner` on ggml; native memory is freed when the scope closes. */
+export const GgmlLearner = {
+  layer: (config: GgmlLearnerConfig): Layer.Layer<Learner, NativeLearnerError> =>
+    Layer.effect(Learner, acquire(config)),
+  make: (config: GgmlLearnerConfig): Effect.Effect<GgmlLearnerShape, NativeLearnerError, Scope.Scope> =>
+    acquire(config),
+};
