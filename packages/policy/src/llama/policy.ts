@@ -38,6 +38,7 @@ import {
 } from "node-llama-cpp";
 import { createRng } from "../gguf/tiny.js";
 import { ChatRenderer } from "./chat.js";
+import { BatchEngine, type NativeContext, type NativeSampler } from "./engine.js";
 
 export type KvCacheType = "F32" | "F16" | "Q8_0" | "Q4_0";
 
@@ -55,7 +56,7 @@ export interface LlamaCppPolicyConfig {
   /** CPU threads. Default: all cores node-llama-cpp detects. */
   readonly threads?: number;
   /**
-   * KV cache type. Default `"F16"` (llama.cpp's default: half the memory, log-probs shift by ~3e-3);
+   * KV cache type. Default: llama.cpp's own (F16: half the memory, log-probs shift by ~3e-3);
    * `"F32"` makes sampler log-probs agree with an F32 learner to ~1e-6 at twice the cache memory.
    */
   readonly kvCacheType?: KvCacheType;
@@ -73,6 +74,8 @@ export interface LlamaCppPolicyConfig {
 export interface LlamaCppPolicyShape extends PolicyShape {
   /** Tokens node-llama-cpp has decoded so far (input tokens), to check that prefixes are reused. */
   readonly evaluatedTokens: () => number;
+  /** `llama_decode` calls so far: concurrent sequences share one call per step. */
+  readonly decodeCalls: () => number;
   readonly model: () => LlamaModel;
   readonly context: () => LlamaContext;
 }
@@ -81,13 +84,6 @@ const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 const isTruncating = (o: SamplingOptions, vocab: number) =>
   (o.topK !== undefined && o.topK > 0 && o.topK < vocab) || (o.topP !== undefined && o.topP < 1);
-
-/** Mix a sequence seed with a step so each token gets its own draw (node-llama-cpp makes a sampler per call). */
-const stepSeed = (seed: number, step: number) => {
-  let h = (Math.imul(seed ^ 0x5bd1e995, 0x27d4eb2d) + Math.imul(step + 1, 0x9e3779b1)) >>> 0;
-  h = Math.imul(h ^ (h >>> 15), 0x85ebca6b) >>> 0;
-  return (h ^ (h >>> 13)) >>> 0;
-};
 
 /** Sample from raw logits with temperature / top-k / top-p; returns the token and its temperature-1 log-prob. */
 const sampleFromLogits = (
@@ -134,6 +130,10 @@ const sampleFromLogits = (
 interface Loaded {
   model: LlamaModel;
   context: LlamaContext;
+  /** Sequences of the context not in use (node-llama-cpp reclaims disposed ids lazily, so we reuse them). */
+  free: LlamaContextSequence[];
+  native: NativeContext;
+  engine: BatchEngine;
   renderer: ChatRenderer;
   info: PolicyInfo;
   modelPath: string;
@@ -189,10 +189,25 @@ export const createLlamaCppPolicy = async (
       batchSize: config.batchSize ?? Math.max(512, nSeq),
       ...(config.threads === undefined ? {} : { threads: config.threads }),
       flashAttention: config.flashAttention ?? false,
-      experimentalKvCacheKeyType: config.kvCacheType ?? "F16",
-      experimentalKvCacheValueType: config.kvCacheType ?? "F16",
+      // Passed only when asked: setting even the default F16 explicitly measured ~1.8× slower decodes.
+      ...(config.kvCacheType === undefined
+        ? {}
+        : {
+            experimentalKvCacheKeyType: config.kvCacheType,
+            experimentalKvCacheValueType: config.kvCacheType,
+          }),
       ...(adapters.length > 0 ? { lora: { adapters } } : {}),
     });
+  };
+
+  const stats = { decodes: 0, decodedTokens: 0 };
+  const contextParts = (context: LlamaContext) => {
+    const native = (context as unknown as { _ctx: NativeContext })._ctx;
+    return {
+      free: Array.from({ length: nSeq }, () => context.getSequence()),
+      native,
+      engine: new BatchEngine(native, context.batchSize, stats),
+    };
   };
 
   const describe = (model: LlamaModel, context: LlamaContext, modelPath: string): Loaded => {
@@ -215,6 +230,7 @@ export const createLlamaCppPolicy = async (
     return {
       model,
       context,
+      ...contextParts(context),
       renderer,
       modelPath,
       info: { modelPath, contextSize: context.contextSize, vocabularySize: vocabSize, endOfTurnTokens },
@@ -233,7 +249,6 @@ export const createLlamaCppPolicy = async (
       cause: e,
     });
   }
-  let evaluated = 0;
   let open = 0;
   const slots = Semaphore.makeUnsafe(nSeq);
 
@@ -242,13 +257,46 @@ export const createLlamaCppPolicy = async (
       ? e
       : new PolicyError({ message: `${what}: ${messageOf(e)}`, cause: e });
 
+  /** A free sequence of the context, for the life of the current scope (waits while all are in use). */
+  const acquireSequence = (what: string) =>
+    Effect.gen(function* () {
+      yield* Effect.acquireRelease(Semaphore.take(slots, 1), () => Semaphore.release(slots, 1));
+      const owner = loaded;
+      return yield* Effect.acquireRelease(
+        Effect.sync(() => owner.free.pop()).pipe(
+          Effect.flatMap((s) =>
+            s === undefined
+              ? Effect.fail(new PolicyError({ message: `${what}: no free sequence` }))
+              : Effect.succeed(s),
+          ),
+        ),
+        (s) =>
+          Effect.sync(() => {
+            // Free the sequence's KV cells (the engine bypasses node-llama-cpp's own bookkeeping).
+            owner.native.disposeSequence(sequenceId(s));
+            owner.free.push(s);
+          }),
+      );
+    });
+
+  /** A native sampler configured like node-llama-cpp's own (temperature 1, no truncation unless asked). */
+  const makeSampler = (seq: LlamaContextSequence, seed: number): NativeSampler => {
+    const internals = seq as unknown as { _resolveSamplerConfig: (o: object) => unknown };
+    const bindings = (llama as unknown as { _bindings: { AddonSampler: new (m: unknown) => NativeSampler } })
+      ._bindings;
+    const sampler = new bindings.AddonSampler((loaded.model as unknown as { _model: unknown })._model);
+    sampler.applyConfig(internals._resolveSamplerConfig({ temperature: 1, topK: 0, topP: 1, minP: 0, seed }));
+    return sampler;
+  };
+  const sequenceId = (seq: LlamaContextSequence) => (seq as unknown as { _sequenceId: number })._sequenceId;
+
   const sequenceFor = (seq: LlamaContextSequence, prompt: Int32Array): PolicySequence => {
     // Tokens in the KV cache, and sampled tokens not yet fed back (the last token of each turn).
     const history: number[] = [];
     let pending: number[] = Array.from(prompt);
-    let step = 0;
     let busy = false;
     const vocab = loaded.info.vocabularySize;
+    const id = sequenceId(seq);
 
     const run = async (append: Int32Array, o: SamplingOptions): Promise<Generation> => {
       if (busy)
@@ -256,6 +304,10 @@ export const createLlamaCppPolicy = async (
           message: "generate called again on a sequence before the previous call finished",
         });
       busy = true;
+      const { engine, native } = loaded;
+      const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
+      const fast = (o.temperature ?? 1) === 1 && !isTruncating(o, vocab);
+      const sampler = makeSampler(seq, seed);
       try {
         const input = [...pending, ...append];
         const ctxSize = seq.contextSize;
@@ -267,12 +319,13 @@ export const createLlamaCppPolicy = async (
           });
         if (input.length === 0)
           throw new PolicyError({ message: "nothing to evaluate: empty prompt and nothing appended" });
+        for (const t of append)
+          if (t < 0 || t >= vocab)
+            throw new PolicyError({ message: `appended token ${t} is outside the vocabulary (${vocab})` });
         const tokens: number[] = [];
         const logprobs: number[] = [];
         const stops = o.stop ?? [];
         const longestStop = stops.reduce((m, s) => Math.max(m, s.length), 0);
-        const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
-        const fast = (o.temperature ?? 1) === 1 && !isTruncating(o, vocab);
         const rng = createRng(seed);
         let finishReason: SampleFinishReason = "length";
         let stopString: string | undefined;
@@ -282,40 +335,26 @@ export const createLlamaCppPolicy = async (
             finishReason = "context";
             break;
           }
-          const last = feed.length - 1;
-          const items = feed.map((t, i) =>
-            i === last
-              ? ([
-                  t,
-                  {
-                    generateNext: fast
-                      ? {
-                          token: true,
-                          confidence: true,
-                          options: { temperature: 1, topK: 0, topP: 1, minP: 0, seed: stepSeed(seed, step) },
-                        }
-                      : { logits: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } },
-                  },
-                ] as const)
-              : t,
+          const [r] = await engine.decode(id, history.length, feed, [feed.length - 1], (li) =>
+            fast
+              ? native.sampleToken(li, sampler, false, true)
+              : native.sampleToken(li, sampler, false, false, true),
           );
-          step++;
-          const results = await seq.controlledEvaluate(items as never);
-          evaluated += feed.length;
           history.push(...feed);
           feed = [];
-          const next = results[last]?.next;
           let token: number;
           let logprob: number;
           if (fast) {
-            if (next?.token == null || next.confidence === undefined)
+            if (r[0] < 0 || r[2] === undefined)
               throw new PolicyError({ message: "llama.cpp returned no token" });
-            token = next.token;
-            logprob = Math.log(next.confidence);
+            token = r[0];
+            logprob = Math.log(r[2]);
           } else {
-            if (next?.logits === undefined)
-              throw new PolicyError({ message: "llama.cpp returned no logits" });
-            ({ token, logprob } = sampleFromLogits(next.logits, o, rng.next()));
+            const flat = r[3];
+            if (flat === undefined) throw new PolicyError({ message: "llama.cpp returned no logits" });
+            const logits = new Map<number, number>();
+            for (let i = 0; i + 1 < flat.length; i += 2) logits.set(flat[i], flat[i + 1]);
+            ({ token, logprob } = sampleFromLogits(logits, o, rng.next()));
           }
           tokens.push(token);
           logprobs.push(logprob);
@@ -326,7 +365,7 @@ export const createLlamaCppPolicy = async (
           }
           if (longestStop > 0) {
             // A stop string spans at most `longestStop` tokens (each token is ≥ 1 byte).
-            const tail = loaded.model.detokenize(tokens.slice(-longestStop - 1) as Token[]);
+            const tail = loaded.model.detokenize(tokens.slice(-longestStop - 1) as Token[], true);
             const hit = stops.find((s) => tail.includes(s));
             if (hit !== undefined) {
               finishReason = "stop";
@@ -343,6 +382,7 @@ export const createLlamaCppPolicy = async (
           ...(stopString === undefined ? {} : { stopString }),
         };
       } finally {
+        sampler.dispose();
         busy = false;
       }
     };
@@ -369,17 +409,11 @@ export const createLlamaCppPolicy = async (
           return yield* new PolicyError({
             message: `prompt token ${t} is outside the vocabulary (${loaded.info.vocabularySize})`,
           });
-      yield* Effect.acquireRelease(Semaphore.take(slots, 1), () => Semaphore.release(slots, 1));
-      const seq = yield* Effect.acquireRelease(
-        Effect.try({ try: () => loaded.context.getSequence(), catch: policyError("open sequence") }),
-        (s) =>
-          Effect.promise(async () => {
-            await s.clearHistory().catch(() => undefined);
-            s.dispose();
-            open--;
-          }),
+      const seq = yield* acquireSequence("open sequence");
+      yield* Effect.acquireRelease(
+        Effect.sync(() => open++),
+        () => Effect.sync(() => open--),
       );
-      open++;
       return sequenceFor(seq, prompt);
     });
 
@@ -397,44 +431,53 @@ export const createLlamaCppPolicy = async (
             needed: tokens.length,
             contextSize: ctxSize,
           });
-        yield* Effect.acquireRelease(Semaphore.take(slots, 1), () => Semaphore.release(slots, 1));
-        const seq = yield* Effect.acquireRelease(
-          Effect.try({ try: () => loaded.context.getSequence(), catch: policyError("score") }),
-          (s) => Effect.sync(() => s.dispose()),
-        );
+        for (const t of tokens)
+          if (t < 0 || t >= loaded.info.vocabularySize)
+            return yield* new PolicyError({
+              message: `score: token ${t} is outside the vocabulary (${loaded.info.vocabularySize})`,
+            });
+        if (from === tokens.length) return new Float32Array(0);
+        const seq = yield* acquireSequence("score");
         return yield* Effect.tryPromise({
           try: async () => {
-            const input = Array.from(tokens.subarray(0, tokens.length - 1), (t, i) =>
-              i + 1 >= from
-                ? ([
-                    t,
-                    {
-                      generateNext: {
-                        logits: { filter: { tokens: [tokens[i + 1] as Token], includeTop: 1 } },
-                        totalLogitWeight: true,
-                        options: { temperature: 1, topK: 0, topP: 1, minP: 0 },
-                      },
-                    },
-                  ] as const)
-                : t,
-            );
-            const results = await seq.controlledEvaluate(input as never);
-            evaluated += input.length;
-            const out = new Float32Array(tokens.length - from);
-            for (let i = from - 1; i < tokens.length - 1; i++) {
-              const next = results[i]?.next;
-              const logits = next?.logits;
-              const total = next?.totalLogitWeight;
-              if (logits === undefined || total === undefined)
-                throw new PolicyError({ message: `no logits at position ${i}` });
+            const { engine, native } = loaded;
+            const sampler = makeSampler(seq, 0);
+            try {
+              const wanted = Array.from({ length: tokens.length - from }, (_, k) => from - 1 + k);
               // includeTop: 1 carries the row's max logit, the reference point of totalLogitWeight.
-              const max = Math.max(...logits.values());
-              out[i + 1 - from] =
-                ((logits as Map<number, number>).get(tokens[i + 1]) ?? Number.NEGATIVE_INFINITY) -
-                max -
-                Math.log(total);
+              const rows = await engine.decode(
+                sequenceId(seq),
+                0,
+                tokens.subarray(0, tokens.length - 1),
+                wanted,
+                (li, t) =>
+                  native.sampleToken(
+                    li,
+                    sampler,
+                    false,
+                    false,
+                    [[tokens[t + 1]], false, false, false, 1],
+                    true,
+                  ),
+              );
+              const out = new Float32Array(rows.length);
+              rows.forEach((r, k) => {
+                const flat = r[3];
+                const total = r[4];
+                if (flat === undefined || total === undefined)
+                  throw new PolicyError({ message: `no logits at position ${from - 1 + k}` });
+                let max = Number.NEGATIVE_INFINITY;
+                let target = Number.NEGATIVE_INFINITY;
+                for (let i = 0; i + 1 < flat.length; i += 2) {
+                  max = Math.max(max, flat[i + 1]);
+                  if (flat[i] === tokens[from + k]) target = flat[i + 1];
+                }
+                out[k] = target - max - Math.log(total);
+              });
+              return out;
+            } finally {
+              sampler.dispose();
             }
-            return out;
           },
           catch: policyError("score"),
         });
@@ -451,7 +494,7 @@ export const createLlamaCppPolicy = async (
         if (weights.kind === "lora") {
           const next = await createContext(loaded.model, { path: weights.path, scale: weights.scale });
           await loaded.context.dispose();
-          loaded = { ...loaded, context: next };
+          loaded = { ...loaded, context: next, ...contextParts(next) };
           return;
         }
         const { model, modelPath } = await loadModel(weights.path);
@@ -488,7 +531,8 @@ export const createLlamaCppPolicy = async (
     openSequence,
     score,
     reload,
-    evaluatedTokens: () => evaluated,
+    evaluatedTokens: () => stats.decodedTokens,
+    decodeCalls: () => stats.decodes,
     model: () => loaded.model,
     context: () => loaded.context,
     dispose: async () => {
