@@ -118,10 +118,14 @@ const afterWrite = (root, packageDir, packageName, options, formatPaths) => () =
       );
   }
   if (!options.skipInstall) {
-    const result = spawnSync("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts"], {
-      cwd: root,
-      stdio: "inherit",
-    });
+    const result = spawnSync(
+      "npm",
+      ["install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts"],
+      {
+        cwd: root,
+        stdio: "inherit",
+      },
+    );
     if (result.status !== 0) throw new Error("npm install failed; run it yourself to link the new workspace");
   }
 };

@@ -71,6 +71,10 @@ export const makeWorkspace = (packages: ReadonlyArray<string> = ["core", "gsspo"
   for (const name of packages)
     copyTree(path.join(repoRoot, "packages", name), path.join(root, "packages", name));
   copyTree(path.join(repoRoot, "tools"), path.join(root, "tools"));
+  // The copy holds only some packages: drop tools' implicit dependencies on the others, or nx refuses the graph.
+  const toolsManifest = path.join(root, "tools", "package.json");
+  const { nx: _nx, ...manifest } = JSON.parse(fs.readFileSync(toolsManifest, "utf-8"));
+  fs.writeFileSync(toolsManifest, JSON.stringify(manifest, null, 2));
   const modules = path.join(root, "node_modules");
   fs.mkdirSync(path.join(modules, "@workflow-r1"), { recursive: true });
   for (const entry of fs.readdirSync(realModules)) {
