@@ -4,7 +4,7 @@
  * file and the reports into the output directory.
  */
 import { join, resolve } from "node:path";
-import type { Executor, Policy } from "@workflow-r1/core";
+import type { Environment, Executor, Policy } from "@workflow-r1/core";
 import { Effect, Layer } from "effect";
 import { EvaluationError } from "./errors.js";
 import { createEvalProgress, type ProgressMode } from "./progress.js";
@@ -55,6 +55,8 @@ export interface EvalCommandDeps {
   readonly executorLayer: (
     options: EvalCommandOptions & { readonly executorUrl: string },
   ) => Layer.Layer<Executor, unknown>;
+  /** The agent's environment over the executor (needed by `workflow`); absent when none is available. */
+  readonly environmentLayer?: (options: EvalCommandOptions) => Layer.Layer<Environment, unknown, Executor>;
 }
 
 export const splitList = (value: string | ReadonlyArray<string> | undefined): string[] | undefined => {
@@ -77,10 +79,31 @@ export const evalCommand = (
     const out = resolve(options.out ?? "eval-out");
     const resultsFile = join(out, "results.jsonl");
     const benchmarks = yield* deps.loadBenchmarks(options.data, splitList(options.benchmarks));
-    const executor =
-      options.executorUrl === undefined
-        ? Layer.empty
-        : deps.executorLayer({ ...options, executorUrl: options.executorUrl });
+    if (
+      methods.includes("workflow") &&
+      (options.executorUrl === undefined || deps.environmentLayer === undefined)
+    )
+      return yield* Effect.fail(
+        new EvaluationError({
+          message:
+            options.executorUrl === undefined
+              ? "--method workflow needs --executor-url (the operators' OpenAI-compatible endpoint)"
+              : "--method workflow needs the Workflow-R1 environment, which this build does not provide",
+          method: "workflow",
+          field: "executorUrl",
+        }),
+      );
+    let services:
+      | Layer.Layer<never, unknown>
+      | Layer.Layer<Executor, unknown>
+      | Layer.Layer<Executor | Environment, unknown> = Layer.empty;
+    if (options.executorUrl !== undefined) {
+      const executor = deps.executorLayer({ ...options, executorUrl: options.executorUrl });
+      services =
+        deps.environmentLayer === undefined
+          ? executor
+          : Layer.merge(executor, deps.environmentLayer(options).pipe(Layer.provide(executor)));
+    }
     const progress = createEvalProgress({
       ...(options.progress ? { mode: options.progress } : {}),
       ...(options.stream ? { stream: options.stream } : {}),
@@ -105,7 +128,7 @@ export const evalCommand = (
       onProgress: progress.onProgress,
     }).pipe(
       Effect.ensuring(Effect.sync(progress.stop)),
-      Effect.provide(Layer.merge(deps.policyLayer(options), executor)),
+      Effect.provide(Layer.merge(deps.policyLayer(options), services)),
     );
     const files = yield* Effect.tryPromise({
       try: () => writeReports(out, run.report),

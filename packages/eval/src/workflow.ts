@@ -17,9 +17,12 @@ import { Effect, Option } from "effect";
 import { extractAnswer } from "./answers.js";
 import { EvaluationError } from "./errors.js";
 import { type MethodDefinition, type MethodSettings, type SampleOutput, sampleSeed } from "./methods.js";
+import { formatScore } from "./metrics.js";
 
 interface EpisodeText {
   readonly actions: string[];
+  /** The observation after each action but the last, as the agent saw it. */
+  readonly observations: string[];
   readonly tokens: number;
   readonly operatorCalls: Record<string, number>;
   readonly outcome: EpisodeOutcome;
@@ -41,10 +44,17 @@ export const runEpisode = (
       const environment = yield* Environment;
       const episode = yield* environment.reset(task);
       const actions: string[] = [];
+      const observations: string[] = [];
       const operatorCalls: Record<string, number> = {};
       let tokens = 0;
       const finish = (reason: FinishReason) =>
-        Effect.map(episode.finish(reason), (outcome) => ({ actions, tokens, operatorCalls, outcome }));
+        Effect.map(episode.finish(reason), (outcome) => ({
+          actions,
+          observations,
+          tokens,
+          operatorCalls,
+          outcome,
+        }));
       const opened = yield* Effect.result(
         policy.openSequence(policy.renderChat(episode.messages, { addGenerationPrompt: true })),
       );
@@ -77,20 +87,35 @@ export const runEpisode = (
         const step = yield* episode.step(action);
         for (const call of step.operatorCalls)
           operatorCalls[call.operator] = (operatorCalls[call.operator] ?? 0) + 1;
-        if (step._tag === "Done") return { actions, tokens, operatorCalls, outcome: step };
+        if (step._tag === "Done") return { actions, observations, tokens, operatorCalls, outcome: step };
+        observations.push(step.observation);
         append = policy.renderContinuation([{ role: "tool", content: step.observation }], generation.tokens);
       }
     }),
   );
 
-/** Format validity of an episode: the environment's `format` reward part when it has one. */
-const formatOf = (episode: EpisodeText): number => {
-  const part = episode.outcome.rewardParts["format"];
-  if (part !== undefined) return part > 0 ? 1 : 0;
-  return episode.outcome.finishReason === "answer" && extractAnswer(episode.actions.at(-1) ?? "") !== null
-    ? 1
-    : 0;
-};
+/**
+ * Format validity of an episode: Workflow-R1's format check (`(think tool info)* think answer`)
+ * over the transcript of actions and observations passes (score 0, not the -0.5 penalty).
+ */
+export const workflowFormatValid = (
+  actions: ReadonlyArray<string>,
+  observations: ReadonlyArray<string>,
+): boolean =>
+  formatScore(
+    actions
+      .flatMap((action, i) => {
+        const o = observations[i];
+        // The transcript the reward reads: each observation as the agent saw it, inside <info>.
+        return o === undefined
+          ? [action]
+          : [action, o.trimStart().startsWith("<info>") ? o : `<info>${o}</info>`];
+      })
+      .join("\n"),
+  ) === 0;
+
+const formatOf = (episode: EpisodeText): number =>
+  workflowFormatValid(episode.actions, episode.observations) ? 1 : 0;
 
 export const workflowMethod: MethodDefinition = {
   description: "the Workflow-R1 agent: think, call operators, answer, in the Environment from context",

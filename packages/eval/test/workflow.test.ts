@@ -25,7 +25,7 @@ describe("workflow method (scripted policy, real HTTP executor)", () => {
     const policy = fakePolicy((prompt, _seed, turn) =>
       turn === 0
         ? "<think> ask </think> <tool>Ask: the question</tool>"
-        : `<answer>${prompt.includes("France") ? "Paris" : "Mars"}</answer>`,
+        : `<think> read </think> <answer>${prompt.includes("France") ? "Paris" : "Mars"}</answer>`,
     );
     const before = server.requests();
     const run = await Effect.runPromise(
@@ -45,6 +45,19 @@ describe("workflow method (scripted policy, real HTTP executor)", () => {
     }
     const summary = run.report.summaries[0]!;
     expect(summary.operatorCalls["Ask"]!.mean).toBe(1);
+    // Without <think> before the answer the Workflow-R1 format check fails.
+    const sloppy = fakePolicy((_p, _s, turn) =>
+      turn === 0 ? "<think> a </think> <tool>Ask: q</tool>" : "<answer>Paris</answer>",
+    );
+    const rerun = await Effect.runPromise(
+      evaluate({ benchmarks: [{ name: "toy", tasks }], method: "workflow", limit: 1 }).pipe(
+        Effect.provide(
+          Layer.mergeAll(sloppy.layer, askEnvironment.pipe(Layer.provide(fetchExecutor(server.url)))),
+        ),
+      ),
+    );
+    expect(rerun.results[0]!.format).toBe(0);
+    expect(rerun.results[0]!.em).toBe(1);
     expect(summary.turns.mean).toBe(2);
   });
 
