@@ -1,0 +1,236 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Trajectory, TrajectoryBuilder, validateTrajectory } from "@workflow-r1/core";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  formatTrajectory,
+  readTrajectoryLog,
+  readTrajectoryLogAll,
+  TrajectoryLogWriter,
+} from "../src/index.js";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "rollout-log-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const make = (i: number, sampled = 5): Trajectory => {
+  const b = new TrajectoryBuilder([1, 2, 3, i]);
+  b.appendSampled(
+    Array.from({ length: sampled }, (_, k) => 10 + k + i),
+    Array.from({ length: sampled }, (_, k) => -0.5 - k / 10),
+  );
+  b.appendObservation([7, 8]);
+  b.appendSampled([42], [-1.25]);
+  return b.build({
+    reward: i / 2,
+    rewardParts: { em: i % 2, format: 1 },
+    groupId: `g${i >> 1}`,
+    taskId: `t${i}`,
+    turns: [
+      {
+        action: `<tool>q${i}</tool>`,
+        observation: `obs ${i}`,
+        operatorCalls: [{ operator: "search", input: `q${i}`, output: "passage", latencyMs: 12.5 }],
+        sampledTokens: sampled,
+        sampleMs: 3,
+        envMs: 12.5,
+      },
+      {
+        action: "<answer>x</answer>",
+        operatorCalls: [{ operator: "verify", input: "x", output: "", latencyMs: 1, error: "timeout" }],
+        sampledTokens: 1,
+        sampleMs: 1,
+        envMs: 0,
+      },
+    ],
+    finishReason: i % 3 === 0 ? "answer" : "max-turns",
+  });
+};
+
+const writeLog = async (file: string, trajectories: Trajectory[]) => {
+  const writer = await TrajectoryLogWriter.open(file);
+  await Promise.all(trajectories.map((t) => writer.append(t)));
+  await writer.close();
+};
+
+describe("trajectory log", () => {
+  it("round-trips trajectories exactly (typed arrays, NaN logprobs, turns)", async () => {
+    const file = join(dir, "roundtrip.wr1log");
+    const written = Array.from({ length: 20 }, (_, i) => make(i, 1 + i));
+    await writeLog(file, written);
+    const reader = readTrajectoryLog(file);
+    const read: Trajectory[] = [];
+    for await (const t of reader) read.push(t);
+    expect(reader.records).toBe(20);
+    expect(reader.ignoredBytes).toBe(0);
+    expect(read).toHaveLength(20);
+    for (const [i, t] of read.entries()) {
+      validateTrajectory(t);
+      expect(t.tokens).toBeInstanceOf(Int32Array);
+      expect(t.samplerLogprobs).toBeInstanceOf(Float32Array);
+      expect(Array.from(t.tokens)).toEqual(Array.from(written[i]!.tokens));
+      expect(Array.from(t.samplerLogprobs).map(String)).toEqual(
+        Array.from(written[i]!.samplerLogprobs).map(String),
+      );
+      expect(t.turns).toEqual(written[i]!.turns);
+      expect(t.rewardParts).toEqual(written[i]!.rewardParts);
+    }
+  });
+
+  it("a log cut at any byte yields exactly its whole records and counts the ignored tail", async () => {
+    const file = join(dir, "whole.wr1log");
+    const written = Array.from({ length: 4 }, (_, i) => make(i));
+    await writeLog(file, written);
+    const bytes = await readFile(file);
+    // Record boundaries: read back with growing prefixes and note where the count changes.
+    const cut = join(dir, "cut.wr1log");
+    const ends: number[] = [];
+    {
+      let offset = 8;
+      while (offset < bytes.length) {
+        offset += 8 + bytes.readUInt32LE(offset);
+        ends.push(offset);
+      }
+    }
+    expect(ends).toHaveLength(4);
+    expect(ends.at(-1)).toBe(bytes.length);
+    for (let n = 0; n <= bytes.length; n++) {
+      await writeFile(cut, bytes.subarray(0, n));
+      const { trajectories, ignoredBytes } = await readTrajectoryLogAll(cut);
+      const whole = ends.filter((e) => e <= n).length;
+      expect(trajectories.length, `cut at ${n}`).toBe(whole);
+      const end = whole === 0 ? Math.min(n, 8) : ends[whole - 1]!;
+      expect(ignoredBytes, `cut at ${n}`).toBe(n < 8 ? n : n - end);
+      for (const [i, t] of trajectories.entries()) expect(t.taskId).toBe(`t${i}`);
+    }
+  });
+
+  it("reopening a torn log truncates the tail and appends after the last whole record", async () => {
+    const file = join(dir, "reopen.wr1log");
+    await writeLog(file, [make(0), make(1)]);
+    const size = (await stat(file)).size;
+    await truncate(file, size - 3);
+    const writer = await TrajectoryLogWriter.open(file);
+    expect(writer.existingRecords).toBe(1);
+    expect(writer.truncatedBytes).toBeGreaterThan(0);
+    await writer.append(make(2));
+    await writer.close();
+    const { trajectories, ignoredBytes } = await readTrajectoryLogAll(file);
+    expect(trajectories.map((t) => t.taskId)).toEqual(["t0", "t2"]);
+    expect(ignoredBytes).toBe(0);
+  });
+
+  it("rejects corruption before the tail and files that are not logs, naming file and offset", async () => {
+    const file = join(dir, "corrupt.wr1log");
+    await writeLog(file, [make(0), make(1), make(2)]);
+    const bytes = await readFile(file);
+    bytes[8 + 8 + 3] = bytes[8 + 8 + 3]! ^ 0xff; // inside the first record's payload
+    await writeFile(file, bytes);
+    await expect(readTrajectoryLogAll(file)).rejects.toMatchObject({
+      _tag: "TrajectoryLogError",
+      file,
+      offset: 8,
+      message: expect.stringMatching(/CRC-32/),
+    });
+    const other = join(dir, "other.bin");
+    await writeFile(other, "hello world, not a log");
+    await expect(readTrajectoryLogAll(other)).rejects.toMatchObject({
+      _tag: "TrajectoryLogError",
+      offset: 0,
+    });
+    await expect(readTrajectoryLogAll(join(dir, "missing.wr1log"))).rejects.toMatchObject({
+      _tag: "TrajectoryLogError",
+    });
+  });
+
+  it("property: any interleaving of appends reads back in order", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 0, maxLength: 12 }),
+        async (sizes) => {
+          const file = join(dir, `prop-${Math.random().toString(36).slice(2)}.wr1log`);
+          await writeLog(
+            file,
+            sizes.map((s, i) => make(i, s + 1)),
+          );
+          const { trajectories } = await readTrajectoryLogAll(file);
+          expect(trajectories.map((t) => t.turns[0]!.sampledTokens)).toEqual(sizes.map((s) => s + 1));
+          await rm(file);
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
+  it("survives SIGKILL of the writing process: every complete record reads back", async () => {
+    const file = join(dir, "crash.wr1log");
+    const here = fileURLToPath(new URL(".", import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [
+        "--conditions=development",
+        "--import",
+        join(here, "fixtures/ts-hooks.mjs"),
+        join(here, "fixtures/log-writer-child.ts"),
+        file,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d) => {
+      stderr += String(d);
+    });
+    // Kill it once it has reported a few hundred records, mid-write with high probability.
+    let reported = 0;
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (d: Buffer) => {
+        for (const line of String(d).trim().split("\n")) reported = Math.max(reported, Number(line));
+        if (reported >= 301) {
+          child.kill("SIGKILL");
+          resolve();
+        }
+      });
+      child.on("exit", (code) =>
+        code === null ? resolve() : reject(new Error(`child exited ${code}: ${stderr}`)),
+      );
+    });
+    await new Promise((r) => child.once("close", r));
+    expect(child.signalCode).toBe("SIGKILL");
+    const reader = readTrajectoryLog(file);
+    let n = 0;
+    for await (const t of reader) {
+      validateTrajectory(t);
+      expect(t.taskId).toBe(`t${n}`);
+      expect(t.reward).toBe(n);
+      n++;
+    }
+    // At least every record the child reported as written is there.
+    expect(n).toBeGreaterThanOrEqual(reported);
+    const size = (await stat(file)).size;
+    expect(reader.ignoredBytes).toBeLessThan(size);
+  });
+});
+
+describe("formatTrajectory", () => {
+  it("shows header, reward parts, turns, operator calls with errors and observations", () => {
+    const t = { ...make(3), error: "PolicyError: boom" };
+    const text = formatTrajectory(t, { decode: (tokens) => Array.from(tokens).join(",") });
+    expect(text).toContain("task t3  group g1  finish answer");
+    expect(text).toContain("reward 1.5  (em=1 format=1)");
+    expect(text).toContain("error: PolicyError: boom");
+    expect(text).toContain("prompt:\n    1,2,3,3");
+    expect(text).toContain('search("q3") 12.5 ms');
+    expect(text).toContain("    = passage");
+    expect(text).toContain("error: timeout");
+    expect(text).toContain("observation:\n    obs 3");
+    expect(text.indexOf("turn 1:")).toBeLessThan(text.indexOf("turn 2:"));
+  });
+});
