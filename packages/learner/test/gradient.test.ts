@@ -1,0 +1,110 @@
+import { Effect } from "effect";
+import { afterAll, describe, expect, it } from "vitest";
+import { createGgmlLearner, type GgmlLearnerShape } from "../src/index.js";
+import { randomSequences, tempDir, tinyModel } from "./helpers.js";
+
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+
+type Batch = ReadonlyArray<{ tokens: Int32Array; mask: Uint8Array }>;
+
+/** Σ c_t logp_t in float64 from the learner's logprobs. */
+const surrogate = async (learner: GgmlLearnerShape, batch: Batch, coef: ReadonlyArray<Float32Array>) => {
+  const lps = await Effect.runPromise(learner.logprobs(batch));
+  let s = 0;
+  lps.forEach((lp, i) => {
+    for (let t = 0; t < lp.length; t++) if (batch[i].mask[t] === 1) s += coef[i][t] * lp[t];
+  });
+  return s;
+};
+
+/** Analytic gradient vs central differences on sampled elements of every trainable tensor. */
+const check = async (learner: GgmlLearnerShape, batch: Batch, coef: ReadonlyArray<Float32Array>, seed: number) => {
+  await Effect.runPromise(learner.zeroGrad());
+  await Effect.runPromise(learner.backward(batch, coef));
+  const rand = randomSequences(1, [1], 1 << 30, seed)[0].next;
+  const h = 1e-2;
+  let worst = 0;
+  let checked = 0;
+  for (const [name, count] of learner.parameterNames()) {
+    // Of 16 random elements, check the 2 with the largest gradient: float32 forward noise
+    // (~1e-6 relative per logp) swamps finite differences of near-zero gradients.
+    const candidates = Array.from({ length: 16 }, () => Math.floor(rand() * count));
+    candidates.sort((a, b) => Math.abs(learner.gradient(name, b)) - Math.abs(learner.gradient(name, a)));
+    for (const index of candidates.slice(0, 2)) {
+      const analytic = learner.gradient(name, index);
+      const w = learner.getParameter(name, index);
+      learner.setParameter(name, index, w + h);
+      const plus = await surrogate(learner, batch, coef);
+      learner.setParameter(name, index, w - h);
+      const minus = await surrogate(learner, batch, coef);
+      learner.setParameter(name, index, w);
+      const numeric = (plus - minus) / (2 * h);
+      // Relative error with a floor, so elements with a near-zero gradient do not divide by ~0.
+      const err = Math.abs(analytic - numeric) / Math.max(Math.abs(analytic), Math.abs(numeric), 1e-2);
+      if (process.env.GRAD_DEBUG) console.log(name, index, analytic, numeric, err);
+      worst = Math.max(worst, err);
+      checked++;
+    }
+  }
+  return { worst, checked };
+};
+
+// One thread: hundreds of tiny graphs, where thread barriers on a busy 2-core machine cost more than the work.
+describe("gradient check: Σ c·logp against central finite differences", () => {
+  for (const architecture of ["llama", "qwen2"] as const) {
+    it(`${architecture}, full fine-tuning, coefficients of both signs`, async () => {
+      const model = await tinyModel(tmp.dir, `grad-${architecture}`, { architecture, seed: 11, vocab: 280, dim: 16, heads: 4, kvHeads: 2, ffn: 32 });
+      const learner = createGgmlLearner({ modelPath: model.path, threads: 1 });
+      try {
+        const seqs = randomSequences(2, [9, 6], model.vocab, 5);
+        const batch = seqs.map(({ tokens, mask }) => ({ tokens, mask }));
+        const coef = seqs.map(({ tokens, next }) => Float32Array.from(tokens, () => next() * 2 - 1));
+        expect(coef.some((c) => c.some((x) => x < 0)) && coef.some((c) => c.some((x) => x > 0))).toBe(true);
+        const { worst, checked } = await check(learner, batch, coef, 3);
+        expect(checked).toBe(learner.parameterNames().length * 2);
+        expect(worst).toBeLessThan(1e-2);
+      } finally {
+        learner.dispose();
+      }
+    });
+  }
+
+  it("LoRA: gradients of A and B (B made non-zero first)", async () => {
+    const model = await tinyModel(tmp.dir, "grad-lora", { seed: 12, vocab: 280, dim: 16, heads: 4, kvHeads: 2, ffn: 32 });
+    const learner = createGgmlLearner({ modelPath: model.path, threads: 1, lora: { rank: 2, alpha: 4 } });
+    try {
+      for (const [name, count] of learner.parameterNames())
+        if (name.endsWith(".lora_b")) for (let i = 0; i < count; i++) learner.setParameter(name, i, Math.sin(i + count) * 0.3);
+      const seqs = randomSequences(2, [8, 5], model.vocab, 9);
+      const batch = seqs.map(({ tokens, mask }) => ({ tokens, mask }));
+      const coef = seqs.map(({ tokens, next }) => Float32Array.from(tokens, () => next() * 2 - 1));
+      const { worst } = await check(learner, batch, coef, 4);
+      expect(learner.parameterNames().every(([n]) => n.includes(".lora_"))).toBe(true);
+      expect(worst).toBeLessThan(1e-2);
+    } finally {
+      learner.dispose();
+    }
+  });
+
+  it("backward accumulates over micro-batches: two halves give the gradient of the whole", async () => {
+    const model = await tinyModel(tmp.dir, "grad-acc", { seed: 13, vocab: 280, dim: 16, ffn: 32 });
+    const learner = createGgmlLearner({ modelPath: model.path, threads: 2, microBatchTokens: 8 });
+    try {
+      const seqs = randomSequences(3, [7, 4, 6], model.vocab, 21);
+      const batch = seqs.map(({ tokens, mask }) => ({ tokens, mask }));
+      const coef = seqs.map(({ tokens, next }) => Float32Array.from(tokens, () => next() * 2 - 1));
+      const names = learner.parameterNames().map(([n]) => n);
+      await Effect.runPromise(learner.backward(batch, coef));
+      const whole = names.map((n) => learner.gradient(n, 1));
+      await Effect.runPromise(learner.zeroGrad());
+      expect(learner.gradient(names[0], 1)).toBe(0);
+      await Effect.runPromise(learner.backward(batch.slice(0, 1), coef.slice(0, 1)));
+      await Effect.runPromise(learner.backward(batch.slice(1), coef.slice(1)));
+      names.forEach((n, k) => expect(learner.gradient(n, 1)).toBeCloseTo(whole[k], 5));
+      expect(whole.some((g) => g !== 0)).toBe(true);
+    } finally {
+      learner.dispose();
+    }
+  });
+});
