@@ -131,7 +131,14 @@ describe("HttpExecutor against a real HTTP server", () => {
     );
     const error = failure(await run(complete("x"), { ...fast, baseUrl: server.url }));
     expect(error).toBeInstanceOf(ExecutorHttpError);
-    expect((error as ExecutorHttpError).message).toContain("<redacted>");
+    expect((error as ExecutorHttpError).message).toContain("[redacted]");
+
+    // Server text quoted in errors never carries angle brackets into an agent's observation.
+    await server.close();
+    server = await startServer((_r, _i, res) => json(res, 404, "<html><body>Not Found</body></html>"));
+    const html = failure(await run(complete("x"), { ...fast, baseUrl: server.url }));
+    expect((html as ExecutorHttpError).message).toContain("HTTP 404: ‹html›‹body›Not Found");
+    expect((html as ExecutorHttpError).message).not.toMatch(/[<>]/);
     expect(JSON.stringify(error)).not.toContain(SECRET);
     expect(String(error)).not.toContain(SECRET);
 

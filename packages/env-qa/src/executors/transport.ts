@@ -52,10 +52,18 @@ export const parseRetryAfter = (value: string | null, now: number = Date.now()):
 export const scrub = (text: string, secret: Redacted.Redacted<string> | undefined): string => {
   if (secret === undefined) return text;
   const raw = Redacted.value(secret);
-  return raw.length === 0 ? text : text.split(raw).join("<redacted>");
+  return raw.length === 0 ? text : text.split(raw).join("[redacted]");
 };
 
-const excerpt = (body: string): string => (body.length > 200 ? `${body.slice(0, 200)}…` : body);
+/**
+ * At most 200 characters of a server body for an error message, with `<`/`>` turned into `‹`/`›`:
+ * operator errors become observations in the agent's transcript, where a half-quoted HTML error
+ * page would open tags the agent never wrote (and cost it the format reward).
+ */
+const excerpt = (body: string): string => {
+  const short = body.length > 200 ? `${body.slice(0, 200)}…` : body;
+  return short.replace(/</g, "‹").replace(/>/g, "›");
+};
 
 /**
  * The retry schedule: exponential from `baseDelayMs`, jittered, at least the server's Retry-After,
