@@ -120,9 +120,6 @@ export const rewardParts = (transcript: string, goldenAnswers: ReadonlyArray<str
 export const workflowR1Reward = (transcript: string, goldenAnswers: ReadonlyArray<string>): number =>
   formatScore(transcript) + answerScore(transcript, goldenAnswers);
 
-/** Wrap an observation the way the agent sees it. */
-export const wrapObservation = (text: string): string => `<info>${text}</info>`;
-
 /**
  * The transcript of an episode: the assistant turns in order with each observation (already wrapped
  * as `<info>…</info>`) between them, joined by newlines.
