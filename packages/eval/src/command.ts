@@ -4,8 +4,11 @@
  * file and the reports into the output directory.
  */
 import { join, resolve } from "node:path";
-import type { Environment, Executor, Policy } from "@workflow-r1/core";
+import { DatasetError, type Environment, type Executor, type Policy } from "@workflow-r1/core";
+import { HttpExecutor, listBenchmarks, loadBenchmarks } from "@workflow-r1/env-qa";
+import { LlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect, Layer } from "effect";
+import { selectBenchmarks } from "./benchmarks.js";
 import { EvaluationError } from "./errors.js";
 import { createEvalProgress, type ProgressMode } from "./progress.js";
 import { type ReportFiles, writeReports } from "./report.js";
@@ -33,8 +36,12 @@ export interface EvalCommandOptions {
   readonly maxTurns?: number;
   readonly temperature?: number;
   readonly seed?: number;
-  /** Context size of the policy (default: the model's, capped by the policy package). */
+  /** Context size per sequence of the policy (default: the policy package's, 2048). */
   readonly contextSize?: number;
+  /** `false` = CPU only (default `"auto"`). */
+  readonly gpu?: "auto" | "cuda" | "vulkan" | false;
+  /** CPU threads of the policy (default: all cores). */
+  readonly threads?: number;
   readonly progress?: ProgressMode;
   /** Where progress goes (default: process.stderr). */
   readonly stream?: NodeJS.WritableStream & { isTTY?: boolean };
@@ -137,3 +144,69 @@ export const evalCommand = (
     });
     return { run, files: { ...files, results: resultsFile } };
   });
+
+/** Benchmarks of a FlashRAG data directory through env-qa's loaders, one file per requested name. */
+export const loadEvalBenchmarks = (
+  dataDir: string,
+  names: ReadonlyArray<string> | undefined,
+): Effect.Effect<Benchmark[], DatasetError> =>
+  Effect.gen(function* () {
+    const files = yield* listBenchmarks(dataDir);
+    const { selected, unknown } = selectBenchmarks(files, names);
+    if (unknown.length > 0)
+      return yield* Effect.fail(
+        new DatasetError({
+          message: `${dataDir}: unknown benchmark ${unknown.join(", ")}; available: ${[
+            ...new Set(files.flatMap((f) => [f.dataset, f.name])),
+          ].join(", ")}`,
+          file: dataDir,
+        }),
+      );
+    if (selected.length === 0)
+      return yield* Effect.fail(
+        new DatasetError({ message: `${dataDir}: no benchmark files (*/*.jsonl)`, file: dataDir }),
+      );
+    // Workflow-R1 evaluates Search-R1's processed questions (stripped, ending with "?").
+    const loaded = yield* loadBenchmarks(
+      dataDir,
+      selected.map((s) => s.file.name),
+      { searchR1Question: true },
+    );
+    return selected.map((s) => {
+      const benchmark = loaded.find((b) => b.name === s.file.name)!;
+      return { name: s.label, tasks: benchmark.tasks, file: benchmark.file };
+    });
+  });
+
+/** The services of `workflow-r1 eval`: llama.cpp policy, HTTP executor, env-qa's loaders. */
+export const defaultEvalCommandDeps: EvalCommandDeps = {
+  loadBenchmarks: loadEvalBenchmarks,
+  policyLayer: (options) => {
+    const concurrency = options.concurrency ?? 4;
+    // Questions in flight × samples in flight per question.
+    const sequences = concurrency * Math.max(1, Math.min(options.samples ?? 1, concurrency));
+    return LlamaCppPolicy.layer({
+      modelPath: options.model,
+      sequences,
+      ...(options.contextSize === undefined ? {} : { contextSize: options.contextSize }),
+      ...(options.gpu === undefined ? {} : { gpu: options.gpu }),
+      ...(options.threads === undefined ? {} : { threads: options.threads }),
+    });
+  },
+  executorLayer: (options) =>
+    HttpExecutor.layer({
+      baseUrl: options.executorUrl,
+      ...(options.executorModel === undefined ? {} : { model: options.executorModel }),
+    }),
+};
+
+/**
+ * `workflow-r1 eval --data DIR --benchmarks a,b --method M --model M.gguf [--executor-url URL]
+ * [--limit N] [--samples K] [--out DIR]`: evaluate, write `results.jsonl` (resumable) and
+ * `report.{json,md,html}` into `out`.
+ */
+export const runEvalCommand = (
+  options: EvalCommandOptions,
+  deps: Partial<EvalCommandDeps> = {},
+): Promise<EvalCommandResult> =>
+  Effect.runPromise(evalCommand(options, { ...defaultEvalCommandDeps, ...deps }));
