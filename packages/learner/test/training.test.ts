@@ -1,0 +1,200 @@
+import { join } from "node:path";
+import { it as effectIt } from "@effect/vitest";
+import { Learner, NativeLearnerError } from "@workflow-r1/core";
+import { Effect, Exit } from "effect";
+import { afterAll, describe, expect, it } from "vitest";
+import { createGgmlLearner, GgmlLearner } from "../src/index.js";
+import { randomSequences, tempDir, tinyModel } from "./helpers.js";
+
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+
+const nll = (lps: ReadonlyArray<Float32Array>) => {
+  let s = 0;
+  for (const lp of lps) for (let t = 1; t < lp.length; t++) s -= lp[t];
+  return s;
+};
+
+describe("learning", () => {
+  it("maximum likelihood (c = −1) memorises a few sequences: NLL falls by > 90%", async () => {
+    const model = await tinyModel(tmp.dir, "memorise", { seed: 31 });
+    const learner = createGgmlLearner({ modelPath: model.path, threads: 1, optimizer: { learningRate: 1e-2 } });
+    try {
+      const batch = randomSequences(3, [12, 9, 15], model.vocab, 17).map(({ tokens, mask }) => ({ tokens, mask }));
+      const coef = batch.map((s) => Float32Array.from(s.tokens, () => -1));
+      const start = nll(await Effect.runPromise(learner.logprobs(batch)));
+      let last = { gradNorm: 0, learningRate: 0, step: 0 };
+      for (let i = 0; i < 60; i++) {
+        await Effect.runPromise(learner.backward(batch, coef));
+        last = await Effect.runPromise(learner.step());
+      }
+      const end = nll(await Effect.runPromise(learner.logprobs(batch)));
+      expect(last.step).toBe(60);
+      expect(last.learningRate).toBe(1e-2);
+      expect(end).toBeLessThan(0.1 * start);
+    } finally {
+      learner.dispose();
+    }
+  });
+
+  it("mixed-sign coefficients: logp rises where c < 0 and falls where c > 0", async () => {
+    const model = await tinyModel(tmp.dir, "mixed", { seed: 32 });
+    const learner = createGgmlLearner({ modelPath: model.path, threads: 1, optimizer: { learningRate: 5e-3 } });
+    try {
+      const seqs = randomSequences(2, [14, 10], model.vocab, 41);
+      const batch = seqs.map(({ tokens, mask }) => ({ tokens, mask }));
+      // Alternate signs by position: a good/bad split within each trajectory.
+      const coef = batch.map((s) => Float32Array.from(s.tokens, (_, t) => (t % 2 === 0 ? -1 : 1)));
+      const before = await Effect.runPromise(learner.logprobs(batch));
+      for (let i = 0; i < 10; i++) {
+        await Effect.runPromise(learner.backward(batch, coef));
+        await Effect.runPromise(learner.step());
+      }
+      const after = await Effect.runPromise(learner.logprobs(batch));
+      batch.forEach((s, i) => {
+        for (let t = 1; t < s.tokens.length; t++) {
+          if (coef[i][t] < 0) expect(after[i][t]).toBeGreaterThan(before[i][t]);
+          else expect(after[i][t]).toBeLessThan(before[i][t]);
+        }
+      });
+    } finally {
+      learner.dispose();
+    }
+  });
+
+  it("clips the global gradient norm and reports the norm before clipping; schedule sets the rate", async () => {
+    const model = await tinyModel(tmp.dir, "clip", { seed: 33 });
+    const learner = createGgmlLearner({
+      modelPath: model.path,
+      threads: 1,
+      optimizer: { learningRate: 1e-3, maxGradNorm: 1e-3, schedule: (step, lr) => lr * step },
+    });
+    try {
+      const batch = randomSequences(1, [10], model.vocab, 3).map(({ tokens, mask }) => ({ tokens, mask }));
+      const coef = batch.map((s) => Float32Array.from(s.tokens, () => -1));
+      await Effect.runPromise(learner.backward(batch, coef));
+      const norm = await Effect.runPromise(learner.gradNorm());
+      const stats = await Effect.runPromise(learner.step());
+      expect(stats.gradNorm).toBeCloseTo(norm, 4);
+      expect(stats.gradNorm).toBeGreaterThan(1e-3);
+      expect(await Effect.runPromise(learner.gradNorm())).toBe(0);
+      await Effect.runPromise(learner.backward(batch, coef));
+      expect((await Effect.runPromise(learner.step())).learningRate).toBeCloseTo(2e-3, 10);
+    } finally {
+      learner.dispose();
+    }
+  });
+
+  it("saveState / loadState resume: same weights, moments and step give the same next step", async () => {
+    const model = await tinyModel(tmp.dir, "resume", { seed: 34 });
+    const config = { modelPath: model.path, threads: 1, optimizer: { learningRate: 1e-2 } };
+    const a = createGgmlLearner(config);
+    const b = createGgmlLearner(config);
+    try {
+      const batch = randomSequences(2, [8, 11], model.vocab, 5).map(({ tokens, mask }) => ({ tokens, mask }));
+      const coef = batch.map((s) => Float32Array.from(s.tokens, () => -1));
+      for (let i = 0; i < 2; i++) {
+        await Effect.runPromise(a.backward(batch, coef));
+        await Effect.runPromise(a.step());
+      }
+      const state = join(tmp.dir, "state.gguf");
+      await Effect.runPromise(a.saveState(state));
+      await Effect.runPromise(b.loadState(state));
+      expect(b.info().step).toBe(2);
+      for (const l of [a, b]) {
+        await Effect.runPromise(l.backward(batch, coef));
+        await Effect.runPromise(l.step());
+      }
+      const [la, lb] = [await Effect.runPromise(a.logprobs(batch)), await Effect.runPromise(b.logprobs(batch))];
+      for (let t = 1; t < la[1].length; t++) expect(lb[1][t]).toBe(la[1][t]);
+      // A LoRA learner refuses a full-mode state.
+      const lora = createGgmlLearner({ ...config, lora: { rank: 2 } });
+      const exit = await Effect.runPromiseExit(lora.loadState(state));
+      lora.dispose();
+      expect(Exit.isFailure(exit)).toBe(true);
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  });
+});
+
+describe("bad inputs give NativeLearnerError, never a crash", () => {
+  const failure = async (effect: Effect.Effect<unknown, NativeLearnerError>) => {
+    const exit = await Effect.runPromiseExit(effect);
+    if (Exit.isSuccess(exit)) throw new Error("expected a failure");
+    const error = exit.cause.reasons.find((r) => r._tag === "Fail")?.error;
+    expect(error).toBeInstanceOf(NativeLearnerError);
+    return error as NativeLearnerError;
+  };
+
+  it("token id out of range, empty batch, over context, NaN coefficients, bad shapes, bad files", async () => {
+    const model = await tinyModel(tmp.dir, "bad", { seed: 35, context: 32 });
+    const learner = createGgmlLearner({ modelPath: model.path, threads: 1 });
+    try {
+      const ok = { tokens: Int32Array.from([1, 2, 3]), mask: Uint8Array.from([0, 1, 1]) };
+      let e = await failure(learner.logprobs([{ tokens: Int32Array.from([1, model.vocab, 3]), mask: ok.mask }]));
+      expect(e.operation).toBe("logprobs");
+      expect(e.message).toMatch(/position 1: token id 300 is outside the vocabulary/);
+      e = await failure(learner.logprobs([{ tokens: Int32Array.from([1, -1, 3]), mask: ok.mask }]));
+      expect(e.message).toMatch(/token id -1/);
+      e = await failure(learner.backward([], []));
+      expect(e.operation).toBe("backward");
+      expect(e.message).toMatch(/empty batch/);
+      e = await failure(learner.logprobs([{ tokens: new Int32Array(0), mask: new Uint8Array(0) }]));
+      expect(e.message).toMatch(/no tokens/);
+      e = await failure(learner.logprobs([{ tokens: new Int32Array(33), mask: new Uint8Array(33) }]));
+      expect(e.message).toMatch(/33 tokens, over the context of 32/);
+      e = await failure(learner.backward([ok], [Float32Array.from([0, Number.NaN, 1])]));
+      expect(e.message).toMatch(/position 1: coefficient NaN is not finite/);
+      e = await failure(learner.backward([ok], [Float32Array.from([0, 1])]));
+      expect(e.message).toMatch(/2 coefficients for 3 tokens/);
+      e = await failure(learner.logprobs([{ tokens: ok.tokens, mask: Uint8Array.from([1, 1, 1]) }]));
+      expect(e.message).toMatch(/mask\[0\]/);
+      e = await failure(learner.save(join(tmp.dir, "x.gguf"), { format: "lora" }));
+      expect(e.operation).toBe("save");
+      e = await failure(learner.save(join(tmp.dir, "no-such-dir", "x.gguf"), { format: "gguf" }));
+      expect(e.message).toMatch(/could not write/);
+      e = await failure(learner.loadState(join(tmp.dir, "missing.gguf")));
+      expect(e.operation).toBe("loadState");
+      // Still usable after every failure.
+      const [lp] = await Effect.runPromise(learner.logprobs([ok]));
+      expect(Number.isFinite(lp[2])).toBe(true);
+    } finally {
+      learner.dispose();
+    }
+    expect(() => createGgmlLearner({ modelPath: join(tmp.dir, "missing.gguf") })).toThrow(NativeLearnerError);
+  });
+
+  it("F16 weights: full fine-tuning is refused, LoRA over the F16 base works", async () => {
+    const model = await tinyModel(tmp.dir, "f16", { seed: 36, f16: true });
+    expect(() => createGgmlLearner({ modelPath: model.path, threads: 1 })).toThrow(/needs F32 weights/);
+    const learner = createGgmlLearner({ modelPath: model.path, threads: 1, lora: { rank: 2 } });
+    try {
+      const batch = [{ tokens: Int32Array.from([5, 6, 7, 8]), mask: Uint8Array.from([0, 1, 1, 1]) }];
+      await Effect.runPromise(learner.backward(batch, [Float32Array.from([0, -1, -1, -1])]));
+      expect(await Effect.runPromise(learner.gradNorm())).toBeGreaterThan(0);
+    } finally {
+      learner.dispose();
+    }
+  });
+});
+
+describe("GgmlLearner.layer", () => {
+  effectIt.effect("provides the core Learner and frees it when the scope closes", () =>
+    Effect.gen(function* () {
+      const model = yield* Effect.promise(() => tinyModel(tmp.dir, "layer", { seed: 37 }));
+      const batch = [{ tokens: Int32Array.from([1, 2, 3, 4]), mask: Uint8Array.from([0, 0, 1, 1]) }];
+      const lps = yield* Effect.gen(function* () {
+        const learner = yield* Learner;
+        return yield* learner.logprobs(batch);
+      }).pipe(Effect.provide(GgmlLearner.layer({ modelPath: model.path, threads: 1 })));
+      expect(Number.isNaN(lps[0][1])).toBe(true);
+      expect(lps[0][3]).toBeLessThan(0);
+      // make: the learner fails cleanly once its scope has closed.
+      const escaped = yield* Effect.scoped(GgmlLearner.make({ modelPath: model.path, threads: 1 }));
+      const exit = yield* Effect.exit(escaped.logprobs(batch));
+      expect(Exit.isFailure(exit)).toBe(true);
+    }),
+  );
+});
