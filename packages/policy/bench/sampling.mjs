@@ -16,7 +16,7 @@ const LAYERS = Number(process.env.BENCH_LAYERS ?? 4);
 const VOCAB = Number(process.env.BENCH_VOCAB ?? 512);
 const PARALLEL = (process.env.BENCH_PARALLEL ?? "1,4,16,64").split(",").map(Number);
 const PROMPT = 8;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
 const dir = await mkdtemp(join(tmpdir(), "wr1-bench-"));
 const model = await createTinyLlama({
@@ -58,24 +58,11 @@ const runPolicy = async (n) => {
         ),
       );
     await once(); // warm-up
-    globalThis.__dec = 0;
-    globalThis.__read = 0;
-    globalThis.__gap = 0;
-    globalThis.__gapStart = 0;
     const d0 = policy.decodeCalls();
     const t0 = performance.now();
     const gens = await once();
     const s = (performance.now() - t0) / 1000;
     const sampled = gens.reduce((a, g) => a + g.tokens.length, 0);
-    if (process.env.BENCH_DEBUG)
-      console.log({
-        total: s * 1000,
-        dec: globalThis.__dec,
-        read: globalThis.__read,
-        gap: globalThis.__gap,
-        bt: globalThis.__bt?.slice(-66).join(","),
-      });
-    globalThis.__bt = [];
     return { tokens: sampled, seconds: s, tps: sampled / s, decodes: policy.decodeCalls() - d0 };
   } finally {
     await policy.dispose();
@@ -100,7 +87,6 @@ const runRaw = async (n) => {
       s.applyConfig(seq._resolveSamplerConfig({ temperature: 1, topK: 0, topP: 1, minP: 0, seed: i }));
       return s;
     });
-    let dec = 0;
     const once = async () => {
       for (const seq of seqs) ctx.disposeSequence(seq._sequenceId); // clears its KV cells
       const ps = prompts(n);
@@ -123,20 +109,16 @@ const runRaw = async (n) => {
               Uint32Array.from([0]),
             )[0],
         );
-        const td = performance.now();
         await ctx.decodeBatch();
-        dec += performance.now() - td;
         last = await Promise.all(li.map((l, i) => ctx.sampleToken(l, samplers[i], false, true)));
         sampled += n;
       }
       return sampled;
     };
     await once();
-    dec = 0;
     const t0 = performance.now();
     const sampled = await once();
     const s = (performance.now() - t0) / 1000;
-    if (process.env.BENCH_DEBUG) console.log({ rawTotal: s * 1000, rawDec: dec });
     for (const s2 of samplers) s2.dispose();
     return { tokens: sampled, seconds: s, tps: sampled / s };
   } finally {

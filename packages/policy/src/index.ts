@@ -42,6 +42,8 @@ export {
   learnMerges,
   type TinyTokenizerOptions,
 } from "./gguf/tokenizer.js";
+// HttpPolicy over llama-server fleets (see README-http.md).
+export * from "./http/index.js";
 export { ChatRenderer, type ChatTokenizer } from "./llama/chat.js";
 export {
   createLlamaCppPolicy,

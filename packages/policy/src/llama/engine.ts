@@ -104,10 +104,31 @@ export class BatchEngine {
     });
   }
 
+  /** Sequences currently generating: when all of them wait, the batch is complete and goes at once. */
+  private active = 0;
+
+  /** A sequence starts a generate loop (it will queue decodes until {@link leave}). */
+  enter(): void {
+    this.active++;
+  }
+
+  leave(): void {
+    this.active--;
+    this.schedule();
+  }
+
   private schedule() {
     if (this.running || this.scheduled || this.queue.length === 0) return;
     this.scheduled = true;
-    // One macrotask of slack lets every sequence whose previous token just resolved queue its next one.
+    if (this.queue.length >= this.active) {
+      // Every generating sequence is waiting: decode now (saves an event-loop turn per token).
+      queueMicrotask(() => {
+        this.scheduled = false;
+        void this.runBatch();
+      });
+      return;
+    }
+    // Otherwise one macrotask of slack lets every sequence whose token just resolved queue its next one.
     setImmediate(() => {
       this.scheduled = false;
       void this.runBatch();

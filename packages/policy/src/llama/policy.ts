@@ -308,6 +308,7 @@ export const createLlamaCppPolicy = async (
       const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
       const fast = (o.temperature ?? 1) === 1 && !isTruncating(o, vocab);
       const sampler = makeSampler(seq, seed);
+      engine.enter();
       try {
         const input = [...pending, ...append];
         const ctxSize = seq.contextSize;
@@ -382,6 +383,7 @@ export const createLlamaCppPolicy = async (
           ...(stopString === undefined ? {} : { stopString }),
         };
       } finally {
+        engine.leave();
         sampler.dispose();
         busy = false;
       }
