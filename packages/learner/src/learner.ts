@@ -174,7 +174,9 @@ export const createGgmlLearner = (
     )) {
       const length = Math.max(...group.map((i) => batch[i].tokens.length));
       const tokens = new Int32Array(length * group.length);
-      group.forEach((i, b) => tokens.set(batch[i].tokens, b * length));
+      group.forEach((i, b) => {
+        tokens.set(batch[i].tokens, b * length);
+      });
       f(group, tokens, length);
     }
   };

@@ -11,12 +11,23 @@ afterAll(() => tmp.cleanup());
 type Policy = Awaited<ReturnType<typeof createLlamaCppPolicy>>;
 
 /** Sample a continuation with llama.cpp (temperature 1, no truncation), then compare logprobs. */
-const sampleAndCompare = async (policy: Policy, learner: GgmlLearnerShape, prompt: Int32Array, seed: number) => {
+const sampleAndCompare = async (
+  policy: Policy,
+  learner: GgmlLearnerShape,
+  prompt: Int32Array,
+  seed: number,
+) => {
   const generation = await Effect.runPromise(
     Effect.scoped(
       Effect.gen(function* () {
         const seq = yield* policy.openSequence(prompt);
-        return yield* seq.generate(new Int32Array(0), { maxTokens: 12, temperature: 1, topK: 0, topP: 1, seed });
+        return yield* seq.generate(new Int32Array(0), {
+          maxTokens: 12,
+          temperature: 1,
+          topK: 0,
+          topP: 1,
+          seed,
+        });
       }),
     ),
   );
@@ -67,7 +78,11 @@ describe("agreement with llama.cpp (node-llama-cpp, F32 KV cache)", () => {
   for (const architecture of ["llama", "qwen2"] as const) {
     it(`${architecture}: full fine-tuning, before and after a step + save + reload`, async () => {
       const model = await tinyModel(tmp.dir, `agree-${architecture}`, { architecture, seed: 21 });
-      const learner = createGgmlLearner({ modelPath: model.path, threads: 2, optimizer: { learningRate: 1e-2 } });
+      const learner = createGgmlLearner({
+        modelPath: model.path,
+        threads: 2,
+        optimizer: { learningRate: 1e-2 },
+      });
       const policy = await openPolicy(model.path);
       try {
         const prompt = randomSequences(1, [6], 250, 4)[0].tokens;

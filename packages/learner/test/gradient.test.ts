@@ -19,7 +19,12 @@ const surrogate = async (learner: GgmlLearnerShape, batch: Batch, coef: Readonly
 };
 
 /** Analytic gradient vs central differences on sampled elements of every trainable tensor. */
-const check = async (learner: GgmlLearnerShape, batch: Batch, coef: ReadonlyArray<Float32Array>, seed: number) => {
+const check = async (
+  learner: GgmlLearnerShape,
+  batch: Batch,
+  coef: ReadonlyArray<Float32Array>,
+  seed: number,
+) => {
   await Effect.runPromise(learner.zeroGrad());
   await Effect.runPromise(learner.backward(batch, coef));
   const rand = randomSequences(1, [1], 1 << 30, seed)[0].next;
@@ -54,7 +59,15 @@ const check = async (learner: GgmlLearnerShape, batch: Batch, coef: ReadonlyArra
 describe("gradient check: Σ c·logp against central finite differences", () => {
   for (const architecture of ["llama", "qwen2"] as const) {
     it(`${architecture}, full fine-tuning, coefficients of both signs`, async () => {
-      const model = await tinyModel(tmp.dir, `grad-${architecture}`, { architecture, seed: 11, vocab: 280, dim: 16, heads: 4, kvHeads: 2, ffn: 32 });
+      const model = await tinyModel(tmp.dir, `grad-${architecture}`, {
+        architecture,
+        seed: 11,
+        vocab: 280,
+        dim: 16,
+        heads: 4,
+        kvHeads: 2,
+        ffn: 32,
+      });
       const learner = createGgmlLearner({ modelPath: model.path, threads: 1 });
       try {
         const seqs = randomSequences(2, [9, 6], model.vocab, 5);
@@ -71,11 +84,19 @@ describe("gradient check: Σ c·logp against central finite differences", () => 
   }
 
   it("LoRA: gradients of A and B (B made non-zero first)", async () => {
-    const model = await tinyModel(tmp.dir, "grad-lora", { seed: 12, vocab: 280, dim: 16, heads: 4, kvHeads: 2, ffn: 32 });
+    const model = await tinyModel(tmp.dir, "grad-lora", {
+      seed: 12,
+      vocab: 280,
+      dim: 16,
+      heads: 4,
+      kvHeads: 2,
+      ffn: 32,
+    });
     const learner = createGgmlLearner({ modelPath: model.path, threads: 1, lora: { rank: 2, alpha: 4 } });
     try {
       for (const [name, count] of learner.parameterNames())
-        if (name.endsWith(".lora_b")) for (let i = 0; i < count; i++) learner.setParameter(name, i, Math.sin(i + count) * 0.3);
+        if (name.endsWith(".lora_b"))
+          for (let i = 0; i < count; i++) learner.setParameter(name, i, Math.sin(i + count) * 0.3);
       const seqs = randomSequences(2, [8, 5], model.vocab, 9);
       const batch = seqs.map(({ tokens, mask }) => ({ tokens, mask }));
       const coef = seqs.map(({ tokens, next }) => Float32Array.from(tokens, () => next() * 2 - 1));
@@ -101,7 +122,9 @@ describe("gradient check: Σ c·logp against central finite differences", () => 
       expect(learner.gradient(names[0], 1)).toBe(0);
       await Effect.runPromise(learner.backward(batch.slice(0, 1), coef.slice(0, 1)));
       await Effect.runPromise(learner.backward(batch.slice(1), coef.slice(1)));
-      names.forEach((n, k) => expect(learner.gradient(n, 1)).toBeCloseTo(whole[k], 5));
+      names.forEach((n, k) => {
+        expect(learner.gradient(n, 1)).toBeCloseTo(whole[k], 5);
+      });
       expect(whole.some((g) => g !== 0)).toBe(true);
     } finally {
       learner.dispose();

@@ -18,9 +18,16 @@ const nll = (lps: ReadonlyArray<Float32Array>) => {
 describe("learning", () => {
   it("maximum likelihood (c = −1) memorises a few sequences: NLL falls by > 90%", async () => {
     const model = await tinyModel(tmp.dir, "memorise", { seed: 31 });
-    const learner = createGgmlLearner({ modelPath: model.path, threads: 1, optimizer: { learningRate: 1e-2 } });
+    const learner = createGgmlLearner({
+      modelPath: model.path,
+      threads: 1,
+      optimizer: { learningRate: 1e-2 },
+    });
     try {
-      const batch = randomSequences(3, [12, 9, 15], model.vocab, 17).map(({ tokens, mask }) => ({ tokens, mask }));
+      const batch = randomSequences(3, [12, 9, 15], model.vocab, 17).map(({ tokens, mask }) => ({
+        tokens,
+        mask,
+      }));
       const coef = batch.map((s) => Float32Array.from(s.tokens, () => -1));
       const start = nll(await Effect.runPromise(learner.logprobs(batch)));
       let last = { gradNorm: 0, learningRate: 0, step: 0 };
@@ -39,7 +46,11 @@ describe("learning", () => {
 
   it("mixed-sign coefficients: logp rises where c < 0 and falls where c > 0", async () => {
     const model = await tinyModel(tmp.dir, "mixed", { seed: 32 });
-    const learner = createGgmlLearner({ modelPath: model.path, threads: 1, optimizer: { learningRate: 5e-3 } });
+    const learner = createGgmlLearner({
+      modelPath: model.path,
+      threads: 1,
+      optimizer: { learningRate: 5e-3 },
+    });
     try {
       const seqs = randomSequences(2, [14, 10], model.vocab, 41);
       const batch = seqs.map(({ tokens, mask }) => ({ tokens, mask }));
@@ -105,7 +116,10 @@ describe("learning", () => {
         await Effect.runPromise(l.backward(batch, coef));
         await Effect.runPromise(l.step());
       }
-      const [la, lb] = [await Effect.runPromise(a.logprobs(batch)), await Effect.runPromise(b.logprobs(batch))];
+      const [la, lb] = [
+        await Effect.runPromise(a.logprobs(batch)),
+        await Effect.runPromise(b.logprobs(batch)),
+      ];
       for (let t = 1; t < la[1].length; t++) expect(lb[1][t]).toBe(la[1][t]);
       // A LoRA learner refuses a full-mode state.
       const lora = createGgmlLearner({ ...config, lora: { rank: 2 } });
@@ -133,7 +147,9 @@ describe("bad inputs give NativeLearnerError, never a crash", () => {
     const learner = createGgmlLearner({ modelPath: model.path, threads: 1 });
     try {
       const ok = { tokens: Int32Array.from([1, 2, 3]), mask: Uint8Array.from([0, 1, 1]) };
-      let e = await failure(learner.logprobs([{ tokens: Int32Array.from([1, model.vocab, 3]), mask: ok.mask }]));
+      let e = await failure(
+        learner.logprobs([{ tokens: Int32Array.from([1, model.vocab, 3]), mask: ok.mask }]),
+      );
       expect(e.operation).toBe("logprobs");
       expect(e.message).toMatch(/position 1: token id 300 is outside the vocabulary/);
       e = await failure(learner.logprobs([{ tokens: Int32Array.from([1, -1, 3]), mask: ok.mask }]));
