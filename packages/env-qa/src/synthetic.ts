@@ -1,0 +1,273 @@
+/**
+ * `SyntheticQAEnv`: the Workflow-R1 protocol and reward over a generated knowledge base, with no LLM.
+ * Every task has its own small world of short made-up names linked by a few relations
+ * ("boss of kob is dax"); the question chains relations ("pal of boss of kob"), so the agent must
+ * look up one fact with `Search`, then use the name it read in the next lookup: `hops` Think-Action
+ * cycles, then the answer. Facts change per task, so they cannot be memorised; names are 3 bytes and
+ * the vocabulary is tiny, so a byte-level model of a few hundred thousand parameters can learn it.
+ */
+import {
+  type ChatMessage,
+  Environment,
+  EnvironmentError,
+  type EnvironmentPlugin,
+  type EnvironmentShape,
+  type Task,
+} from "@workflow-r1/core";
+import { Effect, Layer } from "effect";
+import { makeEpisode } from "./episode.js";
+import { buildPrompt, type OperatorDescription, stopSequences } from "./protocol.js";
+
+export const SYNTHETIC_RELATIONS = ["boss", "pal", "kin"] as const;
+export type SyntheticRelation = (typeof SYNTHETIC_RELATIONS)[number];
+
+const CONSONANTS = "bdgkmnprstvz";
+const VOWELS = "aeiou";
+
+/** What a synthetic task carries in `metadata.synthetic`. */
+export interface SyntheticWorld {
+  /** `"relation of name"` → name, for every name and relation of the task's world. */
+  readonly facts: Readonly<Record<string, string>>;
+  /** The start name. */
+  readonly start: string;
+  /** Relations applied in order (the first is looked up first). */
+  readonly relations: ReadonlyArray<SyntheticRelation>;
+}
+
+export interface SyntheticQAConfig {
+  /** Hops per question (1–4): each needs one Search cycle. Default 2. */
+  readonly difficulty?: number;
+  /** Names per task world (≥ 3). Default 6. */
+  readonly entities?: number;
+  /**
+   * "compact" (default): one user message `Query: …` (short prompts suit tiny models);
+   * "full": the Workflow-R1 system + user prompt listing the Search operator.
+   */
+  readonly prompt?: "compact" | "full";
+  /** Operator calls per episode. Default 20. */
+  readonly operatorBudget?: number;
+  /** Observation length limit in characters. Default 2048. */
+  readonly maxObservationChars?: number;
+}
+
+export interface ResolvedSyntheticQAConfig {
+  readonly difficulty: number;
+  readonly entities: number;
+  readonly prompt: "compact" | "full";
+  readonly operatorBudget: number;
+  readonly maxObservationChars: number;
+}
+
+const configError = (field: string, expected: string, got: unknown): EnvironmentError =>
+  new EnvironmentError({
+    message: `SyntheticQAEnv config: ${field} must be ${expected}, got ${JSON.stringify(got)}`,
+  });
+
+const intIn = (value: unknown, min: number, max: number): value is number =>
+  typeof value === "number" && Number.isInteger(value) && value >= min && value <= max;
+
+/** Fill defaults and check the config (plain data, e.g. a config file's `environment.options`). */
+export const resolveSyntheticQAConfig = (
+  config: Readonly<Record<string, unknown>> | SyntheticQAConfig = {},
+): Effect.Effect<ResolvedSyntheticQAConfig, EnvironmentError> =>
+  Effect.suspend(() => {
+    const c = config as Record<string, unknown>;
+    const resolved = {
+      difficulty: c["difficulty"] ?? 2,
+      entities: c["entities"] ?? 6,
+      prompt: c["prompt"] ?? "compact",
+      operatorBudget: c["operatorBudget"] ?? 20,
+      maxObservationChars: c["maxObservationChars"] ?? 2048,
+    };
+    if (!intIn(resolved.difficulty, 1, 4))
+      return Effect.fail(configError("difficulty", "an integer from 1 to 4", resolved.difficulty));
+    if (!intIn(resolved.entities, 3, 200))
+      return Effect.fail(configError("entities", "an integer from 3 to 200", resolved.entities));
+    if (resolved.prompt !== "compact" && resolved.prompt !== "full")
+      return Effect.fail(configError("prompt", '"compact" or "full"', resolved.prompt));
+    if (!intIn(resolved.operatorBudget, 0, 1000))
+      return Effect.fail(configError("operatorBudget", "an integer from 0 to 1000", resolved.operatorBudget));
+    if (!intIn(resolved.maxObservationChars, 16, 1_000_000))
+      return Effect.fail(configError("maxObservationChars", "an integer ≥ 16", resolved.maxObservationChars));
+    return Effect.succeed(resolved as ResolvedSyntheticQAConfig);
+  });
+
+/** mulberry32: a small, fast, seedable PRNG (same sequence on every platform). */
+export const mulberry32 = (seed: number): (() => number) => {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+};
+
+const pick = <A>(random: () => number, items: ReadonlyArray<A>): A =>
+  items[Math.floor(random() * items.length)] as A;
+
+const makeName = (random: () => number): string =>
+  pick(random, [...CONSONANTS]) + pick(random, [...VOWELS]) + pick(random, [...CONSONANTS]);
+
+/** The question text for a chain: the last relation outermost, e.g. `pal of boss of kob`. */
+export const syntheticQuestion = (world: SyntheticWorld): string =>
+  [...world.relations].reverse().join(" of ") + ` of ${world.start}`;
+
+/** Follow the chain through the facts: every intermediate name and the answer last. */
+export const syntheticChain = (world: SyntheticWorld): ReadonlyArray<string> => {
+  const names: string[] = [];
+  let current = world.start;
+  for (const relation of world.relations) {
+    current = world.facts[`${relation} of ${current}`] ?? "";
+    names.push(current);
+  }
+  return names;
+};
+
+/** One task's world. Consecutive hops never return to the name they started from. */
+export const generateWorld = (random: () => number, entities: number, hops: number): SyntheticWorld => {
+  const names = new Set<string>();
+  while (names.size < entities) names.add(makeName(random));
+  const list = [...names];
+  const facts: Record<string, string> = {};
+  for (const name of list)
+    for (const relation of SYNTHETIC_RELATIONS)
+      facts[`${relation} of ${name}`] = pick(
+        random,
+        list.filter((n) => n !== name),
+      );
+  const relations = Array.from({ length: hops }, () => pick(random, SYNTHETIC_RELATIONS));
+  return { facts, start: pick(random, list), relations };
+};
+
+/** Deterministic tasks for a seed; train and eval draw from disjoint seed streams. */
+export const syntheticTasks = (
+  config: SyntheticQAConfig & {
+    readonly count: number;
+    readonly seed: number;
+    readonly split?: "train" | "eval";
+  },
+): ReadonlyArray<Task> => {
+  const split = config.split ?? "train";
+  const hops = config.difficulty ?? 2;
+  const entities = config.entities ?? 6;
+  const random = mulberry32((config.seed * 2 + (split === "eval" ? 1 : 0)) ^ 0x5eed);
+  return Array.from({ length: config.count }, (_, i) => {
+    const world = generateWorld(random, entities, hops);
+    const chain = syntheticChain(world);
+    return {
+      id: `synthetic-${split}-${config.seed}-${hops}-${i}`,
+      question: syntheticQuestion(world),
+      goldenAnswers: [chain[chain.length - 1] ?? ""],
+      metadata: { synthetic: world, difficulty: hops },
+    };
+  });
+};
+
+const worldOf = (task: Task): SyntheticWorld | undefined => {
+  const world = task.metadata?.["synthetic"] as SyntheticWorld | undefined;
+  return world &&
+    typeof world.facts === "object" &&
+    Array.isArray(world.relations) &&
+    typeof world.start === "string"
+    ? world
+    : undefined;
+};
+
+/** The ideal assistant turns: one Search per hop, then the answer. */
+export const syntheticDemonstrations = (task: Task): ReadonlyArray<string> => {
+  const world = worldOf(task);
+  if (!world) return [];
+  const chain = syntheticChain(world);
+  const turns: string[] = [];
+  let current = world.start;
+  world.relations.forEach((relation, i) => {
+    turns.push(`<think>${relation} of ${current}</think>\n<tool>Search: ${relation} of ${current}</tool>`);
+    current = chain[i] ?? "";
+  });
+  turns.push(`<think>${current}</think>\n<answer>${current}</answer>`);
+  return turns;
+};
+
+const SEARCH: OperatorDescription = {
+  name: "Search",
+  usage: "relation of name",
+  description: `looks up one fact, e.g. "boss of kob" returns "boss of kob is dax". Relations: ${SYNTHETIC_RELATIONS.join(", ")}.`,
+};
+
+const LOOKUP = /^\s*([a-z]+)\s+of\s+([a-z]+)\s*$/;
+
+/** The Search operator over one world. Bad input gets a message saying what to write. */
+export const syntheticSearch = (world: SyntheticWorld, input: string): string => {
+  const match = LOOKUP.exec(input.toLowerCase());
+  if (!match) return "Search needs: relation of name (e.g. boss of kob)";
+  const [, relation, name] = match;
+  if (!(SYNTHETIC_RELATIONS as ReadonlyArray<string>).includes(relation ?? ""))
+    return `unknown relation ${relation}; use ${SYNTHETIC_RELATIONS.join(", ")}`;
+  const value = world.facts[`${relation} of ${name}`];
+  return value === undefined ? `no entry for ${name}` : `${relation} of ${name} is ${value}`;
+};
+
+/** The environment for a resolved config. */
+export const makeSyntheticQAEnv = (config: ResolvedSyntheticQAConfig): EnvironmentShape => ({
+  name: "synthetic-qa",
+  stopSequences,
+  reset: (task) =>
+    Effect.suspend(() => {
+      const world = worldOf(task);
+      if (!world)
+        return Effect.fail(
+          new EnvironmentError({
+            message: `task ${task.id} has no metadata.synthetic world; make tasks with syntheticTasks`,
+          }),
+        );
+      const messages: ReadonlyArray<ChatMessage> =
+        config.prompt === "compact"
+          ? [{ role: "user", content: `Query: ${task.question}` }]
+          : buildPrompt(task.question, { operators: [SEARCH], operatorBudget: config.operatorBudget });
+      return Effect.succeed(
+        makeEpisode({
+          taskId: task.id,
+          messages,
+          goldenAnswers: task.goldenAnswers ?? [],
+          operatorBudget: config.operatorBudget,
+          maxObservationChars: config.maxObservationChars,
+          operatorNames: ["Search"],
+          runOperator: (_name, input) => Effect.succeed(syntheticSearch(world, input)),
+        }),
+      );
+    }),
+});
+
+export const SyntheticQAEnv = {
+  /** The `Environment` layer (no Executor or Retriever needed). */
+  layer: (
+    config: SyntheticQAConfig | Readonly<Record<string, unknown>> = {},
+  ): Layer.Layer<Environment, EnvironmentError> =>
+    Layer.effect(Environment, Effect.map(resolveSyntheticQAConfig(config), makeSyntheticQAEnv)),
+  make: makeSyntheticQAEnv,
+  resolveConfig: resolveSyntheticQAConfig,
+  tasks: syntheticTasks,
+  demonstrations: syntheticDemonstrations,
+} as const;
+
+/**
+ * What `workflow-r1 train --env @workflow-r1/env-qa` imports: the synthetic QA environment (the
+ * paper's QA environment needs an Executor and a Retriever, so it is built with `WorkflowR1Env.layer`).
+ * Options: the {@link SyntheticQAConfig} fields plus `trainTasks` / `evalTasks` (default 512 / 128).
+ */
+export const environmentPlugin: EnvironmentPlugin = {
+  name: "synthetic-qa",
+  description:
+    "Synthetic multi-hop QA with the Workflow-R1 protocol and reward: look up facts with Search, chain them, answer.",
+  layer: (options) => SyntheticQAEnv.layer(options),
+  tasks: (options, split, seed) =>
+    Effect.flatMap(resolveSyntheticQAConfig(options), (resolved) => {
+      const key = split === "train" ? "trainTasks" : "evalTasks";
+      const count = options[key] ?? (split === "train" ? 512 : 128);
+      if (!intIn(count, 1, 10_000_000)) return Effect.fail(configError(key, "a positive integer", count));
+      return Effect.succeed(syntheticTasks({ ...resolved, count, seed, split }));
+    }),
+  demonstrations: (task) => syntheticDemonstrations(task),
+};
