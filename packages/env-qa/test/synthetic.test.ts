@@ -60,7 +60,7 @@ describe("synthetic tasks", () => {
     expect(Math.max(...counts.values()) / tasks.length).toBeLessThan(0.05);
     // Guessing the start name (the only name in the question) is rarely right.
     const startRight = tasks.filter(
-      (t) => (t.metadata?.["synthetic"] as SyntheticWorld).start === t.goldenAnswers?.[0],
+      (t) => (t.metadata?.["synthetic"] as SyntheticWorld | undefined)?.start === t.goldenAnswers?.[0],
     );
     expect(startRight.length / tasks.length).toBeLessThan(0.35);
   });
