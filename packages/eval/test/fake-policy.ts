@@ -30,14 +30,18 @@ export const fakePolicy = (
       tokenize(messages.map((m) => `${m.role}: ${m.content}\n`).join("") + "assistant: "),
     openSequence: (prompt) => {
       let turn = 0;
+      // Holds every token like a real sequence does, so rollout's prefix check passes.
+      let held: number[] = Array.from(prompt);
       return Effect.succeed({
-        tokens: () => prompt,
-        generate: (_append, options) =>
+        tokens: () => Int32Array.from(held),
+        generate: (append, options) =>
           Effect.suspend(() => {
             calls++;
+            held = held.concat(Array.from(append));
             const text = answer(detokenize(prompt), options.seed ?? 0, turn++);
             if (text instanceof Error) return Effect.fail(new PolicyError({ message: text.message }));
             const tokens = tokenize(text).slice(0, options.maxTokens);
+            held = held.concat(Array.from(tokens));
             return Effect.succeed({
               tokens,
               logprobs: new Float32Array(tokens.length),
