@@ -110,6 +110,45 @@ describe("LlamaCppPolicy on a tiny model (CPU)", () => {
     });
   });
 
+  it("matches the reference forward for qwen2 (NEOX RoPE, q/k/v biases) too", async () => {
+    const qwen = await createTinyLlama({
+      path: join(dir, "qwen.gguf"),
+      architecture: "qwen2",
+      vocab: 300,
+      seed: 4,
+    });
+    await withPolicy(config({ modelPath: qwen.path }), async (p) => {
+      const tokens = p.tokenize("<answer> William Shakespeare </answer> and more text");
+      const got = await Effect.runPromise(p.score(tokens, 1));
+      expect(maxDiff(got, referenceLogprobs(qwen.file, tokens, 1))).toBeLessThan(1e-3);
+    });
+  });
+
+  it("renders with the chat template embedded in the GGUF", async () => {
+    const template =
+      "{% for m in messages %}[{{ m.role }}] {{ m.content }}<|im_end|>{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}";
+    const custom = await createTinyLlama({
+      path: join(dir, "custom.gguf"),
+      vocab: 300,
+      seed: 5,
+      tokenizer: { chatTemplate: template },
+    });
+    await withPolicy(config({ modelPath: custom.path }), async (p) => {
+      const messages = [{ role: "user" as const, content: "hi" }];
+      const prompt = p.renderChat(messages, { addGenerationPrompt: true });
+      expect(p.detokenize(prompt)).toBe("[user] hi<|im_end|>[assistant] ");
+      const sampled = p.tokenize("ok");
+      const cont = p.renderContinuation([{ role: "tool", content: "x" }], sampled);
+      const whole = p.renderChat(
+        [...messages, { role: "assistant", content: "ok" }, { role: "tool", content: "x" }],
+        {
+          addGenerationPrompt: true,
+        },
+      );
+      expect(Array.from(whole)).toEqual([...prompt, ...sampled, ...cont]);
+    });
+  });
+
   it("returns temperature-1 log-probs of sampled tokens, also when sampling at another temperature with top-k/top-p", async () => {
     await withPolicy(config(), async (p) => {
       const prompt = p.tokenize("Question: what is the capital of France?");
