@@ -55,7 +55,7 @@ const openPolicy = (modelPath: string, lora?: string) =>
     gpu: false,
     contextSize: 64,
     sequences: 1,
-    threads: 2,
+    threads: 1,
     kvCacheType: "F32",
     ...(lora ? { lora: { path: lora } } : {}),
   });
@@ -74,13 +74,15 @@ const train = async (learner: GgmlLearnerShape, vocab: number) => {
   expect(Math.abs(after[0][3] - before[0][3])).toBeGreaterThan(1e-3);
 };
 
+// Learner and llama.cpp run on one thread here: on a busy 2-core machine, thread barriers of tiny graphs
+// cost more than the work (the bench measures 2 threads).
 describe("agreement with llama.cpp (node-llama-cpp, F32 KV cache)", () => {
   for (const architecture of ["llama", "qwen2"] as const) {
     it(`${architecture}: full fine-tuning, before and after a step + save + reload`, async () => {
       const model = await tinyModel(tmp.dir, `agree-${architecture}`, { architecture, seed: 21 });
       const learner = createGgmlLearner({
         modelPath: model.path,
-        threads: 2,
+        threads: 1,
         optimizer: { learningRate: 1e-2 },
       });
       const policy = await openPolicy(model.path);
@@ -93,7 +95,7 @@ describe("agreement with llama.cpp (node-llama-cpp, F32 KV cache)", () => {
         await Effect.runPromise(policy.reload({ kind: "gguf", path: saved }));
         expect((await sampleAndCompare(policy, learner, prompt, 2)).maxDiff).toBeLessThan(1e-3);
         // The saved GGUF reopens in a fresh learner with the same logprobs.
-        const reopened = createGgmlLearner({ modelPath: saved, threads: 2 });
+        const reopened = createGgmlLearner({ modelPath: saved, threads: 1 });
         try {
           const seq = randomSequences(1, [12], 250, 8).map(({ tokens, mask }) => ({ tokens, mask }));
           const [a] = await Effect.runPromise(learner.logprobs(seq));
@@ -113,7 +115,7 @@ describe("agreement with llama.cpp (node-llama-cpp, F32 KV cache)", () => {
     const model = await tinyModel(tmp.dir, "agree-lora", { seed: 22 });
     const learner = createGgmlLearner({
       modelPath: model.path,
-      threads: 2,
+      threads: 1,
       lora: { rank: 4, alpha: 8 },
       optimizer: { learningRate: 5e-2 },
     });

@@ -110,7 +110,7 @@ describe("gradient check: Σ c·logp against central finite differences", () => 
 
   it("backward accumulates over micro-batches: two halves give the gradient of the whole", async () => {
     const model = await tinyModel(tmp.dir, "grad-acc", { seed: 13, vocab: 280, dim: 16, ffn: 32 });
-    const learner = createGgmlLearner({ modelPath: model.path, threads: 2, microBatchTokens: 8 });
+    const learner = createGgmlLearner({ modelPath: model.path, threads: 1, microBatchTokens: 8 });
     try {
       const seqs = randomSequences(3, [7, 4, 6], model.vocab, 21);
       const batch = seqs.map(({ tokens, mask }) => ({ tokens, mask }));
