@@ -4,8 +4,26 @@
  * file and the reports into the output directory.
  */
 import { join, resolve } from "node:path";
-import { DatasetError, type Environment, type Executor, type Policy } from "@workflow-r1/core";
-import { HttpExecutor, listBenchmarks, loadBenchmarks } from "@workflow-r1/env-qa";
+import {
+  DatasetError,
+  Environment,
+  EnvironmentError,
+  type Executor,
+  type Policy,
+  Retriever,
+  RetrieverError,
+} from "@workflow-r1/core";
+import {
+  Bm25Retriever,
+  HttpExecutor,
+  HttpRetriever,
+  isOperatorName,
+  listBenchmarks,
+  loadBenchmarks,
+  OPERATOR_NAMES,
+  type OperatorName,
+  WorkflowR1Env,
+} from "@workflow-r1/env-qa";
 import { LlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect, Layer } from "effect";
 import { selectBenchmarks } from "./benchmarks.js";
@@ -25,8 +43,16 @@ export interface EvalCommandOptions {
   readonly model: string;
   /** OpenAI-compatible base URL of the operators' executor LLM (needed by `workflow`). */
   readonly executorUrl?: string;
-  /** Model name sent to the executor. */
+  /** Model name sent to the executor (default: env WORKFLOW_R1_EXECUTOR_MODEL). */
   readonly executorModel?: string;
+  /** FlashRAG corpus jsonl for the Search operator (in-process BM25). */
+  readonly corpus?: string;
+  /** Search-R1 retrieval server endpoint for the Search operator (e.g. http://127.0.0.1:8000/retrieve). */
+  readonly retrieverUrl?: string;
+  /** Operators the agent may call (default: all eight, or all but Search without a corpus or retriever). */
+  readonly operators?: string | ReadonlyArray<string>;
+  /** Operator calls per episode (default: the environment's, 20). */
+  readonly operatorBudget?: number;
   readonly limit?: number;
   readonly samples?: number;
   /** Output directory (default `eval-out`): results.jsonl, report.json, report.md, report.html. */
@@ -198,6 +224,49 @@ export const defaultEvalCommandDeps: EvalCommandDeps = {
       baseUrl: options.executorUrl,
       ...(options.executorModel === undefined ? {} : { model: options.executorModel }),
     }),
+  environmentLayer: (options) => workflowEnvironmentLayer(options),
+};
+
+/** The retriever for Search: BM25 over `corpus`, or a Search-R1 server; none when neither is set. */
+const retrieverLayer = (options: EvalCommandOptions): Layer.Layer<Retriever, RetrieverError> | undefined => {
+  if (options.corpus !== undefined) return Bm25Retriever.layer({ corpusPath: options.corpus });
+  if (options.retrieverUrl !== undefined) return HttpRetriever.layer({ url: options.retrieverUrl });
+  return undefined;
+};
+
+/**
+ * env-qa's Workflow-R1 environment for `workflow`, over the executor in context. Without a corpus
+ * or retrieval server the Search operator is left out of the prompt (and cannot be called).
+ */
+export const workflowEnvironmentLayer = (
+  options: EvalCommandOptions,
+): Layer.Layer<Environment, EnvironmentError | RetrieverError, Executor> => {
+  const retriever = retrieverLayer(options);
+  const requested = splitList(options.operators);
+  const unknown = (requested ?? []).filter((name) => !isOperatorName(name));
+  if (unknown.length > 0)
+    return Layer.effect(
+      Environment,
+      Effect.fail(
+        new EnvironmentError({
+          message: `unknown operator(s) ${unknown.join(", ")}; available: ${OPERATOR_NAMES.join(", ")}`,
+        }),
+      ),
+    );
+  const operators =
+    (requested as OperatorName[] | undefined) ?? OPERATOR_NAMES.filter((o) => retriever || o !== "Search");
+  if (!retriever && operators.includes("Search"))
+    return Layer.effect(
+      Environment,
+      Effect.fail(new EnvironmentError({ message: "operator Search needs --corpus or --retriever-url" })),
+    );
+  const noSearch = Layer.succeed(Retriever, {
+    search: () => Effect.fail(new RetrieverError({ message: "no corpus or retrieval server configured" })),
+  });
+  return WorkflowR1Env.layer({
+    operators,
+    ...(options.operatorBudget === undefined ? {} : { operatorBudget: options.operatorBudget }),
+  }).pipe(Layer.provide(retriever ?? noSearch));
 };
 
 /**

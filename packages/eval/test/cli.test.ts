@@ -12,6 +12,8 @@ import { createTinyLlama } from "@workflow-r1/policy";
 import { Effect, Exit } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEvalBenchmarks, runEvalCommand } from "../src/index.js";
+import { type ExecutorServer, startExecutorServer } from "./executor-server.js";
+import { fakePolicy } from "./fake-policy.js";
 
 const data = "/work/shared/data/qa";
 const haveData = existsSync(join(data, "bamboogle/test.jsonl"));
@@ -19,7 +21,14 @@ if (!haveData) console.warn(`[eval] skipping runEvalCommand tests: ${data} is ab
 
 let dir: string;
 let model: string;
+let server: ExecutorServer;
 beforeAll(async () => {
+  // The operators' LLM: answers AnswerGenerate prompts about Citibank with James Madison.
+  server = await startExecutorServer((prompt) =>
+    prompt.includes("Citibank")
+      ? "<think> 1812 </think> <answer>James Madison</answer>"
+      : "<answer>unknown</answer>",
+  );
   dir = await mkdtemp(join(tmpdir(), "eval-cli-"));
   model = (
     await createTinyLlama({
@@ -35,6 +44,7 @@ beforeAll(async () => {
   ).path;
 });
 afterAll(async () => {
+  await server.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -101,5 +111,76 @@ describe.skipIf(!haveData)("runEvalCommand", () => {
     await expect(
       runEvalCommand({ data, benchmarks: "bamboogle", method: "workflow", model, out: join(dir, "w") }),
     ).rejects.toThrow(/--method workflow needs --executor-url/);
+  });
+
+  it("workflow through env-qa's WorkflowR1Env and HttpExecutor: operator calls reach the executor", async () => {
+    // A scripted agent: call AnswerGenerate on the question, then answer with what came back.
+    const agent = fakePolicy((prompt, _seed, turn) => {
+      const question = prompt.includes("Citibank")
+        ? "Who was US president when Citibank was founded?"
+        : "Uranus?";
+      return turn === 0
+        ? `<think> delegate </think> <tool>AnswerGenerate: ${question}</tool>`
+        : "<think> the operator said James Madison </think> <answer>James Madison</answer>";
+    });
+    const before = server.requests();
+    const out = join(dir, "wf");
+    const options = {
+      data,
+      benchmarks: "bamboogle",
+      method: "workflow",
+      model,
+      executorUrl: server.url,
+      executorModel: "test",
+      limit: 2,
+      out,
+      progress: "none" as const,
+    };
+    const result = await runEvalCommand(options, { policyLayer: () => agent.layer });
+    expect(agent.appended()[0]).toContain("James Madison"); // the operator's result, as an observation
+    expect(server.requests() - before).toBe(2);
+    const [citibank, uranus] = result.run.results;
+    expect(citibank!.taskId).toBe("test_0");
+    expect(citibank!.operatorCalls).toEqual({ AnswerGenerate: 1 });
+    expect(citibank!.turns).toBe(2);
+    expect(citibank!.format).toBe(1);
+    expect(citibank!.em).toBe(1); // golden "james madison"
+    expect(uranus!.em).toBe(0);
+    expect(result.run.report.summaries[0]!.operatorCalls["AnswerGenerate"]!.mean).toBe(1);
+    const html = await readFile(result.files.html, "utf8");
+    expect(html).toContain("bamboogle: operator calls per episode");
+    const again = await runEvalCommand(options, { policyLayer: () => agent.layer });
+    expect(again.run.scored).toBe(0);
+    expect(server.requests() - before).toBe(2);
+  });
+
+  it("workflow with the tiny llama.cpp model runs whole episodes", async () => {
+    const result = await runEvalCommand({
+      data,
+      benchmarks: "bamboogle",
+      method: "workflow",
+      model,
+      executorUrl: server.url,
+      executorModel: "test",
+      limit: 2,
+      maxTurns: 2,
+      maxTokens: 8,
+      out: join(dir, "wf-llama"),
+      gpu: false,
+      threads: 2,
+      contextSize: 2048,
+      progress: "none",
+    });
+    expect(result.run.scored).toBe(2);
+    for (const r of result.run.results) {
+      const sample = r.samples[0]!;
+      expect(sample.error).toBeUndefined();
+      expect(sample.turns).toBeGreaterThanOrEqual(1);
+      expect(sample.turns).toBeLessThanOrEqual(2);
+      expect(sample.tokens).toBeGreaterThan(0);
+      expect(["answer", "max-turns", "max-tokens", "context-overflow", "done", "operator-budget"]).toContain(
+        sample.finishReason,
+      );
+    }
   });
 });

@@ -9,12 +9,15 @@ export interface FakePolicy {
   readonly layer: Layer.Layer<Policy>;
   /** Number of `generate` calls so far. */
   readonly calls: () => number;
+  /** Text appended to sequences before each `generate` (observations), in call order. */
+  readonly appended: () => ReadonlyArray<string>;
 }
 
 export const fakePolicy = (
   answer: (prompt: string, seed: number, turn: number) => string | Error,
 ): FakePolicy => {
   let calls = 0;
+  const appendedTexts: string[] = [];
   const tokenize = (text: string) => Int32Array.from([...text].map((c) => c.codePointAt(0)!));
   const detokenize = (tokens: ArrayLike<number>) => String.fromCodePoint(...Array.from(tokens));
   const shape: PolicyShape = {
@@ -38,6 +41,7 @@ export const fakePolicy = (
           Effect.suspend(() => {
             calls++;
             held = held.concat(Array.from(append));
+            if (append.length > 0) appendedTexts.push(detokenize(append));
             const text = answer(detokenize(prompt), options.seed ?? 0, turn++);
             if (text instanceof Error) return Effect.fail(new PolicyError({ message: text.message }));
             const tokens = tokenize(text).slice(0, options.maxTokens);
@@ -53,5 +57,5 @@ export const fakePolicy = (
     score: () => Effect.succeed(new Float32Array(0)),
     reload: () => Effect.void,
   };
-  return { layer: Layer.succeed(Policy, shape), calls: () => calls };
+  return { layer: Layer.succeed(Policy, shape), calls: () => calls, appended: () => appendedTexts };
 };
