@@ -15,6 +15,13 @@ const ARTICLES = /(?<![\p{L}\p{N}_])(?:a|an|the)(?![\p{L}\p{N}_])/gu;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: \x1c-\x1f are whitespace to Python.
 const PY_WHITESPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/u;
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: \x1c-\x1f are whitespace to Python.
+const PY_STRIP =
+  /^[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/gu;
+
+/** Python's `str.strip()` with no argument (JS `trim` differs: it strips U+FEFF, keeps \x1c-\x1f and U+0085). */
+export const pyStrip = (text: string): string => text.replace(PY_STRIP, "");
+
 /** Python's `str.split()` with no argument: split on whitespace runs, drop empty strings. */
 export const pySplit = (text: string): ReadonlyArray<string> =>
   text.split(PY_WHITESPACE).filter((token) => token.length > 0);

@@ -3,7 +3,7 @@
  * (1 exact match, 0 wrong, -1 missing). Computed over the transcript: the assistant turns in order
  * with each observation, wrapped as `<info>…</info>`, between them.
  */
-import { exactMatch, f1Score, subExactMatch } from "./metrics.js";
+import { exactMatch, f1Score, pySplit, pyStrip, subExactMatch } from "./metrics.js";
 
 /** A top-level tag of the transcript with its raw content (nested tags are content). */
 export interface TopLevelTag {
@@ -11,34 +11,42 @@ export interface TopLevelTag {
   readonly content: string;
 }
 
-const TAG = /<([^<>]*)>/g;
 const STARTS_WITH_LETTER = /^\p{L}/u;
 
 /**
- * Scan the transcript's tags with a stack. An opener is `<name …>` whose name (up to the first
- * whitespace) starts with a letter; `<!…>` is skipped; a closer `</name>` counts only when it
- * matches the most recently opened unclosed tag (otherwise it is ignored, so an opener that is never
- * closed keeps its parent open). A pair closed when the stack empties is a top-level tag.
+ * Scan the transcript's tags with a stack, as the authors' scanner does: from each `<`, the tag runs
+ * to the next `>` (its text is stripped). An opener is `<name …>` whose name (up to the first
+ * whitespace) starts with a letter; `<!…>` is skipped; a closer `</name>` counts only when it matches
+ * the most recently opened unclosed tag (otherwise it is ignored, so an opener that is never closed
+ * keeps its parent open). A pair closed when the stack empties is a top-level tag.
  */
 export const topLevelTags = (transcript: string): ReadonlyArray<TopLevelTag> => {
   const tags: TopLevelTag[] = [];
   const stack: Array<{ readonly name: string; readonly contentStart: number }> = [];
-  for (const match of transcript.matchAll(TAG)) {
-    const body = match[1] ?? "";
-    const start = match.index;
-    const end = start + match[0].length;
-    if (body.startsWith("!")) continue;
-    if (body.startsWith("/")) {
-      const name = body.slice(1).trim();
-      const top = stack[stack.length - 1];
-      if (top === undefined || top.name !== name) continue;
-      stack.pop();
-      if (stack.length === 0) tags.push({ name, content: transcript.slice(top.contentStart, start) });
+  let i = 0;
+  while (i < transcript.length) {
+    if (transcript[i] !== "<") {
+      i++;
       continue;
     }
-    const name = body.split(/\s/u)[0] ?? "";
-    if (!STARTS_WITH_LETTER.test(name)) continue;
-    stack.push({ name, contentStart: end });
+    const end = transcript.indexOf(">", i);
+    if (end < 0) {
+      i++;
+      continue;
+    }
+    const body = pyStrip(transcript.slice(i + 1, end));
+    if (body.startsWith("/")) {
+      const name = pySplit(body.slice(1))[0];
+      const top = stack[stack.length - 1];
+      if (name !== undefined && top !== undefined && top.name === name) {
+        stack.pop();
+        if (stack.length === 0) tags.push({ name, content: transcript.slice(top.contentStart, i) });
+      }
+    } else if (body !== "" && !body.startsWith("!")) {
+      const name = pySplit(body)[0];
+      if (name !== undefined && STARTS_WITH_LETTER.test(name)) stack.push({ name, contentStart: end + 1 });
+    }
+    i = end + 1;
   }
   return tags;
 };
@@ -58,12 +66,12 @@ export const formatScore = (transcript: string): number => {
   for (const tag of tags) {
     switch (expect) {
       case "think":
-        if (tag.name !== "think" || tag.content.trim() === "") return FORMAT_PENALTY;
+        if (tag.name !== "think" || pyStrip(tag.content) === "") return FORMAT_PENALTY;
         expect = "tool-or-answer";
         break;
       case "tool-or-answer":
         if (tag.name === "answer") expect = "end";
-        else if (tag.name === "tool" && tag.content.trim() !== "") expect = "info";
+        else if (tag.name === "tool" && pyStrip(tag.content) !== "") expect = "info";
         else return FORMAT_PENALTY;
         break;
       case "info":
@@ -83,7 +91,7 @@ const ANSWER = /<answer>([\s\S]*?)<\/answer>/g;
 export const extractAnswer = (transcript: string): string | undefined => {
   let last: string | undefined;
   for (const match of transcript.matchAll(ANSWER)) last = match[1];
-  return last?.trim();
+  return last === undefined ? undefined : pyStrip(last);
 };
 
 /** Answer score: -1 when there is no (or an empty) answer, 1 on exact match, else 0. */

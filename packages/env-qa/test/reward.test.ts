@@ -23,6 +23,9 @@ describe("formatScore", () => {
     ["no tags at all", "Paris", -0.5],
     ["answer without think", "<answer>Paris</answer>", -0.5],
     ["blank think", "<think>  \n </think><answer>Paris</answer>", -0.5],
+    // Python's strip(): \x1c and U+0085 are whitespace, U+FEFF is not.
+    ["think of Python whitespace is blank", "<think>\x1c\u0085</think><answer>Paris</answer>", -0.5],
+    ["think of U+FEFF is not blank", "<think>\ufeff</think><answer>Paris</answer>", 0],
     ["blank tool", "<think>x</think><tool> </tool><info>y</info><think>z</think><answer>a</answer>", -0.5],
     ["tool without info", `${GOOD_TOOL}\n${GOOD_END}`, -0.5],
     ["ends after info", `${GOOD_TOOL}\n${INFO}`, -0.5],
@@ -38,8 +41,17 @@ describe("formatScore", () => {
     // `<b>` is never closed, so `</think>` does not match the top of the stack: think stays open.
     ["unclosed opener keeps parent open", "<think>a <b> b</think><answer>P</answer>", -0.5],
     ["<!…> is skipped", "<think>a <!-- c --> <!doctype x></think><answer>P</answer>", 0],
-    ["opener name must start with a letter", "<think>1 <2 x> 3 < 4</think><answer>P</answer>", 0],
+    ["opener name must start with a letter", "<think>1 <2 x> 3</think><answer>P</answer>", 0],
+    // "< 4</think>" is one tag "4</think" (not an opener): the closer is swallowed.
+    ["a stray < before a closer swallows it", "<think>3 < 4</think><answer>P</answer>", -0.5],
     ["opener with attributes", '<think id="1">a</think><answer>P</answer>', 0],
+    // Tag text runs from "<" to the next ">" and is stripped, as in the authors' scanner.
+    ["spaces inside tags are stripped", "< think >a</ think ><answer>P</answer>", 0],
+    ["closer name is its first word", "<think>a</think junk><answer>P</answer>", 0],
+    // "< b <think>" is one tag "b <think" (opener "b"), so the think opener is swallowed.
+    ["a stray < swallows the next tag", "x < y <think>a</think><answer>P</answer>", -0.5],
+    ["a stray > is text", "<think>a > b</think><answer>P</answer>", 0],
+    ["empty <> and </> are ignored", "<><think>a</>b</think><answer>P</answer>", 0],
     ["answer right after info", `${GOOD_TOOL}\n${INFO}\n<answer>Paris</answer>`, -0.5],
     ["info without tool", `<think>x</think>${INFO}${GOOD_END}`, -0.5],
   ])("%s", (_name, transcript, expected) => {
