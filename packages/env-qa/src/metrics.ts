@@ -11,13 +11,14 @@ const PUNCTUATION = new Set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~");
 /** `re.sub(r"\b(a|an|the)\b", " ", text)` with Python 3's Unicode word boundaries. */
 const ARTICLES = /(?<![\p{L}\p{N}_])(?:a|an|the)(?![\p{L}\p{N}_])/gu;
 
-/** Characters for which Python's `str.isspace()` is true (what `str.split()` splits on). */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: \x1c-\x1f are whitespace to Python.
-const PY_WHITESPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/u;
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: \x1c-\x1f are whitespace to Python.
-const PY_STRIP =
-  /^[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/gu;
+/**
+ * The characters for which Python's `str.isspace()` is true (what `str.split()` and `str.strip()`
+ * use). Built from a string so the control characters \x1c-\x1f stay readable escapes.
+ */
+const PY_SPACE =
+  "[\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+const PY_WHITESPACE = new RegExp(`${PY_SPACE}+`, "u");
+const PY_STRIP = new RegExp(`^${PY_SPACE}+|${PY_SPACE}+$`, "gu");
 
 /** Python's `str.strip()` with no argument (JS `trim` differs: it strips U+FEFF, keeps \x1c-\x1f and U+0085). */
 export const pyStrip = (text: string): string => text.replace(PY_STRIP, "");
