@@ -56,9 +56,36 @@ const tasks = Array.from({ length: EPISODES / GROUP }, (_, i) => ({
   question: `What is item ${i}?`,
 }));
 
-/** Wraps a policy to record each sequence's generations, keyed by prompt, in opening order. */
+/**
+ * Wraps a policy to record each sequence's generations (keyed by prompt, in opening order) and the
+ * results of chat-template rendering and detokenization (keyed by their arguments).
+ */
+const memo =
+  (log, name, f, key) =>
+  (...args) => {
+    const k = `${name}:${key(...args)}`;
+    let v = log.get(k);
+    if (v === undefined) {
+      v = f(...args);
+      log.set(k, v);
+    }
+    return v;
+  };
+const renderKeys = {
+  renderChat: (m, o) => JSON.stringify([m, o]),
+  renderContinuation: (m, last) => JSON.stringify([m, Array.from(last)]),
+  detokenize: (t) => Array.from(t).join(","),
+};
 const recording = (inner, log) => ({
   ...inner,
+  renderChat: memo(log, "renderChat", inner.renderChat, renderKeys.renderChat),
+  renderContinuation: memo(
+    log,
+    "renderContinuation",
+    inner.renderContinuation,
+    renderKeys.renderContinuation,
+  ),
+  detokenize: memo(log, "detokenize", inner.detokenize, renderKeys.detokenize),
   openSequence: (prompt) =>
     Effect.map(inner.openSequence(prompt), (seq) => {
       const key = prompt.join(",");
@@ -72,11 +99,26 @@ const recording = (inner, log) => ({
     }),
 });
 
-/** Replays recorded generations with no latency at all (no timers, no model). */
-const replaying = (inner, log) => {
+/**
+ * Replays recorded generations with no latency at all (no timers, no model). With `cachedRendering`
+ * the chat template and detokenizer results are also replayed from the recording, so the run costs
+ * only the scheduler and trajectory assembly.
+ */
+const replaying = (inner, log, cachedRendering) => {
   const opened = new Map();
+  const cached =
+    (name) =>
+    (...args) =>
+      log.get(`${name}:${renderKeys[name](...args)}`) ?? inner[name](...args);
   return {
     ...inner,
+    ...(cachedRendering
+      ? {
+          renderChat: cached("renderChat"),
+          renderContinuation: cached("renderContinuation"),
+          detokenize: cached("detokenize"),
+        }
+      : {}),
     openSequence: (prompt) =>
       Effect.sync(() => {
         const key = prompt.join(",");
@@ -98,11 +140,15 @@ const replaying = (inner, log) => {
   };
 };
 
-const run = (policyLayer, concurrency) =>
-  Effect.runPromise(
-    rollout(tasks, { ...OPTIONS, maxConcurrentEpisodes: concurrency }).pipe(
-      Effect.provide(Layer.merge(policyLayer, echoEnvironment)),
-    ),
+const REPS = Number(process.env.BENCH_REPS ?? 5);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** One rollout on the given policy service (the environment is the echo one). */
+const run = (policy, concurrency) =>
+  rollout(tasks, { ...OPTIONS, maxConcurrentEpisodes: concurrency }).pipe(
+    Effect.provide(echoEnvironment),
+    Effect.provideService(Policy, policy),
+    Effect.map((r) => r.metrics),
   );
 
 const dir = await mkdtemp(join(tmpdir(), "rollout-bench-"));
@@ -130,40 +176,51 @@ try {
   );
   const row = (name, m) =>
     console.log(
-      `${name.padEnd(34)} ${m.episodesPerSecond.toFixed(2).padStart(8)} episodes/s ${m.sampledTokensPerSecond.toFixed(0).padStart(6)} sampled tok/s  occupancy ${m.meanBatchOccupancy.toFixed(2)} (max ${m.maxBatchOccupancy})  wall ${m.wallMs.toFixed(0)} ms`,
+      `${name.padEnd(46)} ${m.episodesPerSecond.toFixed(2).padStart(8)} episodes/s ${m.sampledTokensPerSecond.toFixed(0).padStart(6)} sampled tok/s  occupancy ${m.meanBatchOccupancy.toFixed(2)} (max ${m.maxBatchOccupancy})  wall ${m.wallMs.toFixed(0)} ms`,
     );
-  // Warm-up (model load, first decode) outside the measurements.
-  await run(llama(1), 1);
-  const one = (await run(llama(1), 1)).metrics;
-  row("llama.cpp, 1 concurrent episode", one);
-  const log = new Map();
-  const recordLayer = Layer.effect(
-    Policy,
+  // One loaded policy (16 sequences) for every run; 1 vs 16 concurrent episodes alternate so that
+  // load from other processes on the machine hits both alike. Medians over REPS runs.
+  const results = await Effect.runPromise(
     Effect.gen(function* () {
-      return recording(yield* Policy, log);
-    }),
-  ).pipe(Layer.provide(llama(16)));
-  const sixteen = (await run(recordLayer, 16)).metrics;
-  row("llama.cpp, 16 concurrent episodes", sixteen);
+      const policy = yield* Policy;
+      yield* run(policy, 16); // warm-up: first decodes, JIT
+      const one = [];
+      const sixteen = [];
+      const replay = [];
+      for (let r = 0; r < REPS; r++) {
+        one.push(yield* run(policy, 1));
+        const log = new Map();
+        const real = yield* run(recording(policy, log), 16);
+        sixteen.push(real);
+        // The same generations again, with zero latency: what the scheduler costs on its own.
+        const zero = yield* run(replaying(policy, log, true), 16);
+        const rendered = yield* run(replaying(policy, log, false), 16);
+        replay.push({ real, zero, rendered });
+      }
+      return { one, sixteen, replay };
+    }).pipe(Effect.provide(llama(16))),
+  );
+  const pick = (ms) => {
+    const m = median(ms.map((x) => x.episodesPerSecond));
+    return ms.find((x) => x.episodesPerSecond === m);
+  };
+  const one = pick(results.one);
+  const sixteen = pick(results.sixteen);
+  row(`llama.cpp, 1 concurrent episode (median of ${REPS})`, one);
+  row(`llama.cpp, 16 concurrent episodes (median of ${REPS})`, sixteen);
   console.log(
     `speed-up 16 vs 1: ${(sixteen.episodesPerSecond / one.episodesPerSecond).toFixed(2)}x episodes/s, ${(sixteen.sampledTokensPerSecond / one.sampledTokensPerSecond).toFixed(2)}x sampled tok/s`,
   );
-  // Replay: same generations, zero latency. Best of 5 to keep the estimate from JIT warm-up noise.
-  const replayLayer = Layer.effect(
-    Policy,
-    Effect.gen(function* () {
-      return replaying(yield* Policy, log);
-    }),
-  ).pipe(Layer.provide(llama(1)));
-  let best;
-  for (let i = 0; i < 5; i++) {
-    const m = (await run(replayLayer, 16)).metrics;
-    if (best === undefined || m.wallMs < best.wallMs) best = m;
-  }
-  row("zero-latency replay, 16 concurrent", best);
-  console.log(
-    `scheduler share of wall time: ${((100 * best.wallMs) / sixteen.wallMs).toFixed(2)}% (${best.wallMs.toFixed(1)} ms replay / ${sixteen.wallMs.toFixed(0)} ms real)`,
-  );
+  const report = (label, which) => {
+    const shares = results.replay.map((r) => r[which].wallMs / r.real.wallMs);
+    const mid = results.replay[shares.indexOf(median(shares))];
+    row(`zero-latency replay, ${label}`, mid[which]);
+    console.log(
+      `  share of the real run's wall time: median ${(100 * median(shares)).toFixed(2)}% (${mid[which].wallMs.toFixed(1)} ms / ${mid.real.wallMs.toFixed(0)} ms); all runs: ${shares.map((x) => `${(100 * x).toFixed(1)}%`).join(" ")}`,
+    );
+  };
+  report("scheduler + assembly only", "zero");
+  report("+ chat template rendering", "rendered");
 } finally {
   await rm(dir, { recursive: true, force: true });
 }
