@@ -24,7 +24,10 @@ try {
     });
     const params = learner.info().trainableParameters;
     let s = 7;
-    const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648), s / 2147483648);
+    const rand = () => {
+      s = (s * 1103515245 + 12345) % 2147483648;
+      return s / 2147483648;
+    };
     const batch = Array.from({ length: m.batch }, () => ({
       tokens: Int32Array.from({ length: m.length }, () => Math.floor(rand() * m.vocab)),
       mask: Uint8Array.from({ length: m.length }, (_, t) => (t === 0 ? 0 : 1)),
@@ -43,7 +46,7 @@ try {
     rows.push(
       `| ${m.name} (${(params / 1e6).toFixed(2)}M: d=${m.dim}, ${m.layers} layers, vocab ${m.vocab}) | ${m.batch} × ${m.length} | ${(tokens / fwd).toFixed(0)} | ${(tokens / fb).toFixed(0)} | ${(st * 1000).toFixed(1)} |`,
     );
-    learner.dispose();
+    await learner.dispose();
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <random>
 #include <stdexcept>
@@ -645,6 +646,34 @@ public:
   }
 };
 
+// Runs one learner operation on libuv's thread pool and settles a promise; the TypeScript side
+// serialises operations, so a Model is never used by two threads at once.
+class Job : public Napi::AsyncWorker {
+public:
+  Job(Napi::Env env, std::function<void(Job &)> work, std::function<Napi::Value(Napi::Env, Job &)> done)
+      : Napi::AsyncWorker(env, "workflow-r1-learner"), deferred(Napi::Promise::Deferred::New(env)), work(std::move(work)),
+        done(std::move(done)) {}
+  void Execute() override {
+    try {
+      work(*this);
+    } catch (const std::exception &e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::HandleScope scope(Env());
+    deferred.Resolve(done(Env(), *this));
+  }
+  void OnError(const Napi::Error &e) override { deferred.Reject(e.Value()); }
+  Napi::Promise::Deferred deferred;
+  std::vector<float> floats;
+  double number = 0;
+
+private:
+  std::function<void(Job &)> work;
+  std::function<Napi::Value(Napi::Env, Job &)> done;
+};
+
 class Native : public Napi::ObjectWrap<Native> {
 public:
   static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -732,19 +761,32 @@ private:
     });
   }
 
-  // forward(tokens Int32Array [B*L], L, B) → Float32Array [B*L]; entry b*L+t = log p(tokens[b*L+t+1]).
+  static Napi::Value floatsOf(Napi::Env env, Job &job) {
+    auto arr = Napi::Float32Array::New(env, job.floats.size());
+    std::memcpy(arr.Data(), job.floats.data(), job.floats.size() * sizeof(float));
+    return arr;
+  }
+
+  Napi::Value queue(Napi::Env env, std::function<void(Job &)> work, std::function<Napi::Value(Napi::Env, Job &)> done) {
+    auto *job = new Job(env, std::move(work), std::move(done));
+    auto promise = job->deferred.Promise();
+    job->Queue();
+    return promise;
+  }
+
+  // forward(tokens Int32Array [B*L], L, B) → Promise<Float32Array [B*L]>; entry b*L+t = log p(tokens[b*L+t+1]).
   Napi::Value Forward(const Napi::CallbackInfo &info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       auto tokens = info[0].As<Napi::Int32Array>();
       const int64_t L = info[1].As<Napi::Number>().Int64Value(), B = info[2].As<Napi::Number>().Int64Value();
       if ((int64_t)tokens.ElementLength() != L * B) throw Error("tokens length is not L*B");
-      auto out = live().run(tokens.Data(), L, B, nullptr);
-      auto arr = Napi::Float32Array::New(info.Env(), out.size());
-      std::memcpy(arr.Data(), out.data(), out.size() * sizeof(float));
-      return arr;
+      Model *m = &live();
+      std::vector<int32_t> t(tokens.Data(), tokens.Data() + tokens.ElementLength());
+      return queue(info.Env(), [m, t, L, B](Job &job) { job.floats = m->run(t.data(), L, B, nullptr); }, floatsOf);
     });
   }
 
+  // backward(tokens, L, B, coefficients Float32Array [B*L]) → Promise<Float32Array> (the logprobs).
   Napi::Value Backward(const Napi::CallbackInfo &info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       auto tokens = info[0].As<Napi::Int32Array>();
@@ -754,10 +796,10 @@ private:
         throw Error("tokens / coefficients length is not L*B");
       for (size_t i = 0; i < coef.ElementLength(); i++)
         if (!std::isfinite(coef[i])) throw Error("coefficient " + std::to_string(i) + " is not finite");
-      auto out = live().run(tokens.Data(), L, B, coef.Data());
-      auto arr = Napi::Float32Array::New(info.Env(), out.size());
-      std::memcpy(arr.Data(), out.data(), out.size() * sizeof(float));
-      return arr;
+      Model *m = &live();
+      std::vector<int32_t> t(tokens.Data(), tokens.Data() + tokens.ElementLength());
+      std::vector<float> c(coef.Data(), coef.Data() + coef.ElementLength());
+      return queue(info.Env(), [m, t, c, L, B](Job &job) { job.floats = m->run(t.data(), L, B, c.data()); }, floatsOf);
     });
   }
 
@@ -765,12 +807,15 @@ private:
     return guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), std::sqrt(live().gradNormSq())); });
   }
 
-  // step(lr, beta1, beta2, eps, weightDecay, maxGradNorm) → grad norm before clipping
+  // step(lr, beta1, beta2, eps, weightDecay, maxGradNorm) → Promise<grad norm before clipping>
   Napi::Value Step(const Napi::CallbackInfo &info) {
     return guard(info.Env(), [&]() -> Napi::Value {
-      auto f = [&](int i) { return info[i].As<Napi::Number>().FloatValue(); };
-      const double norm = live().adamw(f(0), f(1), f(2), f(3), f(4), f(5));
-      return Napi::Number::New(info.Env(), norm);
+      std::vector<float> h;
+      for (int i = 0; i < 6; i++) h.push_back(info[i].As<Napi::Number>().FloatValue());
+      Model *m = &live();
+      return queue(
+          info.Env(), [m, h](Job &job) { job.number = m->adamw(h[0], h[1], h[2], h[3], h[4], h[5]); },
+          [](Napi::Env env, Job &job) -> Napi::Value { return Napi::Number::New(env, job.number); });
     });
   }
 

@@ -31,7 +31,17 @@ if (!existsSync(join(binDir, "libggml-base.so"))) throw new Error(`no libggml-ba
 mkdirSync(build, { recursive: true });
 const src = join(build, "llama.cpp");
 if (!existsSync(join(src, "ggml", "include", "ggml.h"))) {
-  execFileSync("git", ["clone", "-q", bundle, src], { stdio: "inherit" });
+  // Only the headers and the two files the ABI check reads are checked out.
+  execFileSync("git", ["-c", "advice.detachedHead=false", "clone", "-q", "--no-checkout", bundle, src], {
+    stdio: "inherit",
+  });
+  execFileSync(
+    "git",
+    ["-C", src, "checkout", "-q", "HEAD", "--", "ggml/include", "ggml/CMakeLists.txt", "ggml/src/ggml.c"],
+    {
+      stdio: "inherit",
+    },
+  );
 }
 const cmake = readFileSync(join(src, "ggml", "CMakeLists.txt"), "utf8");
 const v = (k) => new RegExp(`set\\(GGML_VERSION_${k} (\\d+)\\)`).exec(cmake)[1];

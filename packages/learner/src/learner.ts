@@ -72,7 +72,10 @@ export interface GgmlLearnerShape extends LearnerShape {
   readonly zeroGrad: () => Effect.Effect<void, NativeLearnerError>;
   /** Trainable tensors and their element counts. */
   readonly parameterNames: () => ReadonlyArray<readonly [string, number]>;
-  /** Test hooks: read / overwrite one F32 element of a tensor, read its accumulated gradient. */
+  /**
+   * Test hooks: read / overwrite one F32 element of a tensor, read its accumulated gradient.
+   * Synchronous: call them only while no other learner operation is running.
+   */
   readonly getParameter: (name: string, index: number) => number;
   readonly setParameter: (name: string, index: number, value: number) => void;
   readonly gradient: (name: string, index: number) => number;
@@ -104,7 +107,7 @@ export const planMicroBatches = (lengths: ReadonlyArray<number>, budget: number)
 /** Open a learner on a GGUF. Prefer `GgmlLearner.layer` / `GgmlLearner.make`, which free it. */
 export const createGgmlLearner = (
   config: GgmlLearnerConfig,
-): GgmlLearnerShape & { readonly dispose: () => void } => {
+): GgmlLearnerShape & { readonly dispose: () => Promise<void> } => {
   const lora = config.lora;
   if (lora !== undefined && (!Number.isInteger(lora.rank) || lora.rank < 1))
     throw fail("open", `lora.rank must be a positive integer, got ${lora.rank}`);
@@ -131,14 +134,37 @@ export const createGgmlLearner = (
   const baseLr = opt.learningRate ?? 1e-5;
   let disposed = false;
 
+  // Native operations run off the main thread one at a time, in call order.
+  let tail: Promise<unknown> = Promise.resolve();
+  const exclusive = <A>(f: () => Promise<A>): Promise<A> => {
+    const run = tail.then(f, f);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+  const toError = (operation: string) => (e: unknown) =>
+    e instanceof NativeLearnerError ? e : fail(operation, messageOf(e));
+  const live = (operation: string) => {
+    if (disposed) throw fail(operation, "the learner was freed (its scope closed)");
+  };
+
   const call = <A>(operation: string, f: () => A): Effect.Effect<A, NativeLearnerError> =>
-    Effect.suspend(() => {
-      if (disposed) return Effect.fail(fail(operation, "the learner was freed (its scope closed)"));
-      try {
-        return Effect.succeed(f());
-      } catch (e) {
-        return Effect.fail(e instanceof NativeLearnerError ? e : fail(operation, messageOf(e)));
-      }
+    Effect.tryPromise({
+      try: () =>
+        exclusive(async () => {
+          live(operation);
+          return f();
+        }),
+      catch: toError(operation),
+    });
+
+  const callAsync = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, NativeLearnerError> =>
+    Effect.tryPromise({
+      try: () =>
+        exclusive(async () => {
+          live(operation);
+          return await f();
+        }),
+      catch: toError(operation),
     });
 
   const validate = (operation: string, batch: ReadonlyArray<LearnerSequence>) => {
@@ -164,9 +190,9 @@ export const createGgmlLearner = (
   };
 
   /** Run `f` per micro-batch on padded [B, L] token blocks. */
-  const eachMicroBatch = (
+  const eachMicroBatch = async (
     batch: ReadonlyArray<LearnerSequence>,
-    f: (group: number[], tokens: Int32Array, length: number) => void,
+    f: (group: number[], tokens: Int32Array, length: number) => Promise<void>,
   ) => {
     for (const group of planMicroBatches(
       batch.map((s) => s.tokens.length),
@@ -177,16 +203,16 @@ export const createGgmlLearner = (
       group.forEach((i, b) => {
         tokens.set(batch[i].tokens, b * length);
       });
-      f(group, tokens, length);
+      await f(group, tokens, length);
     }
   };
 
   const logprobs: LearnerShape["logprobs"] = (batch) =>
-    call("logprobs", () => {
+    callAsync("logprobs", async () => {
       validate("logprobs", batch);
       const out = batch.map((s) => new Float32Array(s.tokens.length).fill(Number.NaN));
-      eachMicroBatch(batch, (group, tokens, length) => {
-        const lp = native.forward(tokens, length, group.length);
+      await eachMicroBatch(batch, async (group, tokens, length) => {
+        const lp = await native.forward(tokens, length, group.length);
         group.forEach((i, b) => {
           const { mask } = batch[i];
           for (let t = 1; t < mask.length; t++) if (mask[t] === 1) out[i][t] = lp[b * length + t - 1];
@@ -196,7 +222,7 @@ export const createGgmlLearner = (
     });
 
   const backward: LearnerShape["backward"] = (batch, coefficients) =>
-    call("backward", () => {
+    callAsync("backward", async () => {
       validate("backward", batch);
       if (coefficients.length !== batch.length)
         throw fail("backward", `${coefficients.length} coefficient arrays for ${batch.length} sequences`);
@@ -208,25 +234,25 @@ export const createGgmlLearner = (
           if (s.mask[t] === 1 && !Number.isFinite(c[t]))
             throw fail("backward", `sequence ${i}, position ${t}: coefficient ${c[t]} is not finite`);
       });
-      eachMicroBatch(batch, (group, tokens, length) => {
+      await eachMicroBatch(batch, async (group, tokens, length) => {
         const coef = new Float32Array(tokens.length);
         group.forEach((i, b) => {
           const { mask } = batch[i];
           const c = coefficients[i];
           for (let t = 1; t < mask.length; t++) if (mask[t] === 1) coef[b * length + t - 1] = c[t];
         });
-        native.backward(tokens, length, group.length, coef);
+        await native.backward(tokens, length, group.length, coef);
       });
     });
 
   const step: LearnerShape["step"] = () =>
-    call("step", (): StepStats => {
+    callAsync("step", async (): Promise<StepStats> => {
       const next = native.info().step + 1;
       const learningRate = opt.schedule ? opt.schedule(next, baseLr) : baseLr;
       if (!Number.isFinite(learningRate) || learningRate < 0)
         throw fail("step", `the schedule gave learning rate ${learningRate} at step ${next}`);
       const maxNorm = opt.maxGradNorm ?? 1;
-      const gradNorm = native.step(
+      const gradNorm = await native.step(
         learningRate,
         opt.beta1 ?? 0.9,
         opt.beta2 ?? 0.999,
@@ -256,10 +282,12 @@ export const createGgmlLearner = (
     getParameter: (name, index) => native.getParameter(name, index),
     setParameter: (name, index, value) => native.setParameter(name, index, value),
     gradient: (name, index) => native.gradient(name, index),
-    dispose: () => {
-      if (!disposed) native.free();
-      disposed = true;
-    },
+    /** Free the native memory once running operations are done; later calls fail. */
+    dispose: () =>
+      exclusive(async () => {
+        if (!disposed) native.free();
+        disposed = true;
+      }),
   };
 };
 
@@ -269,7 +297,7 @@ const acquire = (config: GgmlLearnerConfig) =>
       try: () => createGgmlLearner(config),
       catch: (e) => (e instanceof NativeLearnerError ? e : fail("open", messageOf(e))),
     }),
-    (l) => Effect.sync(() => l.dispose()),
+    (l) => Effect.promise(() => l.dispose()),
   );
 
 /** The core `Learner` on ggml; native memory is freed when the scope closes. */

@@ -3,7 +3,10 @@ import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** The addon's learner object (see native/learner.cpp). Positions are "predicts the next token". */
+/**
+ * The addon's learner object (see native/learner.cpp). Positions are "predicts the next token".
+ * forward / backward / step run on libuv's thread pool; callers must not overlap calls.
+ */
 export interface NativeLearnerHandle {
   info(): NativeInfo;
   /** tokens [B*L] → logp [B*L]; entry b*L+t = log p(tokens[b*L+t+1] | tokens[b*L..b*L+t]). */

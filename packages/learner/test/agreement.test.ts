@@ -102,11 +102,11 @@ describe("agreement with llama.cpp (node-llama-cpp, F32 KV cache)", () => {
           const [b] = await Effect.runPromise(reopened.logprobs(seq));
           for (let t = 1; t < a.length; t++) expect(b[t]).toBeCloseTo(a[t], 6);
         } finally {
-          reopened.dispose();
+          await reopened.dispose();
         }
       } finally {
         await policy.dispose();
-        learner.dispose();
+        await learner.dispose();
       }
     });
   }
@@ -134,7 +134,7 @@ describe("agreement with llama.cpp (node-llama-cpp, F32 KV cache)", () => {
       expect((await sampleAndCompare(policy, learner, prompt, 5)).maxDiff).toBeLessThan(1e-3);
     } finally {
       await policy.dispose();
-      learner.dispose();
+      await learner.dispose();
     }
   });
 });

@@ -28,7 +28,7 @@ describe("forward logprobs against the plain-JS reference forward", () => {
         });
         expect(maxDiff).toBeLessThan(1e-4);
       } finally {
-        learner.dispose();
+        await learner.dispose();
       }
     });
   }

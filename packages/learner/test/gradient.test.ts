@@ -78,7 +78,7 @@ describe("gradient check: Σ c·logp against central finite differences", () => 
         expect(checked).toBe(learner.parameterNames().length * 2);
         expect(worst).toBeLessThan(1e-2);
       } finally {
-        learner.dispose();
+        await learner.dispose();
       }
     });
   }
@@ -104,7 +104,7 @@ describe("gradient check: Σ c·logp against central finite differences", () => 
       expect(learner.parameterNames().every(([n]) => n.includes(".lora_"))).toBe(true);
       expect(worst).toBeLessThan(1e-2);
     } finally {
-      learner.dispose();
+      await learner.dispose();
     }
   });
 
@@ -127,7 +127,7 @@ describe("gradient check: Σ c·logp against central finite differences", () => 
       });
       expect(whole.some((g) => g !== 0)).toBe(true);
     } finally {
-      learner.dispose();
+      await learner.dispose();
     }
   });
 });

@@ -40,7 +40,7 @@ describe("learning", () => {
       expect(last.learningRate).toBe(1e-2);
       expect(end).toBeLessThan(0.1 * start);
     } finally {
-      learner.dispose();
+      await learner.dispose();
     }
   });
 
@@ -69,7 +69,7 @@ describe("learning", () => {
         }
       });
     } finally {
-      learner.dispose();
+      await learner.dispose();
     }
   });
 
@@ -92,7 +92,7 @@ describe("learning", () => {
       await Effect.runPromise(learner.backward(batch, coef));
       expect((await Effect.runPromise(learner.step())).learningRate).toBeCloseTo(2e-3, 10);
     } finally {
-      learner.dispose();
+      await learner.dispose();
     }
   });
 
@@ -124,11 +124,11 @@ describe("learning", () => {
       // A LoRA learner refuses a full-mode state.
       const lora = createGgmlLearner({ ...config, lora: { rank: 2 } });
       const exit = await Effect.runPromiseExit(lora.loadState(state));
-      lora.dispose();
+      await lora.dispose();
       expect(Exit.isFailure(exit)).toBe(true);
     } finally {
-      a.dispose();
-      b.dispose();
+      await a.dispose();
+      await b.dispose();
     }
   });
 });
@@ -177,7 +177,7 @@ describe("bad inputs give NativeLearnerError, never a crash", () => {
       const [lp] = await Effect.runPromise(learner.logprobs([ok]));
       expect(Number.isFinite(lp[2])).toBe(true);
     } finally {
-      learner.dispose();
+      await learner.dispose();
     }
     expect(() => createGgmlLearner({ modelPath: join(tmp.dir, "missing.gguf") })).toThrow(NativeLearnerError);
   });
@@ -191,7 +191,7 @@ describe("bad inputs give NativeLearnerError, never a crash", () => {
       await Effect.runPromise(learner.backward(batch, [Float32Array.from([0, -1, -1, -1])]));
       expect(await Effect.runPromise(learner.gradNorm())).toBeGreaterThan(0);
     } finally {
-      learner.dispose();
+      await learner.dispose();
     }
   });
 });
