@@ -6,9 +6,9 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Task } from "@workflow-r1/core";
+import type { ModelLoadError, Policy, Task } from "@workflow-r1/core";
 import { createTinyLlama, LlamaCppPolicy, type TinyModelInfo } from "@workflow-r1/policy";
-import { Effect, Layer } from "effect";
+import { Effect, Layer, ManagedRuntime } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EvaluateOptions, evaluate } from "../src/index.js";
 import { type ExecutorServer, startExecutorServer } from "./executor-server.js";
@@ -22,6 +22,8 @@ let dir: string;
 let model: TinyModelInfo;
 let tasks: Task[];
 let server: ExecutorServer;
+// One loaded model for the whole file: every evaluate below runs on this runtime's Policy.
+let runtime: ManagedRuntime.ManagedRuntime<Policy, ModelLoadError>;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "eval-llama-"));
@@ -42,24 +44,18 @@ beforeAll(async () => {
       .slice(0, 3)
       .map((line) => JSON.parse(line))
       .map((r) => ({ id: r.id, question: r.question, goldenAnswers: r.golden_answers }));
+  runtime = ManagedRuntime.make(
+    LlamaCppPolicy.layer({ modelPath: model.path, gpu: false, contextSize: 512, sequences: 4, threads: 2 }),
+  );
 });
 afterAll(async () => {
+  await runtime?.dispose();
   await server.close();
   await rm(dir, { recursive: true, force: true });
 });
 
-const policyLayer = () =>
-  LlamaCppPolicy.layer({ modelPath: model.path, gpu: false, contextSize: 512, sequences: 4, threads: 2 });
-
-const run = (
-  options: Omit<EvaluateOptions, "benchmarks">,
-  layer: Layer.Layer<never, never, never> = Layer.empty,
-) =>
-  Effect.runPromise(
-    evaluate({ benchmarks: [{ name: "bamboogle", tasks }], ...options }).pipe(
-      Effect.provide(Layer.merge(policyLayer(), layer)),
-    ),
-  );
+const run = (options: Omit<EvaluateOptions, "benchmarks">) =>
+  runtime.runPromise(evaluate({ benchmarks: [{ name: "bamboogle", tasks }], ...options }));
 
 describe.skipIf(!haveData)("evaluate on llama.cpp (tiny model)", () => {
   it("direct: samples, scores and resumes a few Bamboogle questions", async () => {
@@ -100,7 +96,7 @@ describe.skipIf(!haveData)("evaluate on llama.cpp (tiny model)", () => {
     const environment = askEnvironment.pipe(Layer.provide(fetchExecutor(server.url)));
     const before = server.requests();
     const resultsFile = join(dir, "workflow.jsonl");
-    const first = await Effect.runPromise(
+    const first = await runtime.runPromise(
       evaluate({
         benchmarks: [{ name: "bamboogle", tasks }],
         method: "workflow",
@@ -108,7 +104,7 @@ describe.skipIf(!haveData)("evaluate on llama.cpp (tiny model)", () => {
         maxTokens: 8,
         limit: 2,
         resultsFile,
-      }).pipe(Effect.provide(Layer.merge(policyLayer(), environment))),
+      }).pipe(Effect.provide(environment)),
     );
     expect(first.scored).toBe(2);
     let asks = 0;
@@ -124,7 +120,7 @@ describe.skipIf(!haveData)("evaluate on llama.cpp (tiny model)", () => {
     }
     expect(asks).toBeGreaterThan(0);
     expect(server.requests() - before).toBe(asks);
-    const second = await Effect.runPromise(
+    const second = await runtime.runPromise(
       evaluate({
         benchmarks: [{ name: "bamboogle", tasks }],
         method: "workflow",
@@ -132,7 +128,7 @@ describe.skipIf(!haveData)("evaluate on llama.cpp (tiny model)", () => {
         maxTokens: 8,
         limit: 2,
         resultsFile,
-      }).pipe(Effect.provide(Layer.merge(policyLayer(), environment))),
+      }).pipe(Effect.provide(environment)),
     );
     expect(second.scored).toBe(0);
     expect(server.requests() - before).toBe(asks);
