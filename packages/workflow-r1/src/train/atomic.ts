@@ -21,7 +21,8 @@ export const writeFileAtomic = (file: string, data: string | Uint8Array): void =
   const temp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}`);
   const fd = fs.openSync(temp, "w");
   try {
-    fs.writeSync(fd, data);
+    if (typeof data === "string") fs.writeSync(fd, data);
+    else fs.writeSync(fd, data);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);

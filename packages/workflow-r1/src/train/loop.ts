@@ -99,7 +99,7 @@ export const warmStart = (config: TrainConfig, plugin: EnvironmentPlugin, tasks:
       for (const action of demonstrations(task, config.environment.options)) {
         const tokens = policy.tokenize(action);
         builder.appendSampled(tokens, new Float32Array(tokens.length).fill(-1));
-        const result = yield* env.step(action);
+        const result = yield* episode.step(action);
         if (result._tag === "Done") break;
         builder.appendObservation(policy.renderContinuation([{ role: "tool", content: result.observation }], tokens));
       }
@@ -182,23 +182,25 @@ export const trainLoop = (options: TrainLoopOptions) =>
       (writer) => Effect.promise(() => writer.close()),
     );
     const progress = createProgress(config.steps, "train", { start: state.step });
-    const rolloutOptions = (seed: number, stopSequences: ReadonlyArray<string>) => ({
+    // Temperature 1 with no truncation: the sampler's logprobs are the learner's (see policy README).
+    const rolloutOptions = (seed: number) => ({
       groupSize: config.rollout.groupSize,
       maxConcurrentEpisodes: config.rollout.maxConcurrentEpisodes,
       maxTurns: config.rollout.maxTurns,
       maxTokens: config.rollout.maxTokens,
-      sampling: { temperature: config.rollout.temperature, topP: 1, topK: 0, seed, stop: stopSequences },
+      sampling: { temperature: config.rollout.temperature, topP: 1, topK: 0, seed },
     });
 
     while (state.step < config.steps) {
       const step = state.step + 1;
       const picked = nextTasks(trainTasks, config.rollout.tasksPerStep, state, config.seed);
-      const env = yield* Environment;
-
       const t0 = performance.now();
-      const result = yield* rollout(picked.tasks, rolloutOptions(rng.seed(), env.stopSequences));
-      const trajectories = result.trajectories;
-      for (const t of trajectories) yield* Effect.promise(() => logWriter.append(t));
+      const result = yield* rollout(picked.tasks, {
+        ...rolloutOptions(rng.seed()),
+        groupIdPrefix: `s${step}-`,
+        onTrajectory: (t) => Effect.promise(() => logWriter.append(t)),
+      });
+      const trajectories = result.groups.flatMap((g) => g.trajectories);
       const t1 = performance.now();
 
       const update = yield* updatePolicy(trajectories, config, learner, rng);
@@ -222,6 +224,9 @@ export const trainLoop = (options: TrainLoopOptions) =>
         "time/rollout": (t1 - t0) / 1000,
         "time/learner": (t2 - t1) / 1000,
         "time/sync": (t3 - t2) / 1000,
+        "rollout/batch_occupancy": result.metrics.meanBatchOccupancy,
+        "rollout/operator_wait_s": result.metrics.operatorWaitMs / 1000,
+        "rollout/episodes_per_s": result.metrics.episodesPerSecond,
       };
       for (const [reason, count] of Object.entries(
         trajectories.reduce<Record<string, number>>((acc, t) => ({ ...acc, [t.finishReason]: (acc[t.finishReason] ?? 0) + 1 }), {}),
@@ -229,8 +234,8 @@ export const trainLoop = (options: TrainLoopOptions) =>
         metrics[`finish/${reason}`] = count;
 
       if (evalTasks.length > 0 && config.evalEvery > 0 && (step % config.evalEvery === 0 || step === config.steps)) {
-        const evaluation = yield* rollout(evalTasks, { ...rolloutOptions(config.seed + 17, env.stopSequences), groupSize: 1 });
-        Object.assign(metrics, rewardMetrics(evaluation.trajectories, "eval/"));
+        const evaluation = yield* rollout(evalTasks, { ...rolloutOptions(config.seed + 17), groupSize: 1, groupIdPrefix: `eval${step}-` });
+        Object.assign(metrics, rewardMetrics(evaluation.groups.flatMap((g) => g.trajectories), "eval/"));
       }
       metricsLog.append(metrics);
       options.onStep?.(metrics);

@@ -1,0 +1,41 @@
+/**
+ * `--env NAME` → an EnvironmentPlugin. Built-in names come from @workflow-r1/env-qa; any other
+ * NAME is the package `@workflow-r1/env-NAME` (or a package name / path given as is) exporting
+ * `environmentPlugin` — which is what `nx g @workflow-r1/tools:environment` generates.
+ */
+import { ConfigError, type EnvironmentPlugin } from "@workflow-r1/core";
+
+const builtins: Record<string, () => Promise<EnvironmentPlugin>> = {
+  synthetic: async () => (await import("@workflow-r1/env-qa")).environmentPlugin,
+};
+
+const isPlugin = (value: unknown): value is EnvironmentPlugin =>
+  typeof value === "object" &&
+  value !== null &&
+  typeof (value as EnvironmentPlugin).layer === "function" &&
+  typeof (value as EnvironmentPlugin).tasks === "function";
+
+export const resolveEnvironment = async (name: string): Promise<EnvironmentPlugin> => {
+  const builtin = builtins[name];
+  if (builtin) return builtin();
+  const specifier = name.startsWith("@") || name.startsWith(".") || name.startsWith("/") ? name : `@workflow-r1/env-${name}`;
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(specifier)) as Record<string, unknown>;
+  } catch (error) {
+    throw new ConfigError({
+      field: "environment.name",
+      message:
+        `unknown environment ${JSON.stringify(name)}: it is not built in (${Object.keys(builtins).join(", ")}) and ` +
+        `${specifier} could not be imported (${(error as Error).message}). Create one with ` +
+        "`npx nx g @workflow-r1/tools:environment --name=NAME`.",
+    });
+  }
+  const plugin = module["environmentPlugin"] ?? (module["default"] as Record<string, unknown> | undefined)?.["environmentPlugin"];
+  if (!isPlugin(plugin))
+    throw new ConfigError({
+      field: "environment.name",
+      message: `${specifier} does not export an \`environmentPlugin\` (an EnvironmentPlugin from @workflow-r1/core)`,
+    });
+  return plugin;
+};

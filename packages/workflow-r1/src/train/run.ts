@@ -1,0 +1,105 @@
+/**
+ * `workflow-r1 train`: resolve the config, prepare the run directory and the model, build the
+ * services (llama.cpp policy, ggml learner, environment) as Effect layers, run the loop.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ConfigError } from "@workflow-r1/core";
+import { GgmlLearner, type LoraTarget } from "@workflow-r1/learner";
+import { createTinyLlama, LlamaCppPolicy } from "@workflow-r1/policy";
+import { Effect, Layer } from "effect";
+import { deepMerge, readConfigFile, resolveConfig, type TrainConfig, validateConfig } from "../config.js";
+import { resolveEnvironment } from "../environments.js";
+import { writeFileAtomic } from "./atomic.js";
+import type { StepMetrics } from "./metrics-log.js";
+import { runPaths, trainLoop } from "./loop.js";
+
+export interface RunTrainOptions {
+  readonly file?: string;
+  readonly overrides?: unknown;
+  /** Continue the run in `out` from its last complete checkpoint. */
+  readonly resume?: boolean;
+  readonly onStep?: (metrics: StepMetrics) => void;
+}
+
+const timestamp = () => new Date().toISOString().replace(/[:.]/g, "-").replace("T", "_").slice(0, 19);
+
+/** On resume the stored config is the base; file and flags may still change e.g. `steps`. */
+const configFor = (options: RunTrainOptions): TrainConfig => {
+  const requested = resolveConfig({ file: options.file, overrides: options.overrides });
+  if (!options.resume) return requested;
+  if (!requested.out)
+    throw new ConfigError({ field: "out", message: "--resume needs --out DIR: the run directory to continue" });
+  const stored = path.join(requested.out, "config.json");
+  if (!fs.existsSync(stored))
+    throw new ConfigError({ field: "out", message: `${requested.out} has no config.json: not a workflow-r1 run directory` });
+  let merged = readConfigFile(stored);
+  if (options.file) merged = deepMerge(merged, readConfigFile(options.file));
+  if (options.overrides) merged = deepMerge(merged, options.overrides);
+  return validateConfig(merged, stored);
+};
+
+export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]> => {
+  const config0 = configFor(options);
+  const out = config0.out || path.join("runs", timestamp());
+  const config: TrainConfig = { ...config0, out };
+  if (!options.resume && fs.existsSync(path.join(out, "checkpoints", "latest")))
+    throw new ConfigError({
+      field: "out",
+      message: `${out} already holds a run; pass --resume to continue it or choose another --out`,
+    });
+  fs.mkdirSync(out, { recursive: true });
+  writeFileAtomic(path.join(out, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
+
+  const plugin = await resolveEnvironment(config.environment.name);
+  let modelPath = config.model.path;
+  if (!modelPath) {
+    modelPath = path.join(out, "model-init.gguf");
+    if (!fs.existsSync(modelPath)) await createTinyLlama({ path: modelPath, seed: config.seed, ...config.model.tiny });
+  }
+  const weightsKind = config.learner.mode === "lora" ? "lora" : "gguf";
+  const paths = runPaths(out, weightsKind);
+  process.stderr.write(`[train] ${config.algorithm.name} on ${plugin.name} → ${out} (model ${modelPath})\n`);
+
+  const policy = LlamaCppPolicy.layer({
+    modelPath,
+    gpu: config.model.gpu,
+    contextSize: config.model.contextSize,
+    sequences: config.rollout.maxConcurrentEpisodes,
+    threads: config.model.threads,
+    ...(config.model.kvCacheType === "f32" && { kvCacheType: "F32" as const }),
+  });
+  const learner = GgmlLearner.layer({
+    modelPath,
+    threads: config.learner.threads,
+    gpu: config.model.gpu !== false,
+    seed: config.seed,
+    microBatchTokens: config.learner.microBatchTokens,
+    ...(config.learner.mode === "lora" && {
+      lora: {
+        rank: config.learner.loraRank,
+        alpha: config.learner.loraAlpha,
+        targets: config.learner.loraTargets as ReadonlyArray<LoraTarget>,
+      },
+    }),
+    optimizer: {
+      learningRate: config.learner.learningRate,
+      beta1: config.learner.beta1,
+      beta2: config.learner.beta2,
+      eps: config.learner.eps,
+      weightDecay: config.learner.weightDecay,
+      maxGradNorm: config.learner.gradClip,
+      // The warm start runs at its own rate; RL steps after it use the RL rate.
+      schedule: (step, rate) =>
+        step <= config.warmStart.steps && !options.resume ? config.warmStart.learningRate : rate,
+    },
+  });
+  const environment = plugin.layer(config.environment.options);
+  const program = trainLoop({ config, plugin, paths, weightsKind, onStep: options.onStep }).pipe(
+    Effect.scoped,
+    Effect.provide(Layer.mergeAll(policy, learner, environment)),
+  );
+  const rows = await Effect.runPromise(program);
+  process.stderr.write(`[train] done: ${rows.length} steps; metrics ${paths.metrics}, dashboard ${paths.dashboard}\n`);
+  return rows;
+};
