@@ -198,6 +198,7 @@ export const rollout = <E = never>(
     const env = yield* Environment;
     const operators = yield* Semaphore.make(options.maxConcurrentOperators ?? options.maxConcurrentEpisodes);
     const meter = new OccupancyMeter();
+    const endOfTurn = new Set(policy.info().endOfTurnTokens);
     const stop = [...env.stopSequences, ...(options.sampling?.stop ?? [])];
     const prefix = options.groupIdPrefix ?? "";
     const deadline =
@@ -273,7 +274,10 @@ export const rollout = <E = never>(
                 position: at,
                 message: `policy sequence holds ${held.length} tokens, the trajectory ${mine.length}; they differ at position ${at}`,
               });
-            const action = policy.detokenize(gen.tokens);
+            // The environment sees the turn's text without the model's end-of-turn token.
+            let textEnd = gen.tokens.length;
+            while (textEnd > 0 && endOfTurn.has(gen.tokens[textEnd - 1]!)) textEnd--;
+            const action = policy.detokenize(gen.tokens.subarray(0, textEnd));
             const turn = { action, sampledTokens: gen.tokens.length, sampleMs: turnSampleMs };
             if (gen.finishReason === "context") {
               state.turns.push({ ...turn, operatorCalls: [], envMs: 0 });

@@ -16,6 +16,7 @@ import {
   validateTrajectory,
 } from "@workflow-r1/core";
 import { environmentPlugin as arith } from "@workflow-r1/env-arith";
+import { SyntheticQAEnv, syntheticTasks } from "@workflow-r1/env-qa";
 import { createTinyLlama, LlamaCppPolicy, type TinyModelInfo } from "@workflow-r1/policy";
 import { Effect, Layer } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -181,5 +182,33 @@ describe("rollout on llama.cpp (tiny model)", () => {
     expect(overflow.finishReason).toBe("context-overflow");
     expect(overflow.error).toMatch(/^ContextOverflowError/);
     validateTrajectory(overflow);
+  });
+
+  it("SyntheticQAEnv: valid groups of G trajectories per task", async () => {
+    const tasks = syntheticTasks({ count: 3, seed: 11, difficulty: 2 });
+    const result = await Effect.runPromise(
+      rollout(tasks, {
+        groupSize: 4,
+        maxConcurrentEpisodes: 4,
+        maxTurns: 3,
+        maxTokens: 40,
+        maxTokensPerTurn: 20,
+      }).pipe(
+        Effect.provide(Layer.merge(policyLayer(), Layer.orDie(SyntheticQAEnv.layer({ difficulty: 2 })))),
+      ),
+    );
+    expect(result.groups.map((g) => g.task.id)).toEqual(tasks.map((t) => t.id));
+    for (const g of result.groups) {
+      expect(g.trajectories).toHaveLength(4);
+      for (const t of g.trajectories) {
+        validateTrajectory(t);
+        expect(t.groupId).toBe(g.groupId);
+        expect(t.taskId).toBe(g.task.id);
+        expect(t.error).toBeUndefined();
+        expect(t.mask.reduce((a, m) => a + m, 0)).toBeGreaterThan(0);
+      }
+    }
+    expect(result.metrics.episodes).toBe(12);
+    expect(result.metrics.maxLiveEpisodes).toBe(4);
   });
 });

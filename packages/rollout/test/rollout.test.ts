@@ -1,4 +1,5 @@
 import { segmentCount, type Trajectory, validateTrajectory } from "@workflow-r1/core";
+import { SyntheticQAEnv, syntheticDemonstrations, syntheticTasks } from "@workflow-r1/env-qa";
 import { Effect, Fiber, Layer, Stream } from "effect";
 import { describe, expect, it } from "vitest";
 import { type RolloutOptions, rollout, rolloutStream } from "../src/index.js";
@@ -74,6 +75,7 @@ describe("rollout assembly", () => {
         expect(tr.turns[0]!.observation).toBe(`result(w${i})`);
         expect(tr.turns[0]!.operatorCalls[0]).toMatchObject({ operator: "search", input: `w${i}` });
         expect(tr.turns[1]!.observation).toBeUndefined();
+        expect(tr.turns[1]!.action).toBe(`<answer>a${i}</answer>`); // without the end-of-turn token
         expect(tr.turns.map((t) => t.sampledTokens)).toEqual([
           `think<tool>w${i}</tool>`.length,
           `<answer>a${i}</answer>`.length + 1,
@@ -147,6 +149,35 @@ describe("rollout assembly", () => {
     });
     expect(seen.map((s) => s.maxTokens)).toEqual([30, 40 - 16, 40 - 32]);
     expect(seen[0]!.stop).toEqual(["</tool>", "</answer>", "STOP"]);
+  });
+});
+
+describe("rollout with SyntheticQAEnv and a scripted policy that follows the demonstrations", () => {
+  it("one segment per Think-Action cycle, observations from the Search operator, reward 1", async () => {
+    const synthetic = syntheticTasks({ count: 3, seed: 5, difficulty: 2 });
+    const demos = new Map(synthetic.map((t) => [`Query: ${t.question}`, syntheticDemonstrations(t)]));
+    const policy = scriptedPolicy({
+      script: (ctx) => {
+        const question = /\[user\](.*?)<eot>/.exec(ctx.prompt)?.[1] ?? "";
+        return { text: demos.get(question)![ctx.call]!, eot: true };
+      },
+      delayMs: 1,
+    });
+    const { groups } = await Effect.runPromise(
+      rollout(synthetic, { ...base, groupSize: 2 }).pipe(
+        Effect.provide(Layer.merge(policy.layer, Layer.orDie(SyntheticQAEnv.layer({ difficulty: 2 })))),
+      ),
+    );
+    for (const tr of all(groups)) {
+      validateTrajectory(tr);
+      expect(tr.error).toBeUndefined();
+      expect(tr.finishReason).toBe("answer");
+      expect(tr.reward).toBeGreaterThan(0.9);
+      expect(tr.turns).toHaveLength(3);
+      expect(segmentCount(tr.segments)).toBe(3);
+      expect(tr.turns[0]!.observation).toMatch(/ of .* is /);
+      expect(tr.turns[0]!.operatorCalls.length).toBeGreaterThan(0);
+    }
   });
 });
 
