@@ -82,7 +82,9 @@ export const loadAddon = (): Addon => {
   if (cached) return cached;
   const file = join(packageDir, "build", "learner.node");
   if (!existsSync(file))
-    throw new Error(`${file} is missing: build the addon with \`npm run build -w @workflow-r1/learner\``);
+    throw new Error(
+      `${file} is missing: build the addon with \`node ${join(packageDir, "scripts", "build-native.mjs")}\` (needs g++ and git)`,
+    );
   const addon = createRequire(import.meta.url)(file) as Addon;
   const problem = addon.abiProblem();
   if (problem !== "") throw new Error(`ggml ABI mismatch: ${problem}; rebuild the learner addon`);
