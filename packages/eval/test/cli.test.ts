@@ -138,7 +138,9 @@ describe.skipIf(!haveData)("runEvalCommand", () => {
     };
     const result = await runEvalCommand(options, { policyLayer: () => agent.layer });
     expect(agent.appended()[0]).toContain("James Madison"); // the operator's result, as an observation
-    expect(server.requests() - before).toBe(2);
+    // At least one request per operator call (env-qa may retry a reply that lacks its tag).
+    const requests = server.requests() - before;
+    expect(requests).toBeGreaterThanOrEqual(2);
     const [citibank, uranus] = result.run.results;
     expect(citibank!.taskId).toBe("test_0");
     expect(citibank!.operatorCalls).toEqual({ AnswerGenerate: 1 });
@@ -151,7 +153,7 @@ describe.skipIf(!haveData)("runEvalCommand", () => {
     expect(html).toContain("bamboogle: operator calls per episode");
     const again = await runEvalCommand(options, { policyLayer: () => agent.layer });
     expect(again.run.scored).toBe(0);
-    expect(server.requests() - before).toBe(2);
+    expect(server.requests() - before).toBe(requests);
   });
 
   it("workflow with the tiny llama.cpp model runs whole episodes", async () => {
