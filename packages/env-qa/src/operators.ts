@@ -13,7 +13,7 @@ import type {
   RetrieverShape,
 } from "@workflow-r1/core";
 import { Effect } from "effect";
-import { allBlocks, lastBlock, type OperatorDescription } from "./protocol.js";
+import { allBlocks, type OperatorDescription } from "./protocol.js";
 
 export const OPERATOR_NAMES = [
   "AnswerGenerate",
@@ -61,39 +61,61 @@ export interface Operator extends OperatorDescription {
 const missingService = (service: string): Effect.Effect<never> =>
   Effect.die(new Error(`operator needs a ${service}, but none was provided to the environment`));
 
+export interface TaggedReply {
+  /** The last reply text. */
+  readonly reply: string;
+  /** The first non-blank content of each required tag (as the authors' `parse_tag`). */
+  readonly tags: Readonly<Record<string, string>>;
+  /** Whether the reply had every required tag, passed `accept`, and was not cut off. */
+  readonly ok: boolean;
+}
+
+const firstTag = (text: string, tag: string): string => allBlocks(text, tag)[0]?.trim() ?? "";
+
 /**
- * Ask the executor and read `tag` from its reply. When the reply lacks the tag (or `accept` rejects
- * it) or was cut off, ask again with a hint appended, up to `attempts` calls in all; then fall back
- * to the last reply's text.
+ * Ask the executor for a reply holding every tag of `required`. When the reply lacks one (or
+ * `accept` rejects it) or was cut off (`finishReason: "length"`), the reply stays in the
+ * conversation and the prompt is asked again with a hint in front (be more concise / include the
+ * missing tags), up to `attempts` calls in all; then the last reply is used as it is.
  */
-export const completeWithTag = (
+export const completeWithTags = (
   context: OperatorContext,
   prompt: string,
-  tag: string,
-  accept: (content: string) => boolean = (content) => content !== "",
-): Effect.Effect<{ readonly content: string; readonly reply: string; readonly ok: boolean }, ExecutorError> =>
+  required: ReadonlyArray<string>,
+  accept: (tags: Readonly<Record<string, string>>) => boolean = () => true,
+): Effect.Effect<TaggedReply, ExecutorError> =>
   Effect.gen(function* () {
     const executor = context.executor;
     if (executor === undefined) return yield* missingService("Executor");
     const settings = context.executorSettings;
-    let reply = "";
-    for (let attempt = 0; attempt < Math.max(1, settings.attempts); attempt++) {
-      const hint =
-        attempt === 0
-          ? ""
-          : `\n\nYour previous reply was cut off or did not contain a valid <${tag}>…</${tag}> block. Keep it short and make sure to put the result inside <${tag}>…</${tag}>.`;
-      const messages: ReadonlyArray<ChatMessage> = [{ role: "user", content: prompt + hint }];
+    const messages: ChatMessage[] = [{ role: "user", content: prompt }];
+    let last: TaggedReply = { reply: "", tags: {}, ok: false };
+    const attempts = Math.max(1, settings.attempts);
+    for (let attempt = 0; attempt < attempts; attempt++) {
       const completion = yield* executor.complete({
-        messages,
+        messages: [...messages],
         temperature: settings.temperature,
         maxTokens: settings.maxTokens,
       });
-      reply = completion.text;
-      const content = lastBlock(reply, tag);
-      if (completion.finishReason !== "length" && content !== undefined && accept(content))
-        return { content, reply, ok: true };
+      const reply = completion.text;
+      const tags = Object.fromEntries(required.map((tag) => [tag, firstTag(reply, tag)]));
+      const missing = required.filter((tag) => tags[tag] === "");
+      const truncated = completion.finishReason === "length";
+      const valid = missing.length === 0 && accept(tags);
+      last = { reply, tags, ok: valid && !truncated };
+      if (last.ok) return last;
+      const hints: string[] = [];
+      if (truncated) hints.push("Your previous reply was cut off: be more concise.");
+      for (const tag of missing)
+        hints.push(`Your previous reply did not contain a valid <${tag}>…</${tag}> block.`);
+      if (missing.length === 0 && !valid)
+        hints.push("Your previous reply was not valid: follow the format exactly.");
+      messages.push(
+        { role: "assistant", content: reply },
+        { role: "user", content: `${hints.join(" ")}\n\n${prompt}` },
+      );
     }
-    return { content: reply.trim(), reply, ok: false };
+    return last;
   });
 
 // ───────────────────────────── input parsing ─────────────────────────────
@@ -113,9 +135,12 @@ const emptyInput = (operator: Operator): string =>
 const answerPrompt = (question: string): string =>
   `Answer the following question. First think step by step inside <think>…</think>, then give only the final short answer (a few words) inside <answer>…</answer>.\n\nQuestion: ${question}`;
 
-const thoughtAndAnswer = (reply: string, answer: string): string => {
-  const thought = lastBlock(reply, "think");
-  return thought ? `Thought: ${thought}\nAnswer: ${answer}` : `Answer: ${answer}`;
+/** `Thought: …` + `{label}: {answer}` when the tags came back; the raw reply otherwise. */
+const labelled = (r: TaggedReply, label: string, tag = "answer", thought = true): string => {
+  const think = r.tags["think"] ?? "";
+  const answer = r.tags[tag] ?? "";
+  if (answer === "") return r.reply.trim();
+  return think !== "" && thought ? `Thought: ${think}\n${label}: ${answer}` : `${label}: ${answer}`;
 };
 
 // ───────────────────────────── operators ─────────────────────────────
@@ -127,8 +152,8 @@ const answerGenerate: Operator = {
   run: (input, context) =>
     input.trim() === ""
       ? Effect.succeed(emptyInput(answerGenerate))
-      : Effect.map(completeWithTag(context, answerPrompt(input.trim()), "answer"), (r) =>
-          thoughtAndAnswer(r.reply, r.content),
+      : Effect.map(completeWithTags(context, answerPrompt(input.trim()), ["think", "answer"]), (r) =>
+          labelled(r, "Answer"),
         ),
 };
 
@@ -140,9 +165,13 @@ const multiAnswerGenerate: Operator = {
     input.trim() === ""
       ? Effect.succeed(emptyInput(multiAnswerGenerate))
       : Effect.map(
-          Effect.forEach([1, 2, 3], () => completeWithTag(context, answerPrompt(input.trim()), "answer")),
+          Effect.forEach([1, 2, 3], () =>
+            completeWithTags(context, answerPrompt(input.trim()), ["think", "answer"]),
+          ),
           (replies) =>
-            replies.map((r, i) => `[Answer ${i + 1}] ${thoughtAndAnswer(r.reply, r.content)}`).join("\n"),
+            replies
+              .map((r, i) => `[Answer ${i + 1}]\n${labelled(r, "Answer", "answer", false)}`)
+              .join("\n\n"),
         ),
 };
 
@@ -166,24 +195,21 @@ const scEnsemble: Operator = {
       );
     const listed = solutions.map((s, i) => `${LETTERS[i]}: ${s}`).join("\n");
     const prompt = `Question: ${query}\n\nCandidate solutions:\n${listed}\n\nIdentify the solution whose final answer is the most consistent with the other solutions (the answer most of them agree on). Think inside <think>…</think>, then give only the letter of that solution inside <answer>…</answer>.`;
-    const valid = (content: string): boolean => {
-      const letter = content
-        .trim()
-        .toUpperCase()
-        .replace(/[^A-Z]/g, "");
-      return letter.length === 1 && LETTERS.indexOf(letter) < solutions.length;
+    const letterOf = (tags: Readonly<Record<string, string>>): number => {
+      const letter = (tags["answer"] ?? "").toUpperCase().replace(/[^A-Z]/g, "");
+      const index = letter.length === 1 ? LETTERS.indexOf(letter) : -1;
+      return index < solutions.length ? index : -1;
     };
-    return Effect.map(completeWithTag(context, prompt, "answer", valid), (r) => {
-      const index = r.ok
-        ? LETTERS.indexOf(
-            r.content
-              .trim()
-              .toUpperCase()
-              .replace(/[^A-Z]/g, ""),
-          )
-        : 0;
-      return `Most consistent solution: ${LETTERS[index]}\n${solutions[index]}`;
-    });
+    return Effect.map(
+      completeWithTags(context, prompt, ["think", "answer"], (tags) => letterOf(tags) >= 0),
+      (r) => {
+        const index = letterOf(r.tags);
+        if (index < 0) return r.reply.trim();
+        const think = r.tags["think"] ?? "";
+        const thought = think === "" ? "" : `Thought: ${think}\n`;
+        return `${thought}Most consistent solution: ${LETTERS[index]}: ${solutions[index]}`;
+      },
+    );
   },
 };
 
@@ -198,7 +224,9 @@ const review: Operator = {
     if (solution === undefined)
       return Effect.succeed(missingPart(review, "solution", "the solution to review"));
     const prompt = `Question: ${question}\n\nSolution: ${solution}\n\nReview the solution critically: is its reasoning sound and is its final answer correct? Point out any mistake. Think inside <think>…</think>, then give your feedback inside <feedback>…</feedback>.`;
-    return Effect.map(completeWithTag(context, prompt, "feedback"), (r) => `Feedback: ${r.content}`);
+    return Effect.map(completeWithTags(context, prompt, ["feedback"]), (r) =>
+      labelled(r, "Feedback", "feedback", false),
+    );
   },
 };
 
@@ -215,8 +243,10 @@ const revise: Operator = {
     const feedback = requirePart(input, "feedback");
     if (feedback === undefined)
       return Effect.succeed(missingPart(revise, "feedback", "the feedback to apply"));
-    const prompt = `Question: ${question}\n\nSolution: ${solution}\n\nFeedback: ${feedback}\n\nRevise the solution so that it addresses the feedback. Think inside <think>…</think>, then give the complete revised solution, ending with its short final answer, inside <solution>…</solution>.`;
-    return Effect.map(completeWithTag(context, prompt, "solution"), (r) => `Revised solution: ${r.content}`);
+    const prompt = `Question: ${question}\n\nSolution: ${solution}\n\nFeedback: ${feedback}\n\nRevise the solution so that it addresses the feedback. Think inside <think>…</think>, then give the complete revised solution, ending with its short final answer, inside <answer>…</answer>.`;
+    return Effect.map(completeWithTags(context, prompt, ["think", "answer"]), (r) =>
+      labelled(r, "Revised solution"),
+    );
   },
 };
 
@@ -226,8 +256,10 @@ const promptOptimizer: Operator = {
   description: "rewrites a query to be clearer and more specific, and returns the refined query.",
   run: (input, context) => {
     if (input.trim() === "") return Effect.succeed(emptyInput(promptOptimizer));
-    const prompt = `Rewrite the following query so that it is clear, specific and easy to answer, keeping its meaning. Think inside <think>…</think>, then give only the refined query inside <prompt>…</prompt>.\n\nQuery: ${input.trim()}`;
-    return Effect.map(completeWithTag(context, prompt, "prompt"), (r) => `Refined query: ${r.content}`);
+    const prompt = `Rewrite the following query so that it is clear, specific and easy to answer, keeping its meaning. Think inside <think>…</think>, then give only the refined query inside <answer>…</answer>.\n\nQuery: ${input.trim()}`;
+    return Effect.map(completeWithTags(context, prompt, ["think", "answer"]), (r) =>
+      labelled(r, "Refined query"),
+    );
   },
 };
 
@@ -241,8 +273,10 @@ const custom: Operator = {
     const instruction = requirePart(input, "instruction");
     if (instruction === undefined)
       return Effect.succeed(missingPart(custom, "instruction", "the instruction"));
-    const prompt = `${instruction}\n\nTask: ${task}\n\nThink inside <think>…</think>, then give your result inside <answer>…</answer>.`;
-    return Effect.map(completeWithTag(context, prompt, "answer"), (r) => `Result: ${r.content}`);
+    const prompt = `${instruction}\n\n${task}\n\nPut your final result inside <answer>…</answer>.`;
+    return Effect.map(completeWithTags(context, prompt, ["answer"]), (r) =>
+      labelled(r, "Result", "answer", false),
+    );
   },
 };
 

@@ -334,64 +334,68 @@ describe("operators", () => {
     expect(requests).toHaveLength(0);
   });
 
-  it("AnswerGenerate retries with a hint when the reply lacks <answer> or is cut off", async () => {
+  it("AnswerGenerate retries with a hint when the reply lacks its tags or is cut off", async () => {
     const { output, requests } = await runOp("AnswerGenerate", "capital of France?", [
-      stop("I believe it is Paris."),
+      stop("<answer>Paris</answer>"),
       { text: "<think>long", finishReason: "length" },
       stop("<think>Capital of France.</think><answer>Paris</answer>"),
     ]);
     expect(output).toBe("Thought: Capital of France.\nAnswer: Paris");
     expect(requests).toHaveLength(3);
     expect(requests.every((r) => r.temperature === 0 && r.maxTokens === 64)).toBe(true);
-    expect(requests[0]?.messages[0]?.content).not.toContain("previous reply");
-    expect(requests[1]?.messages[0]?.content).toContain("<answer>…</answer>");
-    expect(requests[1]?.messages[0]?.content).toContain("previous reply");
+    expect(requests[0]?.messages).toHaveLength(1);
+    expect(requests[0]?.messages[0]?.content).toContain("<answer>…</answer>");
+    // The failed reply stays in the conversation; the prompt is asked again after a hint.
+    expect(requests[1]?.messages.map((m) => m.role)).toEqual(["user", "assistant", "user"]);
+    expect(requests[1]?.messages[1]?.content).toBe("<answer>Paris</answer>");
+    expect(requests[1]?.messages[2]?.content).toContain("did not contain a valid <think>…</think> block");
+    expect(requests[1]?.messages[2]?.content).toContain("Question: capital of France?");
+    expect(requests[2]?.messages[4]?.content).toContain("cut off");
   });
 
-  it("AnswerGenerate falls back to the raw reply after the last attempt", async () => {
-    const { output, requests } = await runOp("AnswerGenerate", "q", [stop("a"), stop("b"), stop("Paris!")]);
+  it("AnswerGenerate uses the raw reply after the last attempt", async () => {
+    const { output, requests } = await runOp("AnswerGenerate", "q", [stop("a"), stop("b"), stop(" Paris! ")]);
     expect(requests).toHaveLength(3);
-    expect(output).toBe("Answer: Paris!");
+    expect(output).toBe("Paris!");
   });
 
   it("MultiAnswerGenerate labels three answers", async () => {
     const { output } = await runOp("MultiAnswerGenerate", "q", [
-      stop("<answer>A</answer>"),
-      stop("<answer>B</answer>"),
-      stop("<answer>C</answer>"),
+      stop("<think>t</think><answer>A</answer>"),
+      stop("<think>t</think><answer>B</answer>"),
+      stop("<think>t</think><answer>C</answer>"),
     ]);
-    expect(output).toBe("[Answer 1] Answer: A\n[Answer 2] Answer: B\n[Answer 3] Answer: C");
+    expect(output).toBe("[Answer 1]\nAnswer: A\n\n[Answer 2]\nAnswer: B\n\n[Answer 3]\nAnswer: C");
   });
 
   it("ScEnsemble returns the chosen solution and retries on an invalid letter", async () => {
     const { output, requests } = await runOp(
       "ScEnsemble",
       "<query>q</query><solution>Paris</solution><solution>Lyon</solution><solution>Paris.</solution>",
-      [stop("<answer>Z</answer>"), stop("<think>A and C agree</think><answer>C</answer>")],
+      [stop("<think>t</think><answer>Z</answer>"), stop("<think>A and C agree</think><answer>C</answer>")],
     );
     expect(requests).toHaveLength(2);
     expect(requests[0]?.messages[0]?.content).toContain("B: Lyon");
-    expect(output).toBe("Most consistent solution: C\nParis.");
+    expect(requests[1]?.messages[2]?.content).toContain("not valid");
+    expect(output).toBe("Thought: A and C agree\nMost consistent solution: C: Paris.");
   });
 
   it("Review, Revise, PromptOptimizer and Custom read their reply tags", async () => {
-    expect(
-      (
-        await runOp("Review", "<question>q</question><solution>s</solution>", [
-          stop("<feedback>wrong city</feedback>"),
-        ])
-      ).output,
-    ).toBe("Feedback: wrong city");
-    expect(
-      (
-        await runOp("Revise", "<question>q</question><solution>s</solution><feedback>f</feedback>", [
-          stop("<solution>Paris</solution>"),
-        ])
-      ).output,
-    ).toBe("Revised solution: Paris");
-    expect(
-      (await runOp("PromptOptimizer", "capital?", [stop("<prompt>What is the capital?</prompt>")])).output,
-    ).toBe("Refined query: What is the capital?");
+    const reviewed = await runOp("Review", "<question>q</question><solution>s</solution>", [
+      stop("<feedback>wrong city</feedback>"),
+    ]);
+    expect(reviewed.output).toBe("Feedback: wrong city");
+    expect(reviewed.requests[0]?.messages[0]?.content).toContain("<feedback>…</feedback>");
+    const revised = await runOp(
+      "Revise",
+      "<question>q</question><solution>s</solution><feedback>f</feedback>",
+      [stop("<think>fix</think><answer>Paris</answer>")],
+    );
+    expect(revised.output).toBe("Thought: fix\nRevised solution: Paris");
+    const refined = await runOp("PromptOptimizer", "capital?", [
+      stop("<think>t</think><answer>What is the capital?</answer>"),
+    ]);
+    expect(refined.output).toBe("Thought: t\nRefined query: What is the capital?");
     const custom = await runOp("Custom", "<task>2+2</task><instruction>Compute.</instruction>", [
       stop("<answer>4</answer>"),
     ]);
