@@ -178,21 +178,29 @@ export class BatchEngine {
       }
       this.stats.decodes++;
       this.stats.decodedTokens += this.batchSize - room;
-      await Promise.all(
+      // Read every job's logits, then settle the jobs together (so their next decodes queue while no
+      // native sampling is in flight).
+      const settled = await Promise.all(
         inBatch.map(async (entry) => {
-          const { job, from, count, logitTokens } = entry;
+          const { job, logitTokens } = entry;
           try {
             // One job's reads share its sampler, which must not be used by two native calls at once.
             for (const [k, t] of logitTokens.entries())
               job.results.push(await job.read(entry.batchIndexes[k], t));
-            job.done = from + count;
-            if (job.done < job.tokens.length) carry.push(job);
-            else job.resolve(job.results);
+            return undefined;
           } catch (e) {
-            job.reject(e);
+            return { error: e };
           }
         }),
       );
+      inBatch.forEach((entry, i) => {
+        const { job, from, count } = entry;
+        const failure = settled[i];
+        if (failure !== undefined) return job.reject(failure.error);
+        job.done = from + count;
+        if (job.done < job.tokens.length) carry.push(job);
+        else job.resolve(job.results);
+      });
     } finally {
       this.queue = [...carry, ...this.queue];
       this.running = false;
