@@ -69,6 +69,11 @@ export interface RolloutOptions<E = never> {
   readonly maxConcurrentOperators?: number;
   /** Wall-clock deadline per episode; an episode past it ends as "cancelled" with an EpisodeDeadlineError. */
   readonly episodeTimeout?: Duration.Input;
+  /**
+   * Let interruption and deadlines cut a `generate` in flight. Default false: only for policies
+   * whose generate aborts cleanly (LlamaCppPolicy 0.0.0 does not; see the comment in the scheduler).
+   */
+  readonly interruptibleGenerate?: boolean;
   /** Prefix of every groupId (e.g. the training step), so ids stay unique across rollouts. Default "". */
   readonly groupIdPrefix?: string;
   /** Called as each episode finishes (in finishing order), e.g. to append it to a trajectory log. */
@@ -256,11 +261,18 @@ export const rollout = <E = never>(
               stop,
             };
             const t0 = now();
-            const gen: Generation = yield* Effect.acquireUseRelease(
+            // Uninterruptible unless asked otherwise: LlamaCppPolicy cannot abort a decode in flight, and
+            // freeing its sequence under a running decode crashes the process (SIGSEGV, seen in the
+            // llama.cpp test). An interrupt or deadline therefore takes effect when this turn's sampling
+            // ends (at most maxTokensPerTurn tokens later); operator calls stay interruptible.
+            const generate = Effect.acquireUseRelease(
               Effect.sync(() => meter.start()),
               () => seq.generate(append, sampling),
               () => Effect.sync(() => meter.end()),
             );
+            const gen: Generation = yield* options.interruptibleGenerate
+              ? generate
+              : Effect.uninterruptible(generate);
             const turnSampleMs = now() - t0;
             sampleMs += turnSampleMs;
             builder.appendObservation(append);

@@ -17,8 +17,13 @@ import {
 } from "@workflow-r1/core";
 import { environmentPlugin as arith } from "@workflow-r1/env-arith";
 import { SyntheticQAEnv, syntheticTasks } from "@workflow-r1/env-qa";
-import { createTinyLlama, LlamaCppPolicy, type TinyModelInfo } from "@workflow-r1/policy";
-import { Effect, Layer } from "effect";
+import {
+  createTinyLlama,
+  LlamaCppPolicy,
+  type LlamaCppPolicyShape,
+  type TinyModelInfo,
+} from "@workflow-r1/policy";
+import { Effect, Fiber, Layer } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   appendTrajectory,
@@ -210,5 +215,29 @@ describe("rollout on llama.cpp (tiny model)", () => {
     }
     expect(result.metrics.episodes).toBe(12);
     expect(result.metrics.maxLiveEpisodes).toBe(4);
+  });
+
+  it("interrupting a rollout stops all decoding: no llama_decode runs after the interrupt", async () => {
+    const counts = await Effect.runPromise(
+      Effect.gen(function* () {
+        const policy = (yield* Policy) as LlamaCppPolicyShape;
+        const fiber = yield* Effect.forkChild(
+          rollout(questions, {
+            groupSize: 2,
+            maxConcurrentEpisodes: 4,
+            maxTurns: 1,
+            maxTokens: 900,
+            maxTokensPerTurn: 64,
+          }),
+        );
+        while (policy.decodeCalls() < 20) yield* Effect.sleep("5 millis");
+        yield* Fiber.interrupt(fiber);
+        const atInterrupt = policy.decodeCalls();
+        yield* Effect.sleep("300 millis");
+        return { atInterrupt, later: policy.decodeCalls() };
+      }).pipe(Effect.provide(Layer.merge(policyLayer(), echoEnvironment(1)))),
+    );
+    expect(counts.atInterrupt).toBeGreaterThanOrEqual(20);
+    expect(counts.later).toBe(counts.atInterrupt);
   });
 });

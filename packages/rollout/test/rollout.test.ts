@@ -318,26 +318,48 @@ describe("rollout failures become flagged trajectories", () => {
   });
 
   it("ends an episode past its deadline as cancelled and closes its sequence", async () => {
+    // Episode 1 samples slowly (the deadline takes effect when its generate returns); episode 2
+    // waits on a slow operator (interrupted at once).
     const policy = scriptedPolicy({
       script: searchThenAnswer,
-      delayMs: (ctx) => (indexOf(ctx) === 1 ? 10_000 : 1),
+      delayMs: (ctx) => (indexOf(ctx) === 1 ? 300 : 1),
     });
-    const { groups } = await run(policy, scriptedEnvironment(), tasks(2), {
+    const env = scriptedEnvironment({ operatorMs: (task) => (task.id === "t2" ? 10_000 : 0) });
+    const { groups } = await run(policy, env, tasks(3), {
       ...base,
       groupSize: 1,
       episodeTimeout: "100 millis",
     });
-    const [fast, slow] = all(groups);
+    const [fast, slow, stuck] = all(groups);
     expect(fast!.finishReason).toBe("answer");
-    expect(slow!.finishReason).toBe("cancelled");
-    expect(slow!.error).toMatch(/^EpisodeDeadlineError: .* 100 ms/);
-    validateTrajectory(slow!);
+    for (const t of [slow!, stuck!]) {
+      expect(t.finishReason).toBe("cancelled");
+      expect(t.error).toMatch(/^EpisodeDeadlineError: .* 100 ms/);
+      validateTrajectory(t);
+    }
+    expect(stuck!.turns).toHaveLength(0); // its first action was sampled, its step never returned
+    expect(stuck!.tokens.length).toBeGreaterThan(stuck!.promptLength);
+    expect(env.stats.operatorsRunning).toBe(0);
     expect(policy.stats.open).toBe(0);
     expect(policy.stats.inFlight).toBe(0);
   });
 
-  it("interrupting a rollout leaves no generate running and no sequence open", async () => {
+  it("with interruptibleGenerate a deadline cuts a generate in flight", async () => {
     const policy = scriptedPolicy({ script: searchThenAnswer, delayMs: 10_000 });
+    const { groups } = await run(policy, scriptedEnvironment(), tasks(1), {
+      ...base,
+      groupSize: 1,
+      episodeTimeout: "50 millis",
+      interruptibleGenerate: true,
+    });
+    expect(groups[0]!.trajectories[0]!.finishReason).toBe("cancelled");
+    expect(policy.stats.inFlight).toBe(0);
+    expect(policy.stats.open).toBe(0);
+  });
+
+  it("interrupting a rollout leaves no generate running and no sequence open", async () => {
+    // The interrupt waits for the generates in flight (they are uninterruptible by default).
+    const policy = scriptedPolicy({ script: searchThenAnswer, delayMs: 200 });
     const env = scriptedEnvironment();
     const program = Effect.gen(function* () {
       const fiber = yield* Effect.forkChild(rollout(tasks(4), base));
