@@ -196,7 +196,10 @@ export class BatchEngine {
       inBatch.forEach((entry, i) => {
         const { job, from, count } = entry;
         const failure = settled[i];
-        if (failure !== undefined) return job.reject(failure.error);
+        if (failure !== undefined) {
+          job.reject(failure.error);
+          return;
+        }
         job.done = from + count;
         if (job.done < job.tokens.length) carry.push(job);
         else job.resolve(job.results);
