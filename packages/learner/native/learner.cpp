@@ -437,6 +437,13 @@ public:
   // Squared global norm of the accumulated gradient.
   double gradNormSq() {
     double s = 0;
+    if (ggml_backend_buffer_is_host(gbuf)) {
+      for (auto *p : params) {
+        const float *g = (const float *)grad[p]->data;
+        for (int64_t i = 0, n = ggml_nelements(p); i < n; i++) s += (double)g[i] * g[i];
+      }
+      return s;
+    }
     for (auto *p : params) {
       std::vector<float> g(ggml_nelements(p));
       ggml_backend_tensor_get(grad[p], g.data(), 0, g.size() * sizeof(float));
@@ -454,6 +461,24 @@ public:
     }
     const float clip = maxNorm > 0 && norm > maxNorm ? (float)(maxNorm / norm) : 1.0f;
     step += 1;
+    const float beta1h = 1.0f / (1.0f - std::pow(beta1, (float)step)), beta2h = 1.0f / (1.0f - std::pow(beta2, (float)step));
+    if (ggml_backend_buffer_is_host(gbuf)) {
+      // Host memory: one loop per tensor, the same update as ggml_opt_step_adamw, without a graph
+      // (a graph of 2 ops per tensor pays a thread barrier per op).
+      const float keep = 1.0f - lr * wd;
+      for (auto *p : params) {
+        float *w = (float *)p->data, *g = (float *)grad[p]->data, *m = (float *)adamM[p]->data, *v = (float *)adamV[p]->data;
+        for (int64_t i = 0, n = ggml_nelements(p); i < n; i++) {
+          const float gi = g[i] * clip;
+          m[i] = m[i] * beta1 + gi * (1.0f - beta1);
+          v[i] = v[i] * beta2 + gi * gi * (1.0f - beta2);
+          const float mh = m[i] * beta1h, vh = std::sqrt(v[i] * beta2h) + eps;
+          w[i] = w[i] * keep - lr * mh / vh;
+        }
+      }
+      ggml_backend_buffer_clear(gbuf, 0);
+      return norm;
+    }
     Compute c;
     const size_t size = params.size() * 4 + 16;
     ggml_init_params cp = {ggml_tensor_overhead() * size + ggml_graph_overhead_custom(size, false), nullptr, true};
@@ -467,8 +492,7 @@ public:
     }
     c.alloc = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend));
     if (!ggml_gallocr_alloc_graph(c.alloc, gf)) throw Error("could not allocate the optimizer graph");
-    const float hv[7] = {lr, beta1, beta2, eps, wd, 1.0f / (1.0f - std::pow(beta1, (float)step)),
-                         1.0f / (1.0f - std::pow(beta2, (float)step))};
+    const float hv[7] = {lr, beta1, beta2, eps, wd, beta1h, beta2h};
     ggml_backend_tensor_set(hyper, hv, 0, sizeof(hv));
     if (ggml_backend_graph_compute(backend, gf) != GGML_STATUS_SUCCESS) throw Error("optimizer step failed");
     ggml_backend_buffer_clear(gbuf, 0);

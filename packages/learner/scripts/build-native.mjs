@@ -2,15 +2,13 @@
 // headers from its bundled llama.cpp source (git bundle, cloned offline), libraries prebuilt.
 // Nothing is downloaded. WORKFLOW_R1_CUDA=1 links the CUDA build's libraries instead.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
+import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = resolve(here, "..");
 const build = join(pkg, "build");
-const require = createRequire(join(pkg, "package.json"));
 const started = Date.now();
 
 // Package folders found by walking up node_modules (some packages do not export package.json).
@@ -52,7 +50,7 @@ const names = table.slice(0, table.indexOf("};")).match(/"([A-Z0-9_]+)"/g);
 const lastOp = names[names.length - 1].replaceAll('"', "");
 
 const napiInclude = pkgDir("node-addon-api");
-const nodeInclude = require("node-api-headers").include_dir;
+const nodeInclude = join(pkgDir("node-api-headers"), "include");
 const libs = readdirLibs(binDir);
 // rpath: absolute (this checkout) and relative to the addon (hoisted node_modules layouts).
 const rel = relative(build, binDir);
@@ -72,13 +70,15 @@ const args = [
   `-I${join(src, "ggml", "include")}`,
   join(pkg, "native", "learner.cpp"),
   "-o",
-  join(build, "learner.node"),
+  join(build, "learner.node.tmp"),
   `-L${binDir}`,
   ...libs.map((l) => `-l:${l}`),
   `-Wl,-rpath,$ORIGIN/${rel}`,
   `-Wl,-rpath,${binDir}`,
 ];
 execFileSync(process.env.CXX ?? "g++", args, { stdio: "inherit" });
+// Rename, so a process that has the old addon loaded keeps its (unlinked) file intact.
+renameSync(join(build, "learner.node.tmp"), join(build, "learner.node"));
 console.log(
   `learner.node built against ggml ${version} (${cuda ? "CUDA" : "CPU"} libraries in ${binDir}) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
 );
