@@ -261,10 +261,10 @@ export const rollout = <E = never>(
               stop,
             };
             const t0 = now();
-            // Uninterruptible unless asked otherwise: LlamaCppPolicy cannot abort a decode in flight, and
-            // freeing its sequence under a running decode crashes the process (SIGSEGV, seen in the
-            // llama.cpp test). An interrupt or deadline therefore takes effect when this turn's sampling
-            // ends (at most maxTokensPerTurn tokens later); operator calls stay interruptible.
+            // Uninterruptible unless asked otherwise: LlamaCppPolicy's generate has no abort path, and
+            // freeing its sequence under a running decode once crashed the test process (SIGSEGV). An
+            // interrupt or deadline therefore takes effect when this turn's sampling ends (at most
+            // maxTokensPerTurn tokens later); operator calls stay interruptible.
             const generate = Effect.acquireUseRelease(
               Effect.sync(() => meter.start()),
               () => seq.generate(append, sampling),
