@@ -8,3 +8,4 @@ export * from "./retrieval/index.js";
 export * from "./reward.js";
 export * from "./synthetic.js";
 export * from "./workflow-r1-env.js";
+export * from "./workflow-r1-plugin.js";

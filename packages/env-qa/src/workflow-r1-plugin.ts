@@ -1,0 +1,124 @@
+/**
+ * `workflowR1Plugin`: the paper's QA environment as a trainer plugin, wired from plain options —
+ * an OpenAI-compatible executor (`HttpExecutor`), a retriever (Search-R1 server or BM25 over a
+ * FlashRAG corpus) and FlashRAG benchmark files as tasks.
+ */
+import { Environment, EnvironmentError, type EnvironmentPlugin, type Task } from "@workflow-r1/core";
+import { Effect, Layer } from "effect";
+import { loadBenchmarks } from "./datasets/index.js";
+import { HttpExecutor, type HttpExecutorConfig } from "./executors/index.js";
+import { Bm25Retriever, HttpRetriever } from "./retrieval/index.js";
+import { mulberry32 } from "./synthetic.js";
+import {
+  makeWorkflowR1Env,
+  resolveWorkflowR1EnvConfig,
+  type WorkflowR1EnvConfig,
+} from "./workflow-r1-env.js";
+
+/**
+ * Options (the config's `environment.options`): the {@link WorkflowR1EnvConfig} fields, plus
+ * `executor` ({@link HttpExecutorConfig}; env `WORKFLOW_R1_EXECUTOR_*` fill the gaps), `retrieverUrl`
+ * (a Search-R1 `/retrieve` endpoint) or `corpusPath` (FlashRAG jsonl for BM25), `dataDir` (laid out
+ * like /work/shared/data/qa), `trainDatasets` (default nq, hotpotqa), `evalDatasets` (default
+ * bamboogle), `trainTasks` / `evalTasks` (at most this many, shuffled by the seed; default all).
+ */
+export interface WorkflowR1PluginOptions extends WorkflowR1EnvConfig {
+  readonly executor?: HttpExecutorConfig & WorkflowR1EnvConfig["executor"];
+  readonly retrieverUrl?: string;
+  readonly corpusPath?: string;
+  readonly dataDir?: string;
+  readonly trainDatasets?: ReadonlyArray<string>;
+  readonly evalDatasets?: ReadonlyArray<string>;
+  readonly trainTasks?: number;
+  readonly evalTasks?: number;
+}
+
+const optionError = (field: string, message: string, cause?: unknown): EnvironmentError =>
+  new EnvironmentError({ message: `workflow-r1 environment.options.${field}: ${message}`, cause });
+
+const stringList = (value: unknown, field: string, fallback: ReadonlyArray<string>) =>
+  value === undefined
+    ? Effect.succeed(fallback)
+    : Array.isArray(value) && value.every((v) => typeof v === "string")
+      ? Effect.succeed(value as ReadonlyArray<string>)
+      : Effect.fail(optionError(field, `expected an array of dataset names, got ${JSON.stringify(value)}`));
+
+const layer = (raw: Readonly<Record<string, unknown>>): Layer.Layer<Environment, EnvironmentError> =>
+  Layer.effect(
+    Environment,
+    Effect.gen(function* () {
+      const options = raw as WorkflowR1PluginOptions;
+      const resolved = yield* resolveWorkflowR1EnvConfig(options);
+      const executor = yield* HttpExecutor.make(options.executor ?? {}).pipe(
+        Effect.mapError((e) => optionError("executor", e.message, e)),
+      );
+      const retriever =
+        typeof options.retrieverUrl === "string"
+          ? yield* HttpRetriever.make({ url: options.retrieverUrl }).pipe(
+              Effect.mapError((e) => optionError("retrieverUrl", e.message, e)),
+            )
+          : typeof options.corpusPath === "string"
+            ? yield* Bm25Retriever.make({ corpusPath: options.corpusPath }).pipe(
+                Effect.mapError((e) => optionError("corpusPath", e.message, e)),
+              )
+            : yield* Effect.fail(
+                optionError(
+                  "retrieverUrl",
+                  "set retrieverUrl (Search-R1 server) or corpusPath (FlashRAG jsonl for BM25)",
+                ),
+              );
+      return makeWorkflowR1Env(resolved, executor, retriever);
+    }),
+  );
+
+/** Fisher-Yates with a seeded PRNG: the same order for the same seed. */
+const shuffle = <A>(items: ReadonlyArray<A>, seed: number): A[] => {
+  const random = mulberry32(seed);
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j] as A, out[i] as A];
+  }
+  return out;
+};
+
+const tasks = (
+  raw: Readonly<Record<string, unknown>>,
+  split: "train" | "eval",
+  seed: number,
+): Effect.Effect<ReadonlyArray<Task>, EnvironmentError> =>
+  Effect.gen(function* () {
+    const dataDir = raw["dataDir"];
+    if (typeof dataDir !== "string" || dataDir === "")
+      return yield* Effect.fail(optionError("dataDir", "expected the path of a FlashRAG data directory"));
+    const field = split === "train" ? "trainDatasets" : "evalDatasets";
+    const names = yield* stringList(
+      raw[field],
+      field,
+      split === "train" ? ["nq", "hotpotqa"] : ["bamboogle"],
+    );
+    const benchmarks = yield* loadBenchmarks(dataDir, names, { searchR1Question: true }).pipe(
+      Effect.mapError((e) => optionError(field, e.message, e)),
+    );
+    const all = shuffle(
+      benchmarks.flatMap((b) => b.tasks),
+      seed,
+    );
+    const countField = split === "train" ? "trainTasks" : "evalTasks";
+    const count = raw[countField];
+    if (count === undefined) return all;
+    if (typeof count !== "number" || !Number.isInteger(count) || count < 1)
+      return yield* Effect.fail(
+        optionError(countField, `expected a positive integer, got ${JSON.stringify(count)}`),
+      );
+    return all.slice(0, count);
+  });
+
+/** The paper's QA environment for `workflow-r1 train --env workflow-r1` (needs an executor LLM). */
+export const workflowR1Plugin: EnvironmentPlugin = {
+  name: "workflow-r1",
+  description:
+    "The Workflow-R1 QA environment: eight operators on an executor LLM and a retriever, FlashRAG benchmarks, format + EM reward.",
+  layer,
+  tasks,
+};

@@ -1,0 +1,72 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { Environment } from "@workflow-r1/core";
+import { Effect, Exit } from "effect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { workflowR1Plugin } from "../src/index.js";
+
+const DATA = "/work/shared/data/qa";
+let tmp = "";
+let corpusPath = "";
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(tmpdir(), "env-qa-plugin-"));
+  corpusPath = path.join(tmp, "corpus.jsonl");
+  await writeFile(
+    corpusPath,
+    [
+      { id: "0", contents: '"Hamlet"\nHamlet is a tragedy written by William Shakespeare.' },
+      { id: "1", contents: '"Paris"\nParis is the capital of France.' },
+    ]
+      .map((d) => JSON.stringify(d))
+      .join("\n"),
+  );
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const executor = { baseUrl: "http://127.0.0.1:9/v1", model: "executor", apiKey: "k" };
+
+describe("workflowR1Plugin", () => {
+  it("builds the environment from plain options and searches the BM25 corpus", async () => {
+    const step = await Effect.runPromise(
+      Effect.gen(function* () {
+        const env = yield* Environment;
+        const episode = yield* env.reset({
+          id: "q",
+          question: "Who wrote Hamlet?",
+          goldenAnswers: ["Shakespeare"],
+        });
+        return yield* episode.step("<think>look</think><tool>Search: Hamlet tragedy</tool>");
+      }).pipe(Effect.provide(workflowR1Plugin.layer({ executor, corpusPath, operatorBudget: 3 }))),
+    );
+    expect(step._tag === "Observation" && step.observation).toMatch(/^<info>Doc 1 \(Title: Hamlet\)/);
+  });
+
+  it("names the missing or bad option", async () => {
+    const noRetriever = await Effect.runPromiseExit(
+      Effect.asVoid(Environment.pipe(Effect.provide(workflowR1Plugin.layer({ executor })))),
+    );
+    expect(Exit.isFailure(noRetriever) && JSON.stringify(noRetriever.cause)).toContain("retrieverUrl");
+    const noData = await Effect.runPromiseExit(workflowR1Plugin.tasks({}, "train", 1));
+    expect(Exit.isFailure(noData) && JSON.stringify(noData.cause)).toContain("dataDir");
+  });
+
+  it.skipIf(!existsSync(DATA))("loads seeded, shuffled tasks from the QA data in place", async () => {
+    const a = await Effect.runPromise(workflowR1Plugin.tasks({ dataDir: DATA, evalTasks: 20 }, "eval", 3));
+    const b = await Effect.runPromise(workflowR1Plugin.tasks({ dataDir: DATA, evalTasks: 20 }, "eval", 3));
+    const c = await Effect.runPromise(workflowR1Plugin.tasks({ dataDir: DATA, evalTasks: 20 }, "eval", 4));
+    expect(a).toHaveLength(20);
+    expect(b).toEqual(a);
+    expect(c.map((t) => t.id)).not.toEqual(a.map((t) => t.id));
+    expect(a.every((t) => (t.goldenAnswers?.length ?? 0) > 0)).toBe(true);
+    const all = await Effect.runPromise(workflowR1Plugin.tasks({ dataDir: DATA }, "eval", 3));
+    expect(all).toHaveLength(125); // bamboogle/test
+    const bad = await Effect.runPromiseExit(
+      workflowR1Plugin.tasks({ dataDir: DATA, evalDatasets: ["nope"] }, "eval", 3),
+    );
+    expect(Exit.isFailure(bad) && JSON.stringify(bad.cause)).toContain("evalDatasets");
+  });
+});
