@@ -196,7 +196,7 @@ describe("rollout scheduling", () => {
   it("keeps sampling other episodes while one waits for a slow operator", async () => {
     const merged: string[] = [];
     const policy = scriptedPolicy({ script: searchThenAnswer, delayMs: 1, events: merged });
-    const env = scriptedEnvironment({ operatorMs: (task) => (task.id === "t0" ? 150 : 0), events: merged });
+    const env = scriptedEnvironment({ operatorMs: (task) => (task.id === "t0" ? 400 : 0), events: merged });
     await run(policy, env, tasks(4), { ...base, groupSize: 1 });
     const start = merged.indexOf("op-start t0");
     const end = merged.indexOf("op-end t0");
@@ -232,7 +232,7 @@ describe("rollout scheduling", () => {
     const seen: string[] = [];
     const policy = scriptedPolicy({
       script: searchThenAnswer,
-      delayMs: (ctx) => (indexOf(ctx) === 0 ? 30 : 1),
+      delayMs: (ctx) => (indexOf(ctx) === 0 ? 200 : 1),
     });
     const { groups } = await run(policy, scriptedEnvironment(), tasks(3), {
       ...base,
@@ -322,19 +322,19 @@ describe("rollout failures become flagged trajectories", () => {
     // waits on a slow operator (interrupted at once).
     const policy = scriptedPolicy({
       script: searchThenAnswer,
-      delayMs: (ctx) => (indexOf(ctx) === 1 ? 300 : 1),
+      delayMs: (ctx) => (indexOf(ctx) === 1 ? 600 : 1),
     });
     const env = scriptedEnvironment({ operatorMs: (task) => (task.id === "t2" ? 10_000 : 0) });
     const { groups } = await run(policy, env, tasks(3), {
       ...base,
       groupSize: 1,
-      episodeTimeout: "100 millis",
+      episodeTimeout: "250 millis",
     });
     const [fast, slow, stuck] = all(groups);
     expect(fast!.finishReason).toBe("answer");
     for (const t of [slow!, stuck!]) {
       expect(t.finishReason).toBe("cancelled");
-      expect(t.error).toMatch(/^EpisodeDeadlineError: .* 100 ms/);
+      expect(t.error).toMatch(/^EpisodeDeadlineError: .* 250 ms/);
       validateTrajectory(t);
     }
     expect(stuck!.turns).toHaveLength(0); // its first action was sampled, its step never returned
