@@ -31,7 +31,7 @@ import {
   type Llama,
   type LlamaContext,
   type LlamaContextSequence,
-  LlamaLogLevel,
+  type LlamaLogLevel,
   type LlamaModel,
   resolveModelFile,
   type Token,
@@ -156,7 +156,6 @@ export const createLlamaCppPolicy = async (
         cause: e,
       });
     }));
-  void LlamaLogLevel;
   const nSeq = config.sequences ?? 8;
   const perSeq = config.contextSize ?? 2048;
   let loraDir: string | undefined;
