@@ -23,6 +23,7 @@ export {
   type RolloutResult,
   type RolloutSampling,
   rollout,
+  episodeSeed,
   rolloutStream,
   TokenPrefixError,
   type TrajectoryGroup,

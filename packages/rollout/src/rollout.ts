@@ -156,6 +156,17 @@ class OccupancyMeter {
 }
 
 /** Mutable per-episode state, kept outside the episode fiber so a timed-out episode can still be assembled. */
+/** A 31-bit seed for one (episode, turn) of a rollout seeded with `seed` (a 32-bit integer hash). */
+export const episodeSeed = (seed: number, episode: number, turn: number): number => {
+  let h = (seed ^ 0x9e3779b9) >>> 0;
+  for (const v of [episode, turn]) {
+    h = Math.imul(h ^ v, 0x85ebca6b) >>> 0;
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+    h = (h ^ (h >>> 16)) >>> 0;
+  }
+  return h & 0x7fffffff;
+};
+
 interface EpisodeState {
   builder: TrajectoryBuilder | undefined;
   readonly turns: Turn[];
@@ -235,6 +246,7 @@ export const rollout = <E = never>(
     /** One episode; fails only with a flagged trajectory's ingredients (finish reason, message). */
     const episodeBody = (
       task: Task,
+      episodeIndex: number,
       state: EpisodeState,
       outcome: { value?: EpisodeOutcome; reason?: FinishReason },
     ) =>
@@ -257,6 +269,11 @@ export const rollout = <E = never>(
             if (left <= 0) return yield* end("max-tokens");
             const sampling: SamplingOptions = {
               ...options.sampling,
+              // The G episodes of a group must be independent samples: each (episode, turn) gets its
+              // own seed, derived reproducibly from the rollout's seed.
+              ...(options.sampling?.seed !== undefined && {
+                seed: episodeSeed(options.sampling.seed, episodeIndex, state.turns.length),
+              }),
               maxTokens: Math.min(left, options.maxTokensPerTurn ?? left),
               stop,
             };
@@ -325,13 +342,13 @@ export const rollout = <E = never>(
         }),
       );
 
-    const runEpisode = (task: Task, groupId: string): Effect.Effect<Trajectory> =>
+    const runEpisode = (task: Task, groupId: string, episodeIndex: number): Effect.Effect<Trajectory> =>
       Effect.gen(function* () {
         const state: EpisodeState = { builder: undefined, turns: [] };
         const outcome: { value?: EpisodeOutcome; reason?: FinishReason } = {};
         live++;
         if (live > maxLive) maxLive = live;
-        const body = episodeBody(task, state, outcome);
+        const body = episodeBody(task, episodeIndex, state, outcome);
         const timed =
           deadline === undefined
             ? Effect.map(body, () => Option.some(undefined))
@@ -375,8 +392,8 @@ export const rollout = <E = never>(
     );
     const results = yield* Effect.forEach(
       jobs,
-      (job) =>
-        Effect.tap(runEpisode(job.task, job.groupId), (trajectory) => {
+      (job, index) =>
+        Effect.tap(runEpisode(job.task, job.groupId, index), (trajectory) => {
           const r = options.onTrajectory?.(trajectory);
           return r === undefined ? Effect.void : r;
         }),

@@ -374,3 +374,15 @@ describe("rollout failures become flagged trajectories", () => {
     expect(policy.stats.open).toBe(0);
   });
 });
+
+describe("episodeSeed", () => {
+  it("gives each episode and turn of a rollout its own reproducible seed", async () => {
+    const { episodeSeed } = await import("../src/index.js");
+    const seeds = new Set<number>();
+    for (let e = 0; e < 64; e++) for (let t = 0; t < 4; t++) seeds.add(episodeSeed(42, e, t));
+    expect(seeds.size).toBe(256);
+    expect(episodeSeed(42, 3, 1)).toBe(episodeSeed(42, 3, 1));
+    expect(episodeSeed(42, 3, 1)).not.toBe(episodeSeed(43, 3, 1));
+    for (const s of seeds) expect(s >= 0 && s < 2 ** 31).toBe(true);
+  });
+});

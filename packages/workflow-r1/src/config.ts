@@ -61,6 +61,8 @@ export const RolloutConfig = Schema.Struct({
   maxConcurrentEpisodes: PositiveInt,
   maxTurns: PositiveInt,
   maxTokens: PositiveInt,
+  /** Sampled tokens per turn (default: what is left of maxTokens). */
+  maxTokensPerTurn: Schema.optional(PositiveInt),
   temperature: Positive,
 });
 

@@ -7,6 +7,7 @@ import { ConfigError, type EnvironmentPlugin } from "@workflow-r1/core";
 
 const builtins: Record<string, () => Promise<EnvironmentPlugin>> = {
   synthetic: async () => (await import("@workflow-r1/env-qa")).environmentPlugin,
+  "workflow-r1": async () => (await import("@workflow-r1/env-qa")).workflowR1Plugin as EnvironmentPlugin,
 };
 
 const isPlugin = (value: unknown): value is EnvironmentPlugin =>

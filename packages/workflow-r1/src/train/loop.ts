@@ -188,6 +188,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
       maxConcurrentEpisodes: config.rollout.maxConcurrentEpisodes,
       maxTurns: config.rollout.maxTurns,
       maxTokens: config.rollout.maxTokens,
+      ...(config.rollout.maxTokensPerTurn !== undefined && { maxTokensPerTurn: config.rollout.maxTokensPerTurn }),
       sampling: { temperature: config.rollout.temperature, topP: 1, topK: 0, seed },
     });
 
