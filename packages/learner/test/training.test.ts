@@ -133,6 +133,36 @@ describe("learning", () => {
   });
 });
 
+describe("execution", () => {
+  it("computes off the event loop, one operation at a time in call order", async () => {
+    const model = await tinyModel(tmp.dir, "async", { seed: 38, dim: 64, ffn: 128, context: 128 });
+    const learner = createGgmlLearner({ modelPath: model.path, threads: 1 });
+    try {
+      const batch = randomSequences(4, [100], model.vocab, 6).map(({ tokens, mask }) => ({ tokens, mask }));
+      const coef = batch.map((s) => Float32Array.from(s.tokens, () => -1));
+      let ticks = 0;
+      let pending = true;
+      const tick = () => {
+        ticks++;
+        if (pending) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const before = learner.logprobs(batch).pipe(Effect.runPromise);
+      const grad = learner.backward(batch, coef).pipe(Effect.runPromise);
+      const stepped = learner.step().pipe(Effect.runPromise);
+      const after = learner.logprobs(batch).pipe(Effect.runPromise);
+      const [lb, , stats, la] = await Promise.all([before, grad, stepped, after]);
+      pending = false;
+      expect(ticks).toBeGreaterThan(1);
+      expect(stats.step).toBe(1);
+      // The first logprobs ran before the step and the last one after it.
+      expect(la[0][50]).not.toBe(lb[0][50]);
+    } finally {
+      await learner.dispose();
+    }
+  });
+});
+
 describe("bad inputs give NativeLearnerError, never a crash", () => {
   const failure = async (effect: Effect.Effect<unknown, NativeLearnerError>) => {
     const exit = await Effect.runPromiseExit(effect);
