@@ -1,0 +1,71 @@
+/**
+ * Crash and resume: a child `workflow-r1 train` is killed with SIGKILL mid-run; `--resume`
+ * continues from the last complete checkpoint, and the resumed steps really train (the step
+ * counter and data position continue, the weights change, no step is logged twice).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { smallRun } from "./fixtures/settings.js";
+
+const cli = path.resolve(import.meta.dirname, "../dist/cli.js");
+
+const run = (args: string[]): ChildProcess =>
+  spawn(process.execPath, [cli, ...args], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, CI: "1" } });
+
+const exitOf = (child: ChildProcess, stderr: string[]) =>
+  new Promise<number | null>((resolve) => {
+    child.stderr?.on("data", (d) => stderr.push(String(d)));
+    child.on("exit", (code) => resolve(code));
+  });
+
+const metricSteps = (out: string) =>
+  fs.existsSync(path.join(out, "metrics.jsonl"))
+    ? fs.readFileSync(path.join(out, "metrics.jsonl"), "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l).step as number)
+    : [];
+
+describe("crash and resume", () => {
+  it("continues a SIGKILLed run from its last complete checkpoint", async () => {
+    expect(fs.existsSync(cli), `${cli} missing: build the package first (nx runs build before test)`).toBe(true);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-resume-"));
+    const out = path.join(dir, "run");
+    const configFile = path.join(dir, "config.json");
+    fs.writeFileSync(configFile, JSON.stringify(smallRun(out, 6)));
+
+    const first = run(["train", "-c", configFile]);
+    const firstLog: string[] = [];
+    const firstExit = exitOf(first, firstLog);
+    const deadline = Date.now() + 300_000;
+    while (metricSteps(out).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    first.kill("SIGKILL");
+    await firstExit;
+    expect(metricSteps(out).length, firstLog.join("")).toBeGreaterThanOrEqual(2);
+
+    const latest = fs.readFileSync(path.join(out, "checkpoints", "latest"), "utf8").trim();
+    const killedState = JSON.parse(fs.readFileSync(path.join(out, "checkpoints", latest, "state.json"), "utf8"));
+    const killedWeights = fs.readFileSync(path.join(out, "checkpoints", latest, "policy.gguf"));
+    expect(killedState.step).toBeGreaterThanOrEqual(1);
+    expect(killedState.step).toBeLessThan(6);
+
+    const second = run(["train", "-c", configFile, "--resume"]);
+    const secondLog: string[] = [];
+    expect(await exitOf(second, secondLog), secondLog.join("")).toBe(0);
+    expect(secondLog.join("")).toContain(`resumed from`);
+
+    // Every step exactly once, in order, with the resumed ones after the checkpoint.
+    expect(metricSteps(out)).toEqual([1, 2, 3, 4, 5, 6]);
+    const finalState = JSON.parse(fs.readFileSync(path.join(out, "checkpoints", "step-000006", "state.json"), "utf8"));
+    expect(finalState.step).toBe(6);
+    // 3 tasks per step over 12 tasks: 18 tasks drawn → epoch 1, position 6, as an uninterrupted run.
+    expect(finalState.epoch).toBe(1);
+    expect(finalState.dataPosition).toBe(6);
+    expect(finalState.rngState).not.toBe(killedState.rngState);
+    const finalWeights = fs.readFileSync(path.join(out, "checkpoints", "step-000006", "policy.gguf"));
+    expect(finalWeights.length).toBe(killedWeights.length);
+    expect(finalWeights.equals(killedWeights)).toBe(false);
+    // No partial checkpoint directories are left behind.
+    expect(fs.readdirSync(path.join(out, "checkpoints")).filter((e) => e.includes(".partial-"))).toEqual([]);
+  }, 600_000);
+});
