@@ -1,0 +1,63 @@
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { TrajectoryBuilder } from "@workflow-r1/core";
+import { TrajectoryLogWriter } from "@workflow-r1/rollout";
+import { describe, expect, it } from "vitest";
+
+const cli = path.resolve(import.meta.dirname, "../dist/cli.js");
+const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", env: { ...process.env, CI: "1" } });
+
+describe("workflow-r1 command", () => {
+  it("lists its commands", () => {
+    const r = run("--help");
+    expect(r.status).toBe(0);
+    for (const command of ["train", "compare", "eval", "trajectories"]) expect(r.stdout).toContain(command);
+  });
+
+  it("exits 1 with the offending field on a bad config", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-cli-"));
+    const file = path.join(dir, "bad.yaml");
+    fs.writeFileSync(file, "rollout:\n  groupSize: -2\n");
+    const r = run("train", "-c", file, "--out", path.join(dir, "run"));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("ConfigError");
+    expect(r.stderr).toContain("groupSize");
+  });
+
+  it("refuses --resume without a run directory, and unknown environments", () => {
+    expect(run("train", "--resume").stderr).toContain("--resume needs --out");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-cli-"));
+    const r = run("train", "--env", "nonexistent-env", "--out", path.join(dir, "run"));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("@workflow-r1/env-nonexistent-env");
+  });
+
+  it("prints episodes of a trajectory log", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-cli-"));
+    const file = path.join(dir, "trajectories.msgpack");
+    const writer = await TrajectoryLogWriter.open(file);
+    for (let i = 0; i < 2; i++) {
+      const b = new TrajectoryBuilder([1, 2, 3]);
+      b.appendSampled([4, 5], [-0.1, -0.2]);
+      await writer.append(
+        b.build({
+          reward: i,
+          rewardParts: { em: i },
+          groupId: "g",
+          taskId: `task-${i}`,
+          turns: [{ action: `<think>t${i}</think><answer>a${i}</answer>`, operatorCalls: [], sampledTokens: 2, sampleMs: 1, envMs: 0 }],
+          finishReason: "answer",
+        }),
+      );
+    }
+    await writer.close();
+    const r = run("trajectories", file, "--episodes", "1,7");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain("2 episodes");
+    expect(r.stdout).toContain("task-1");
+    expect(r.stdout).toContain("<answer>a1</answer>");
+    expect(r.stdout).toContain("episode 7: not in the log");
+  });
+});
