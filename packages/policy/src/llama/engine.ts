@@ -138,7 +138,9 @@ export class BatchEngine {
   private async runBatch() {
     if (this.running || this.queue.length === 0) return;
     this.running = true;
-    const jobs = this.queue;
+    // Ascending sequence ids: the same 16-sequence step measured ~1.8× the CPU when the sequences were
+    // added in descending id order (cause inside llama.cpp not verified; order does not change results).
+    const jobs = this.queue.sort((a, b) => a.sequenceId - b.sequenceId);
     this.queue = [];
     const carry: Job<unknown>[] = [];
     try {
