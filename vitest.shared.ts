@@ -8,7 +8,6 @@ export const sharedConfig = defineConfig({
   test: {
     include: ["src/**/*.test.ts", "test/**/*.test.ts"],
     testTimeout: 60_000,
-    passWithNoTests: true,
     hookTimeout: 120_000,
     reporters: process.env.CI ? ["default"] : ["default"],
   },
