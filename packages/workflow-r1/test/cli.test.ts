@@ -61,3 +61,12 @@ describe("workflow-r1 command", () => {
     expect(r.stdout).toContain("episode 7: not in the log");
   });
 });
+
+describe("algorithm resolution", () => {
+  it("names the package it tried for an unknown algorithm", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-cli-"));
+    const r = run("train", "--algorithm", "nosuchalgo", "--out", path.join(dir, "run"));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("@workflow-r1/algo-nosuchalgo");
+  });
+});

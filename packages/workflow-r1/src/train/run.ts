@@ -9,6 +9,7 @@ import { GgmlLearner, type LoraTarget } from "@workflow-r1/learner";
 import { createTinyLlama, LlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect, Layer } from "effect";
 import { deepMerge, readConfigFile, resolveConfig, type TrainConfig, validateConfig } from "../config.js";
+import { ensureAlgorithm } from "../algorithms.js";
 import { resolveEnvironment } from "../environments.js";
 import { writeFileAtomic } from "./atomic.js";
 import type { StepMetrics } from "./metrics-log.js";
@@ -51,6 +52,7 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
   fs.mkdirSync(out, { recursive: true });
   writeFileAtomic(path.join(out, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
 
+  await ensureAlgorithm(config.algorithm.name);
   const plugin = await resolveEnvironment(config.environment.name);
   let modelPath = config.model.path;
   if (!modelPath) {

@@ -1,0 +1,22 @@
+/**
+ * `--algorithm NAME`: built-in variants (grpo, gspo, gsspo) or one registered by a package. A name
+ * not yet registered is looked up as the package `@workflow-r1/algo-NAME` (what
+ * `nx g @workflow-r1/tools:algorithm` generates), which registers itself on import.
+ */
+import { ConfigError } from "@workflow-r1/core";
+import { policyLossVariants } from "@workflow-r1/gsspo";
+
+export const ensureAlgorithm = async (name: string): Promise<void> => {
+  if (policyLossVariants().includes(name)) return;
+  const specifier = name.startsWith("@") || name.startsWith(".") || name.startsWith("/") ? name : `@workflow-r1/algo-${name}`;
+  try {
+    await import(specifier);
+  } catch (error) {
+    throw new ConfigError({
+      field: "algorithm.name",
+      message: `unknown algorithm ${JSON.stringify(name)}: not registered (${policyLossVariants().join(", ")}) and ${specifier} could not be imported (${(error as Error).message})`,
+    });
+  }
+  if (!policyLossVariants().includes(name))
+    throw new ConfigError({ field: "algorithm.name", message: `${specifier} was imported but did not register a policy loss named ${JSON.stringify(name)}` });
+};
