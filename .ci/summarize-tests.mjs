@@ -2,7 +2,8 @@
 // prints one closing line, "N passed, M failed, K skipped", that CI systems read.
 import { readFileSync } from "node:fs";
 
-const log = readFileSync(process.argv[2], "utf8").replace(/\x1b\[[0-9;]*m/g, "");
+const ansi = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
+const log = readFileSync(process.argv[2], "utf8").replace(ansi, "");
 let passed = 0;
 let failed = 0;
 let skipped = 0;

@@ -1,10 +1,11 @@
 /**
  * @workflow-r1/core — the contracts every workflow-r1 package shares.
  */
-export type { FinishReason, OperatorCall, Trajectory, Turn } from "./trajectory.js";
-export { segmentCount, segmentsFromMask } from "./segments.js";
-export { validateTrajectory } from "./validate.js";
+
 export { TrajectoryBuilder } from "./builder.js";
 export { decodeTrajectory, encodeTrajectory, packr } from "./codec.js";
 export * from "./errors.js";
+export { segmentCount, segmentsFromMask } from "./segments.js";
 export * from "./services.js";
+export type { FinishReason, OperatorCall, Trajectory, Turn } from "./trajectory.js";
+export { validateTrajectory } from "./validate.js";

@@ -74,7 +74,9 @@ export interface EnvironmentShape {
   readonly reset: (task: Task) => Effect.Effect<Episode, EnvironmentError>;
 }
 
-export class Environment extends Context.Service<Environment, EnvironmentShape>()("@workflow-r1/core/Environment") {}
+export class Environment extends Context.Service<Environment, EnvironmentShape>()(
+  "@workflow-r1/core/Environment",
+) {}
 
 // ───────────────────────────── policy ─────────────────────────────
 
@@ -144,7 +146,10 @@ export interface PolicyShape {
    * `lastTokens`) with `messages` (e.g. one tool message) and then a fresh assistant header. Closes the
    * assistant turn first when the model did not emit its end-of-turn token itself.
    */
-  readonly renderContinuation: (messages: ReadonlyArray<ChatMessage>, lastTokens: ArrayLike<number>) => Int32Array;
+  readonly renderContinuation: (
+    messages: ReadonlyArray<ChatMessage>,
+    lastTokens: ArrayLike<number>,
+  ) => Int32Array;
   /** Open a sequence on a prompt; its context slot is freed when the scope closes. */
   readonly openSequence: (
     prompt: Int32Array,
@@ -177,7 +182,9 @@ export interface StepStats {
 
 export interface LearnerShape {
   /** log p(tokens[t] | tokens[< t]) under the current weights where mask[t] = 1, NaN elsewhere. */
-  readonly logprobs: (batch: ReadonlyArray<LearnerSequence>) => Effect.Effect<Float32Array[], NativeLearnerError>;
+  readonly logprobs: (
+    batch: ReadonlyArray<LearnerSequence>,
+  ) => Effect.Effect<Float32Array[], NativeLearnerError>;
   /**
    * Accumulate the gradient of Σ_t c_t · logp_t (c_t = dLoss/dlogp_t from the algorithm, 0 where
    * mask is 0). Call once per micro-batch, then `step`.
@@ -189,7 +196,10 @@ export interface LearnerShape {
   /** Clip the global gradient norm, apply AdamW, zero the gradients. */
   readonly step: () => Effect.Effect<StepStats, NativeLearnerError>;
   /** Write the weights: a full GGUF, or a GGUF LoRA adapter (LoRA mode). */
-  readonly save: (path: string, options: { readonly format: "gguf" | "lora" }) => Effect.Effect<void, NativeLearnerError>;
+  readonly save: (
+    path: string,
+    options: { readonly format: "gguf" | "lora" },
+  ) => Effect.Effect<void, NativeLearnerError>;
   /** Write / read everything needed to resume: weights, optimizer moments, step. */
   readonly saveState: (path: string) => Effect.Effect<void, NativeLearnerError>;
   readonly loadState: (path: string) => Effect.Effect<void, NativeLearnerError>;

@@ -17,7 +17,10 @@ const fail = (field: string, message: string, position?: number): never => {
   throw new TrajectoryValidationError({
     field,
     position,
-    message: position === undefined ? `trajectory.${field}: ${message}` : `trajectory.${field}[${position}]: ${message}`,
+    message:
+      position === undefined
+        ? `trajectory.${field}: ${message}`
+        : `trajectory.${field}[${position}]: ${message}`,
   });
 };
 
@@ -57,7 +60,8 @@ export const validateTrajectory = (trajectory: Trajectory): void => {
       fail("segments", `segment id ${segments[t]} but the mask implies ${expected[t]}`, t);
   if (!Number.isFinite(trajectory.reward)) fail("reward", `${trajectory.reward} is not a finite number`);
   for (const [name, value] of Object.entries(trajectory.rewardParts))
-    if (typeof value !== "number" || Number.isNaN(value)) fail(`rewardParts.${name}`, `${value} is not a number`);
+    if (typeof value !== "number" || Number.isNaN(value))
+      fail(`rewardParts.${name}`, `${value} is not a number`);
   if (!finishReasons.has(trajectory.finishReason))
     fail("finishReason", `unknown finish reason ${JSON.stringify(trajectory.finishReason)}`);
   if (typeof trajectory.groupId !== "string") fail("groupId", "expected a string");

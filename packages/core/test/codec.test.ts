@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { ParseError, TrajectoryValidationError, decodeTrajectory, encodeTrajectory, packr } from "../src/index.js";
+import {
+  decodeTrajectory,
+  encodeTrajectory,
+  ParseError,
+  packr,
+  TrajectoryValidationError,
+} from "../src/index.js";
 import { sampleTrajectory } from "./fixtures.js";
 
 describe("msgpack trajectory codec", () => {
@@ -13,8 +19,15 @@ describe("msgpack trajectory codec", () => {
     expect(Array.from(back.tokens)).toEqual(Array.from(t.tokens));
     expect(Array.from(back.segments)).toEqual(Array.from(t.segments));
     // NaN positions survive bit for bit.
-    expect(new Uint32Array(back.samplerLogprobs.buffer, back.samplerLogprobs.byteOffset, back.samplerLogprobs.length))
-      .toEqual(new Uint32Array(t.samplerLogprobs.buffer, t.samplerLogprobs.byteOffset, t.samplerLogprobs.length));
+    expect(
+      new Uint32Array(
+        back.samplerLogprobs.buffer,
+        back.samplerLogprobs.byteOffset,
+        back.samplerLogprobs.length,
+      ),
+    ).toEqual(
+      new Uint32Array(t.samplerLogprobs.buffer, t.samplerLogprobs.byteOffset, t.samplerLogprobs.length),
+    );
     expect(back.turns).toEqual(t.turns);
     expect(back.rewardParts).toEqual(t.rewardParts);
     expect(back.finishReason).toBe("answer");

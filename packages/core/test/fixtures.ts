@@ -1,4 +1,4 @@
-import { TrajectoryBuilder, type Trajectory } from "../src/index.js";
+import { type Trajectory, TrajectoryBuilder } from "../src/index.js";
 
 /** A small valid trajectory: prompt, two sampled turns with an observation between them. */
 export const sampleTrajectory = (): Trajectory => {
@@ -12,8 +12,21 @@ export const sampleTrajectory = (): Trajectory => {
     groupId: "g0",
     taskId: "task-7",
     turns: [
-      { action: "<think>a</think><tool>Search: x</tool>", observation: "<info>y</info>", operatorCalls: [{ operator: "Search", input: "x", output: "y", latencyMs: 3 }], sampledTokens: 2, sampleMs: 1, envMs: 3 },
-      { action: "<think>b</think><answer>z</answer>", operatorCalls: [], sampledTokens: 3, sampleMs: 1, envMs: 0 },
+      {
+        action: "<think>a</think><tool>Search: x</tool>",
+        observation: "<info>y</info>",
+        operatorCalls: [{ operator: "Search", input: "x", output: "y", latencyMs: 3 }],
+        sampledTokens: 2,
+        sampleMs: 1,
+        envMs: 3,
+      },
+      {
+        action: "<think>b</think><answer>z</answer>",
+        operatorCalls: [],
+        sampledTokens: 3,
+        sampleMs: 1,
+        envMs: 0,
+      },
     ],
     finishReason: "answer",
   });

@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
 import fc from "fast-check";
+import { describe, expect, it } from "vitest";
 import { segmentCount, segmentsFromMask } from "../src/index.js";
 
 describe("segmentsFromMask", () => {
@@ -24,7 +24,8 @@ describe("segmentsFromMask", () => {
         expect(segmentCount(segments)).toBe(runs);
         for (let t = 1; t < mask.length; t++) {
           if (mask[t] === 1 && mask[t - 1] === 1) expect(segments[t]).toBe(segments[t - 1]);
-          if (mask[t] === 1 && mask[t - 1] === 0) expect(segments[t]).toBe(Math.max(-1, ...segments.slice(0, t)) + 1);
+          if (mask[t] === 1 && mask[t - 1] === 0)
+            expect(segments[t]).toBe(Math.max(-1, ...segments.slice(0, t)) + 1);
         }
       }),
     );

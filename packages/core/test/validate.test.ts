@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { TrajectoryBuilder, TrajectoryValidationError, validateTrajectory, type Trajectory } from "../src/index.js";
+import {
+  type Trajectory,
+  TrajectoryBuilder,
+  TrajectoryValidationError,
+  validateTrajectory,
+} from "../src/index.js";
 import { sampleTrajectory } from "./fixtures.js";
 
 const expectInvalid = (t: Trajectory, field: string, position?: number) => {
@@ -33,7 +38,14 @@ describe("TrajectoryBuilder", () => {
     for (let i = 0; i < 100; i++) b.appendSampled([i, i + 1], [-1, -1]);
     expect(b.size).toBe(201);
     expect(b.sampledTokens).toBe(200);
-    const t = b.build({ reward: 0, rewardParts: {}, groupId: "g", taskId: "t", turns: [], finishReason: "max-tokens" });
+    const t = b.build({
+      reward: 0,
+      rewardParts: {},
+      groupId: "g",
+      taskId: "t",
+      turns: [],
+      finishReason: "max-tokens",
+    });
     expect(t.tokens[200]).toBe(100);
     validateTrajectory(t);
   });

@@ -17,13 +17,13 @@ export {
 } from "./log.js";
 export {
   EpisodeDeadlineError,
+  episodeSeed,
   type RolloutMetrics,
   type RolloutOptions,
   RolloutOptionsError,
   type RolloutResult,
   type RolloutSampling,
   rollout,
-  episodeSeed,
   rolloutStream,
   TokenPrefixError,
   type TrajectoryGroup,

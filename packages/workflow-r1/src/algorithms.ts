@@ -8,7 +8,8 @@ import { policyLossVariants } from "@workflow-r1/gsspo";
 
 export const ensureAlgorithm = async (name: string): Promise<void> => {
   if (policyLossVariants().includes(name)) return;
-  const specifier = name.startsWith("@") || name.startsWith(".") || name.startsWith("/") ? name : `@workflow-r1/algo-${name}`;
+  const specifier =
+    name.startsWith("@") || name.startsWith(".") || name.startsWith("/") ? name : `@workflow-r1/algo-${name}`;
   try {
     await import(specifier);
   } catch (error) {
@@ -18,5 +19,8 @@ export const ensureAlgorithm = async (name: string): Promise<void> => {
     });
   }
   if (!policyLossVariants().includes(name))
-    throw new ConfigError({ field: "algorithm.name", message: `${specifier} was imported but did not register a policy loss named ${JSON.stringify(name)}` });
+    throw new ConfigError({
+      field: "algorithm.name",
+      message: `${specifier} was imported but did not register a policy loss named ${JSON.stringify(name)}`,
+    });
 };

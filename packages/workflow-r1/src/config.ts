@@ -131,7 +131,14 @@ export const defaultTrainConfig: TrainConfig = {
     normalizeByStd: true,
     tisCap: null,
   },
-  rollout: { tasksPerStep: 8, groupSize: 8, maxConcurrentEpisodes: 64, maxTurns: 4, maxTokens: 160, temperature: 1 },
+  rollout: {
+    tasksPerStep: 8,
+    groupSize: 8,
+    maxConcurrentEpisodes: 64,
+    maxTurns: 4,
+    maxTokens: 160,
+    temperature: 1,
+  },
   learner: {
     mode: "full",
     learningRate: 2e-3,
@@ -183,7 +190,10 @@ export const validateConfig = (value: unknown, file?: string): TrainConfig => {
     return decodeConfig(value);
   } catch (error) {
     const where = file ? ` in ${file}` : "";
-    throw new ConfigError({ message: `invalid training config${where}:\n${String(error instanceof Error ? error.message : error)}`, file });
+    throw new ConfigError({
+      message: `invalid training config${where}:\n${String(error instanceof Error ? error.message : error)}`,
+      file,
+    });
   }
 };
 

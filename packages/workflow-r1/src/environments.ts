@@ -19,7 +19,8 @@ const isPlugin = (value: unknown): value is EnvironmentPlugin =>
 export const resolveEnvironment = async (name: string): Promise<EnvironmentPlugin> => {
   const builtin = builtins[name];
   if (builtin) return builtin();
-  const specifier = name.startsWith("@") || name.startsWith(".") || name.startsWith("/") ? name : `@workflow-r1/env-${name}`;
+  const specifier =
+    name.startsWith("@") || name.startsWith(".") || name.startsWith("/") ? name : `@workflow-r1/env-${name}`;
   let module: Record<string, unknown>;
   try {
     module = (await import(specifier)) as Record<string, unknown>;
@@ -32,7 +33,9 @@ export const resolveEnvironment = async (name: string): Promise<EnvironmentPlugi
         "`npx nx g @workflow-r1/tools:environment --name=NAME`.",
     });
   }
-  const plugin = module["environmentPlugin"] ?? (module["default"] as Record<string, unknown> | undefined)?.["environmentPlugin"];
+  const plugin =
+    module["environmentPlugin"] ??
+    (module["default"] as Record<string, unknown> | undefined)?.["environmentPlugin"];
   if (!isPlugin(plugin))
     throw new ConfigError({
       field: "environment.name",

@@ -8,7 +8,8 @@ import { setPath } from "./config.js";
 const collect = (value: string, previous: string[]) => [...previous, value];
 const int = (value: string) => {
   const n = Number(value);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n))
+    throw new InvalidArgumentError(`expected an integer, got ${JSON.stringify(value)}`);
   return n;
 };
 
@@ -45,7 +46,9 @@ export const program = new Command("workflow-r1")
 
 program
   .command("train")
-  .description("Train a policy; with no arguments, the embedded default (tiny model, synthetic QA, GSsPO, CPU).")
+  .description(
+    "Train a policy; with no arguments, the embedded default (tiny model, synthetic QA, GSsPO, CPU).",
+  )
   .option("-c, --config <file>", "config file (JSON or YAML) merged over the default")
   .option("--out <dir>", "output directory (default runs/<timestamp>)")
   .option("--resume", "continue the run in --out from its last complete checkpoint")
@@ -57,12 +60,18 @@ program
   .option("--set <key=value>", "override any config field, e.g. --set rollout.groupSize=4", collect, [])
   .action(async (options) => {
     const { runTrain } = await import("./train/run.js");
-    await runTrain({ file: options.config, overrides: overridesFrom(options), resume: Boolean(options.resume) }).catch(fail);
+    await runTrain({
+      file: options.config,
+      overrides: overridesFrom(options),
+      resume: Boolean(options.resume),
+    }).catch(fail);
   });
 
 program
   .command("compare")
-  .description("Train each algorithm with several seeds on the synthetic environment and tabulate final accuracy.")
+  .description(
+    "Train each algorithm with several seeds on the synthetic environment and tabulate final accuracy.",
+  )
   .option("--algorithms <list>", "comma-separated algorithms", "grpo,gspo,gsspo")
   .option("--seeds <n>", "seeds per algorithm", int, 3)
   .option("-c, --config <file>", "base config file")

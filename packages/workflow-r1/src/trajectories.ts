@@ -14,7 +14,9 @@ export const printTrajectories = async (file: string, options: { episodes?: stri
     decode = policy.detokenize;
     dispose = policy.dispose;
   }
-  process.stdout.write(`${file}: ${trajectories.length} episodes${ignoredBytes > 0 ? ` (${ignoredBytes} bytes of torn tail ignored)` : ""}\n`);
+  process.stdout.write(
+    `${file}: ${trajectories.length} episodes${ignoredBytes > 0 ? ` (${ignoredBytes} bytes of torn tail ignored)` : ""}\n`,
+  );
   for (const index of wanted) {
     const t = trajectories[index];
     if (!t) {

@@ -7,7 +7,8 @@ import { TrajectoryLogWriter } from "@workflow-r1/rollout";
 import { describe, expect, it } from "vitest";
 
 const cli = path.resolve(import.meta.dirname, "../dist/cli.js");
-const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", env: { ...process.env, CI: "1" } });
+const run = (...args: string[]) =>
+  spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", env: { ...process.env, CI: "1" } });
 
 describe("workflow-r1 command", () => {
   it("lists its commands", () => {
@@ -47,7 +48,15 @@ describe("workflow-r1 command", () => {
           rewardParts: { em: i },
           groupId: "g",
           taskId: `task-${i}`,
-          turns: [{ action: `<think>t${i}</think><answer>a${i}</answer>`, operatorCalls: [], sampledTokens: 2, sampleMs: 1, envMs: 0 }],
+          turns: [
+            {
+              action: `<think>t${i}</think><answer>a${i}</answer>`,
+              operatorCalls: [],
+              sampledTokens: 2,
+              sampleMs: 1,
+              envMs: 0,
+            },
+          ],
           finishReason: "answer",
         }),
       );

@@ -5,10 +5,18 @@ import { nextTasks, rewardMetrics, summarize } from "../src/train/loop.js";
 import { Rng } from "../src/train/random.js";
 import { dropUniformGroups, mismatchMetrics, usableTrajectories } from "../src/train/update.js";
 
-const trajectory = (groupId: string, reward: number, options: { error?: string; sampled?: number[] } = {}): Trajectory => {
+const trajectory = (
+  groupId: string,
+  reward: number,
+  options: { error?: string; sampled?: number[] } = {},
+): Trajectory => {
   const b = new TrajectoryBuilder([1, 2]);
   const sampled = options.sampled ?? [-0.5, -1];
-  if (sampled.length > 0) b.appendSampled(sampled.map((_, i) => 10 + i), sampled);
+  if (sampled.length > 0)
+    b.appendSampled(
+      sampled.map((_, i) => 10 + i),
+      sampled,
+    );
   return b.build({
     reward,
     rewardParts: { em: reward > 0 ? 1 : 0 },
@@ -22,12 +30,22 @@ const trajectory = (groupId: string, reward: number, options: { error?: string; 
 
 describe("update helpers", () => {
   it("excludes failed episodes and episodes with nothing sampled", () => {
-    const kept = usableTrajectories([trajectory("a", 1), trajectory("a", 0, { error: "PolicyError: boom" }), trajectory("b", 1, { sampled: [] })]);
+    const kept = usableTrajectories([
+      trajectory("a", 1),
+      trajectory("a", 0, { error: "PolicyError: boom" }),
+      trajectory("b", 1, { sampled: [] }),
+    ]);
     expect(kept).toHaveLength(1);
   });
 
   it("drops groups whose rewards are all equal and counts them", () => {
-    const result = dropUniformGroups([trajectory("a", 1), trajectory("a", 1), trajectory("b", 1), trajectory("b", 0), trajectory("c", 0.5)]);
+    const result = dropUniformGroups([
+      trajectory("a", 1),
+      trajectory("a", 1),
+      trajectory("b", 1),
+      trajectory("b", 0),
+      trajectory("c", 0.5),
+    ]);
     expect(result.groups).toBe(3);
     expect(result.droppedGroups).toBe(1);
     // A group of one keeps its only member (its advantage is r / (1 + eps), not zero).
@@ -85,14 +103,17 @@ describe("metrics and summaries", () => {
   });
 
   it("tabulates an algorithm comparison", () => {
-    const rows = [
+    const rows: Record<string, number>[] = [
       { step: 1, accuracy: 0.1 },
       { step: 2, accuracy: 0.6, "eval/accuracy": 0.55 },
     ];
     expect(finalAccuracy(rows)).toBe(0.55);
     expect(stepsToThreshold(rows, 0.5)).toBe(2);
     expect(stepsToThreshold(rows, 0.9)).toBeNull();
-    const table = compareTable([{ algorithm: "gsspo", finalAccuracy: [0.5, 0.7], stepsToThreshold: [3, null] }], 0.5);
+    const table = compareTable(
+      [{ algorithm: "gsspo", finalAccuracy: [0.5, 0.7], stepsToThreshold: [3, null] }],
+      0.5,
+    );
     expect(table).toContain("| gsspo | 0.600 ± 0.141 | 3, — |");
   });
 });

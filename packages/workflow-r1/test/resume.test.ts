@@ -13,7 +13,10 @@ import { smallRun } from "./fixtures/settings.js";
 const cli = path.resolve(import.meta.dirname, "../dist/cli.js");
 
 const run = (args: string[]): ChildProcess =>
-  spawn(process.execPath, [cli, ...args], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, CI: "1" } });
+  spawn(process.execPath, [cli, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, CI: "1" },
+  });
 
 const exitOf = (child: ChildProcess, stderr: string[]) =>
   new Promise<number | null>((resolve) => {
@@ -23,12 +26,18 @@ const exitOf = (child: ChildProcess, stderr: string[]) =>
 
 const metricSteps = (out: string) =>
   fs.existsSync(path.join(out, "metrics.jsonl"))
-    ? fs.readFileSync(path.join(out, "metrics.jsonl"), "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l).step as number)
+    ? fs
+        .readFileSync(path.join(out, "metrics.jsonl"), "utf8")
+        .split("\n")
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l).step as number)
     : [];
 
 describe("crash and resume", () => {
   it("continues a SIGKILLed run from its last complete checkpoint", async () => {
-    expect(fs.existsSync(cli), `${cli} missing: build the package first (nx runs build before test)`).toBe(true);
+    expect(fs.existsSync(cli), `${cli} missing: build the package first (nx runs build before test)`).toBe(
+      true,
+    );
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-resume-"));
     const out = path.join(dir, "run");
     const configFile = path.join(dir, "config.json");
@@ -44,7 +53,9 @@ describe("crash and resume", () => {
     expect(metricSteps(out).length, firstLog.join("")).toBeGreaterThanOrEqual(2);
 
     const latest = fs.readFileSync(path.join(out, "checkpoints", "latest"), "utf8").trim();
-    const killedState = JSON.parse(fs.readFileSync(path.join(out, "checkpoints", latest, "state.json"), "utf8"));
+    const killedState = JSON.parse(
+      fs.readFileSync(path.join(out, "checkpoints", latest, "state.json"), "utf8"),
+    );
     const killedWeights = fs.readFileSync(path.join(out, "checkpoints", latest, "policy.gguf"));
     expect(killedState.step).toBeGreaterThanOrEqual(1);
     expect(killedState.step).toBeLessThan(6);
@@ -56,7 +67,9 @@ describe("crash and resume", () => {
 
     // Every step exactly once, in order, with the resumed ones after the checkpoint.
     expect(metricSteps(out)).toEqual([1, 2, 3, 4, 5, 6]);
-    const finalState = JSON.parse(fs.readFileSync(path.join(out, "checkpoints", "step-000006", "state.json"), "utf8"));
+    const finalState = JSON.parse(
+      fs.readFileSync(path.join(out, "checkpoints", "step-000006", "state.json"), "utf8"),
+    );
     expect(finalState.step).toBe(6);
     // 3 tasks per step over 12 tasks: 18 tasks drawn → epoch 1, position 6, as an uninterrupted run.
     expect(finalState.epoch).toBe(1);

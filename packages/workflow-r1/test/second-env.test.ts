@@ -18,10 +18,20 @@ describe("second environment (env-arith) through the training loop", () => {
         steps: 2,
         evalTasks: 0,
         environment: { name: "arith", options: { steps: 1 } },
-        model: { tiny: { dim: 32, layers: 1, heads: 2, kvHeads: 1, ffn: 64, context: 512 }, contextSize: 512 },
+        model: {
+          tiny: { dim: 32, layers: 1, heads: 2, kvHeads: 1, ffn: 64, context: 512 },
+          contextSize: 512,
+        },
         warmStart: { steps: 30, batchSize: 8, learningRate: 0.01 },
-        rollout: { tasksPerStep: 3, groupSize: 6, maxConcurrentEpisodes: 18, maxTurns: 3, maxTokens: 72, maxTokensPerTurn: 24 },
-        learner: { learningRate: 0.003 },
+        rollout: {
+          tasksPerStep: 3,
+          groupSize: 6,
+          maxConcurrentEpisodes: 18,
+          maxTurns: 3,
+          maxTokens: 72,
+          maxTokensPerTurn: 24,
+        },
+        learner: { learningRate: 0.003, threads: 1 },
       },
     });
     expect(rows.map((r) => r["step"])).toEqual([1, 2]);
@@ -31,7 +41,9 @@ describe("second environment (env-arith) through the training loop", () => {
       expect(Number(row["episodes/failed"])).toBe(0);
     }
     // Rewards differ within groups (progress and format parts), so the policy really updates.
-    expect(rows.some((r) => Number(r["update/trajectories"]) > 0 && Number.isFinite(Number(r["grad_norm"])))).toBe(true);
+    expect(
+      rows.some((r) => Number(r["update/trajectories"]) > 0 && Number.isFinite(Number(r["grad_norm"]))),
+    ).toBe(true);
     // The environment is the arithmetic one: its reward parts, not QA's.
     expect(Object.keys(rows[0]!)).toContain("reward/progress");
     expect(Object.keys(rows[0]!)).not.toContain("reward/em");

@@ -14,8 +14,18 @@ import { describe, expect, it } from "vitest";
 import { runTrain } from "../src/train/run.js";
 import { smallRun } from "./fixtures/settings.js";
 
-const meanSampledLogp = async (modelPath: string, trajectories: ReadonlyArray<{ tokens: Int32Array; promptLength: number; mask: Uint8Array }>) => {
-  const policy = await createLlamaCppPolicy({ modelPath, gpu: false, sequences: 1, contextSize: 256, threads: 2, kvCacheType: "F32" });
+const meanSampledLogp = async (
+  modelPath: string,
+  trajectories: ReadonlyArray<{ tokens: Int32Array; promptLength: number; mask: Uint8Array }>,
+) => {
+  const policy = await createLlamaCppPolicy({
+    modelPath,
+    gpu: false,
+    sequences: 1,
+    contextSize: 256,
+    threads: 2,
+    kvCacheType: "F32",
+  });
   try {
     const out: number[] = [];
     for (const t of trajectories) {
@@ -41,12 +51,30 @@ describe("workflow-r1 train (end to end, CPU)", () => {
     const rows = await runTrain({ overrides: smallRun(out, 2) });
 
     expect(rows.map((r) => r["step"])).toEqual([1, 2]);
-    for (const key of ["reward/mean", "reward/std", "accuracy", "clip_fraction", "approx_kl", "grad_norm", "mismatch/kl", "time/rollout", "time/learner", "time/sync"])
+    for (const key of [
+      "reward/mean",
+      "reward/std",
+      "accuracy",
+      "clip_fraction",
+      "approx_kl",
+      "grad_norm",
+      "mismatch/kl",
+      "time/rollout",
+      "time/learner",
+      "time/sync",
+    ])
       expect(Number.isFinite(Number(rows[0]![key])), key).toBe(true);
     // The sampler (llama.cpp, F32 cache) and the learner (ggml) agree on the sampled tokens.
     expect(Number(rows[0]!["mismatch/abs_mean"])).toBeLessThan(1e-3);
     expect(Number(rows[0]!["update/trajectories"])).toBeGreaterThan(0);
-    for (const file of ["config.json", "metrics.jsonl", "trajectories.msgpack", "dashboard.html", "summary.json", "checkpoints/latest"])
+    for (const file of [
+      "config.json",
+      "metrics.jsonl",
+      "trajectories.msgpack",
+      "dashboard.html",
+      "summary.json",
+      "checkpoints/latest",
+    ])
       expect(fs.existsSync(path.join(out, file)), file).toBe(true);
     expect(fs.readFileSync(path.join(out, "metrics.jsonl"), "utf8").trim().split("\n")).toHaveLength(2);
 
@@ -54,7 +82,10 @@ describe("workflow-r1 train (end to end, CPU)", () => {
     const { trajectories } = await readTrajectoryLogAll(path.join(out, "trajectories.msgpack"));
     const step1 = trajectories.filter((t) => t.groupId.startsWith("s1-"));
     expect(step1.length).toBe(18);
-    const advantages = groupAdvantages(step1.map((t) => t.reward), step1.map((t) => t.groupId));
+    const advantages = groupAdvantages(
+      step1.map((t) => t.reward),
+      step1.map((t) => t.groupId),
+    );
     const before = await meanSampledLogp(path.join(out, "model-init.gguf"), step1);
     const after = await meanSampledLogp(path.join(out, "checkpoints", "step-000001", "policy.gguf"), step1);
     const signal = step1.reduce((s, _t, i) => s + advantages[i]! * (after[i]! - before[i]!), 0);

@@ -58,7 +58,9 @@ export class Checkpoints {
     const dir = path.join(this.root, fs.readFileSync(pointer, "utf8").trim());
     const stateFile = path.join(dir, "state.json");
     if (!fs.existsSync(stateFile))
-      throw new ConfigError({ message: `checkpoint ${dir} named by ${pointer} has no state.json; the run directory is damaged` });
+      throw new ConfigError({
+        message: `checkpoint ${dir} named by ${pointer} has no state.json; the run directory is damaged`,
+      });
     return { dir, state: JSON.parse(fs.readFileSync(stateFile, "utf8")) as LoopState };
   }
 
@@ -67,7 +69,8 @@ export class Checkpoints {
     if (!fs.existsSync(this.root)) return;
     const entries = fs.readdirSync(this.root);
     for (const entry of entries)
-      if (entry.includes(".partial-")) fs.rmSync(path.join(this.root, entry), { recursive: true, force: true });
+      if (entry.includes(".partial-"))
+        fs.rmSync(path.join(this.root, entry), { recursive: true, force: true });
     const complete = entries.filter((e) => /^step-\d+$/.test(e)).sort();
     const latest = this.latest();
     for (const entry of complete.slice(0, Math.max(0, complete.length - keep)))

@@ -8,14 +8,25 @@ import { writeFileAtomic } from "./atomic.js";
 import type { StepMetrics } from "./metrics-log.js";
 
 const panels: ReadonlyArray<{ heading: string; keys: ReadonlyArray<string>; description?: string }> = [
-  { heading: "Reward", keys: ["reward/mean", "eval/reward/mean"], description: "Mean episode reward (format + answer) per step; eval on held-out tasks." },
+  {
+    heading: "Reward",
+    keys: ["reward/mean", "eval/reward/mean"],
+    description: "Mean episode reward (format + answer) per step; eval on held-out tasks.",
+  },
   { heading: "Accuracy (exact match)", keys: ["accuracy", "eval/accuracy"] },
   { heading: "Clipping", keys: ["clip_fraction", "unit_clip_fraction"] },
-  { heading: "KL", keys: ["approx_kl", "mismatch/kl"], description: "approx_kl: old vs new policy; mismatch/kl: sampler (llama.cpp) vs learner (ggml)." },
+  {
+    heading: "KL",
+    keys: ["approx_kl", "mismatch/kl"],
+    description: "approx_kl: old vs new policy; mismatch/kl: sampler (llama.cpp) vs learner (ggml).",
+  },
   { heading: "Gradient norm", keys: ["grad_norm"] },
   { heading: "Entropy", keys: ["entropy"] },
   { heading: "Time per step (s)", keys: ["time/rollout", "time/learner", "time/sync"] },
-  { heading: "Throughput (tokens/s)", keys: ["throughput/sample_tokens_per_s", "throughput/learn_tokens_per_s"] },
+  {
+    heading: "Throughput (tokens/s)",
+    keys: ["throughput/sample_tokens_per_s", "throughput/learn_tokens_per_s"],
+  },
 ];
 
 export const renderDashboard = (rows: ReadonlyArray<StepMetrics>, config: TrainConfig): string => {
@@ -30,7 +41,10 @@ export const renderDashboard = (rows: ReadonlyArray<StepMetrics>, config: TrainC
         xLabel: "step",
         series: panel.keys
           .filter((key) => rows.some((r) => r[key] !== undefined))
-          .map((key) => ({ name: key, values: rows.map((r) => (r[key] === undefined ? null : Number(r[key]))) })),
+          .map((key) => ({
+            name: key,
+            values: rows.map((r) => (r[key] === undefined ? null : Number(r[key]))),
+          })),
       },
     }))
     .filter((section) => section.chart.series.length > 0);

@@ -5,8 +5,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
-  type EnvironmentPlugin,
   Environment,
+  type EnvironmentPlugin,
   Learner,
   Policy,
   type Task,
@@ -61,12 +61,18 @@ export const rewardMetrics = (trajectories: ReadonlyArray<Trajectory>, prefix = 
     [`${prefix}turns/mean`]: mean(trajectories.map((t) => t.turns.length)),
     [`${prefix}tokens/sampled_per_episode`]: mean(trajectories.map((t) => t.mask.reduce((s, m) => s + m, 0))),
   };
-  for (const part of parts) out[`${prefix}reward/${part}`] = mean(trajectories.map((t) => t.rewardParts[part] ?? 0));
+  for (const part of parts)
+    out[`${prefix}reward/${part}`] = mean(trajectories.map((t) => t.rewardParts[part] ?? 0));
   return out;
 };
 
 /** Next `count` tasks in a per-epoch shuffled order; returns the tasks and the advanced position. */
-export const nextTasks = (tasks: ReadonlyArray<Task>, count: number, state: { dataPosition: number; epoch: number }, seed: number) => {
+export const nextTasks = (
+  tasks: ReadonlyArray<Task>,
+  count: number,
+  state: { dataPosition: number; epoch: number },
+  seed: number,
+) => {
   const picked: Task[] = [];
   let { dataPosition, epoch } = state;
   let order = new Rng(seed + epoch * 7919).shuffle(tasks.map((_, i) => i));
@@ -83,7 +89,13 @@ export const nextTasks = (tasks: ReadonlyArray<Task>, count: number, state: { da
 };
 
 /** Supervised warm start on the environment's demonstrations (maximum likelihood: c_t = −1/N). */
-export const warmStart = (config: TrainConfig, plugin: EnvironmentPlugin, tasks: ReadonlyArray<Task>, rng: Rng, log: (line: string) => void) =>
+export const warmStart = (
+  config: TrainConfig,
+  plugin: EnvironmentPlugin,
+  tasks: ReadonlyArray<Task>,
+  rng: Rng,
+  log: (line: string) => void,
+) =>
   Effect.gen(function* () {
     const demonstrations = plugin.demonstrations;
     if (config.warmStart.steps === 0 || !demonstrations) return;
@@ -95,21 +107,35 @@ export const warmStart = (config: TrainConfig, plugin: EnvironmentPlugin, tasks:
     const examples: { tokens: Int32Array; mask: Uint8Array }[] = [];
     for (const task of tasks.slice(0, Math.max(64, config.warmStart.batchSize * 4))) {
       const episode = yield* env.reset(task);
-      const builder = new TrajectoryBuilder(policy.renderChat(episode.messages, { addGenerationPrompt: true }));
+      const builder = new TrajectoryBuilder(
+        policy.renderChat(episode.messages, { addGenerationPrompt: true }),
+      );
       for (const action of demonstrations(task, config.environment.options)) {
         const tokens = policy.tokenize(action);
         builder.appendSampled(tokens, new Float32Array(tokens.length).fill(-1));
         const result = yield* episode.step(action);
         if (result._tag === "Done") break;
-        builder.appendObservation(policy.renderContinuation([{ role: "tool", content: result.observation }], tokens));
+        builder.appendObservation(
+          policy.renderContinuation([{ role: "tool", content: result.observation }], tokens),
+        );
       }
       const end = policy.info().endOfTurnTokens[0];
       if (end !== undefined) builder.appendSampled([end], [-1]);
-      const t = builder.build({ reward: 0, rewardParts: {}, groupId: task.id, taskId: task.id, turns: [], finishReason: "answer" });
+      const t = builder.build({
+        reward: 0,
+        rewardParts: {},
+        groupId: task.id,
+        taskId: task.id,
+        turns: [],
+        finishReason: "answer",
+      });
       examples.push({ tokens: t.tokens, mask: t.mask });
     }
     for (let step = 1; step <= config.warmStart.steps; step++) {
-      const batch = Array.from({ length: config.warmStart.batchSize }, () => examples[rng.int(examples.length)]!);
+      const batch = Array.from(
+        { length: config.warmStart.batchSize },
+        () => examples[rng.int(examples.length)]!,
+      );
       const total = batch.reduce((n, e) => n + e.mask.reduce((s, m) => s + m, 0), 0);
       const coefficients = batch.map((e) => Float64Array.from(e.mask, (m) => (m === 1 ? -1 / total : 0)));
       yield* learner.backward(batch, coefficients);
@@ -118,8 +144,16 @@ export const warmStart = (config: TrainConfig, plugin: EnvironmentPlugin, tasks:
         const logp = yield* learner.logprobs(batch.slice(0, 4));
         let nll = 0;
         let n = 0;
-        logp.forEach((lp, i) => lp.forEach((v, p) => batch[i]!.mask[p] === 1 && ((nll -= v), n++)));
-        log(`[warm-start] step ${step}/${config.warmStart.steps} demonstration NLL/token ${(nll / n).toFixed(3)}`);
+        logp.forEach((lp, i) => {
+          for (let p = 0; p < lp.length; p++)
+            if (batch[i]!.mask[p] === 1) {
+              nll -= lp[p]!;
+              n++;
+            }
+        });
+        log(
+          `[warm-start] step ${step}/${config.warmStart.steps} demonstration NLL/token ${(nll / n).toFixed(3)}`,
+        );
       }
     }
   });
@@ -141,7 +175,13 @@ export const trainLoop = (options: TrainLoopOptions) =>
     const checkpoints = new Checkpoints(paths.out);
     const metricsLog = new MetricsLog(paths.metrics);
     const trainTasks = yield* plugin.tasks(config.environment.options, "train", config.seed);
-    const evalTasks = config.evalTasks > 0 ? (yield* plugin.tasks(config.environment.options, "eval", config.seed + 1)).slice(0, config.evalTasks) : [];
+    const evalTasks =
+      config.evalTasks > 0
+        ? (yield* plugin.tasks(config.environment.options, "eval", config.seed + 1)).slice(
+            0,
+            config.evalTasks,
+          )
+        : [];
     const progressLog = (line: string) => process.stderr.write(`${line}\n`);
 
     let state: LoopState;
@@ -155,13 +195,22 @@ export const trainLoop = (options: TrainLoopOptions) =>
       yield* policy.reload({ kind: weightsKind, path: paths.weights });
       metricsLog.truncateAfter(state.step);
       checkpoints.prune(2);
-      progressLog(`[train] resumed from ${previous.dir} (step ${state.step}, data position ${state.dataPosition}, epoch ${state.epoch})`);
+      progressLog(
+        `[train] resumed from ${previous.dir} (step ${state.step}, data position ${state.dataPosition}, epoch ${state.epoch})`,
+      );
     } else {
       rng = new Rng(config.seed);
       yield* warmStart(config, plugin, trainTasks, rng, progressLog);
       yield* learner.save(paths.weights, { format: weightsKind });
       yield* policy.reload({ kind: weightsKind, path: paths.weights });
-      state = { step: 0, dataPosition: 0, epoch: 0, rngState: rng.getState(), policyWeights: path.basename(paths.weights), weightsKind };
+      state = {
+        step: 0,
+        dataPosition: 0,
+        epoch: 0,
+        rngState: rng.getState(),
+        policyWeights: path.basename(paths.weights),
+        weightsKind,
+      };
       yield* Effect.promise(() =>
         checkpoints.save(state, async (dir) => {
           await Effect.runPromise(learner.saveState(path.join(dir, "learner.state")));
@@ -188,7 +237,9 @@ export const trainLoop = (options: TrainLoopOptions) =>
       maxConcurrentEpisodes: config.rollout.maxConcurrentEpisodes,
       maxTurns: config.rollout.maxTurns,
       maxTokens: config.rollout.maxTokens,
-      ...(config.rollout.maxTokensPerTurn !== undefined && { maxTokensPerTurn: config.rollout.maxTokensPerTurn }),
+      ...(config.rollout.maxTokensPerTurn !== undefined && {
+        maxTokensPerTurn: config.rollout.maxTokensPerTurn,
+      }),
       sampling: { temperature: config.rollout.temperature, topP: 1, topK: 0, seed },
     });
 
@@ -229,14 +280,26 @@ export const trainLoop = (options: TrainLoopOptions) =>
         "rollout/operator_wait_s": result.metrics.operatorWaitMs / 1000,
         "rollout/episodes_per_s": result.metrics.episodesPerSecond,
       };
-      for (const [reason, count] of Object.entries(
-        trajectories.reduce<Record<string, number>>((acc, t) => ({ ...acc, [t.finishReason]: (acc[t.finishReason] ?? 0) + 1 }), {}),
-      ))
-        metrics[`finish/${reason}`] = count;
+      for (const t of trajectories)
+        metrics[`finish/${t.finishReason}`] = Number(metrics[`finish/${t.finishReason}`] ?? 0) + 1;
 
-      if (evalTasks.length > 0 && config.evalEvery > 0 && (step % config.evalEvery === 0 || step === config.steps)) {
-        const evaluation = yield* rollout(evalTasks, { ...rolloutOptions(config.seed + 17), groupSize: 1, groupIdPrefix: `eval${step}-` });
-        Object.assign(metrics, rewardMetrics(evaluation.groups.flatMap((g) => g.trajectories), "eval/"));
+      if (
+        evalTasks.length > 0 &&
+        config.evalEvery > 0 &&
+        (step % config.evalEvery === 0 || step === config.steps)
+      ) {
+        const evaluation = yield* rollout(evalTasks, {
+          ...rolloutOptions(config.seed + 17),
+          groupSize: 1,
+          groupIdPrefix: `eval${step}-`,
+        });
+        Object.assign(
+          metrics,
+          rewardMetrics(
+            evaluation.groups.flatMap((g) => g.trajectories),
+            "eval/",
+          ),
+        );
       }
       metricsLog.append(metrics);
       options.onStep?.(metrics);
@@ -246,7 +309,13 @@ export const trainLoop = (options: TrainLoopOptions) =>
           `clip ${Number(metrics["clip_fraction"] ?? 0).toFixed(3)} kl ${Number(metrics["approx_kl"] ?? 0).toExponential(1)}`,
       );
 
-      state = { ...state, step, dataPosition: picked.dataPosition, epoch: picked.epoch, rngState: rng.getState() };
+      state = {
+        ...state,
+        step,
+        dataPosition: picked.dataPosition,
+        epoch: picked.epoch,
+        rngState: rng.getState(),
+      };
       if (step % config.checkpointEvery === 0 || step === config.steps) {
         const snapshot = state;
         yield* Effect.promise(() =>

@@ -6,7 +6,12 @@
 import { type LearnerShape, PolicyError, type PolicyShape } from "@workflow-r1/core";
 import { Effect } from "effect";
 
-export const probeAgreement = (policy: PolicyShape, learner: LearnerShape, probe: Int32Array, tolerance: number) =>
+export const probeAgreement = (
+  policy: PolicyShape,
+  learner: LearnerShape,
+  probe: Int32Array,
+  tolerance: number,
+) =>
   Effect.gen(function* () {
     const fromPolicy = yield* policy.score(probe, 1);
     const mask = new Uint8Array(probe.length).fill(1);

@@ -8,12 +8,12 @@ import { ConfigError } from "@workflow-r1/core";
 import { GgmlLearner, type LoraTarget } from "@workflow-r1/learner";
 import { createTinyLlama, LlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect, Layer } from "effect";
-import { deepMerge, readConfigFile, resolveConfig, type TrainConfig, validateConfig } from "../config.js";
 import { ensureAlgorithm } from "../algorithms.js";
+import { deepMerge, readConfigFile, resolveConfig, type TrainConfig, validateConfig } from "../config.js";
 import { resolveEnvironment } from "../environments.js";
 import { writeFileAtomic } from "./atomic.js";
-import type { StepMetrics } from "./metrics-log.js";
 import { runPaths, trainLoop } from "./loop.js";
+import type { StepMetrics } from "./metrics-log.js";
 
 export interface RunTrainOptions {
   readonly file?: string;
@@ -30,10 +30,16 @@ const configFor = (options: RunTrainOptions): TrainConfig => {
   const requested = resolveConfig({ file: options.file, overrides: options.overrides });
   if (!options.resume) return requested;
   if (!requested.out)
-    throw new ConfigError({ field: "out", message: "--resume needs --out DIR: the run directory to continue" });
+    throw new ConfigError({
+      field: "out",
+      message: "--resume needs --out DIR: the run directory to continue",
+    });
   const stored = path.join(requested.out, "config.json");
   if (!fs.existsSync(stored))
-    throw new ConfigError({ field: "out", message: `${requested.out} has no config.json: not a workflow-r1 run directory` });
+    throw new ConfigError({
+      field: "out",
+      message: `${requested.out} has no config.json: not a workflow-r1 run directory`,
+    });
   let merged = readConfigFile(stored);
   if (options.file) merged = deepMerge(merged, readConfigFile(options.file));
   if (options.overrides) merged = deepMerge(merged, options.overrides);
@@ -57,7 +63,8 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
   let modelPath = config.model.path;
   if (!modelPath) {
     modelPath = path.join(out, "model-init.gguf");
-    if (!fs.existsSync(modelPath)) await createTinyLlama({ path: modelPath, seed: config.seed, ...config.model.tiny });
+    if (!fs.existsSync(modelPath))
+      await createTinyLlama({ path: modelPath, seed: config.seed, ...config.model.tiny });
   }
   const weightsKind = config.learner.mode === "lora" ? "lora" : "gguf";
   const paths = runPaths(out, weightsKind);
@@ -102,6 +109,8 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
     Effect.provide(Layer.mergeAll(policy, learner, environment)),
   );
   const rows = await Effect.runPromise(program);
-  process.stderr.write(`[train] done: ${rows.length} steps; metrics ${paths.metrics}, dashboard ${paths.dashboard}\n`);
+  process.stderr.write(
+    `[train] done: ${rows.length} steps; metrics ${paths.metrics}, dashboard ${paths.dashboard}\n`,
+  );
   return rows;
 };

@@ -17,7 +17,9 @@ export interface UpdateMetrics {
 
 /** Trajectories that may enter the update: no failure, at least one sampled token. */
 export const usableTrajectories = (trajectories: ReadonlyArray<Trajectory>): Trajectory[] =>
-  trajectories.filter((t) => t.error === undefined && t.finishReason !== "error" && t.mask.some((m) => m === 1));
+  trajectories.filter(
+    (t) => t.error === undefined && t.finishReason !== "error" && t.mask.some((m) => m === 1),
+  );
 
 /** Split off groups whose rewards are all equal: their advantages are 0, they carry no signal. */
 export const dropUniformGroups = (trajectories: ReadonlyArray<Trajectory>) => {
@@ -37,7 +39,10 @@ export const dropUniformGroups = (trajectories: ReadonlyArray<Trajectory>) => {
   return { kept, droppedGroups: dropped, groups: byGroup.size };
 };
 
-const meanOverMask = (values: (t: Trajectory, i: number, pos: number) => number, batch: ReadonlyArray<Trajectory>) => {
+const meanOverMask = (
+  values: (t: Trajectory, i: number, pos: number) => number,
+  batch: ReadonlyArray<Trajectory>,
+) => {
   let sum = 0;
   let n = 0;
   batch.forEach((t, i) => {
@@ -51,8 +56,14 @@ const meanOverMask = (values: (t: Trajectory, i: number, pos: number) => number,
 };
 
 /** Sampler–learner mismatch on sampled tokens: mean |Δlogp| and a k3 estimate of KL(sampler ‖ learner). */
-export const mismatchMetrics = (batch: ReadonlyArray<Trajectory>, learnerLogp: ReadonlyArray<Float32Array>) => ({
-  "mismatch/abs_mean": meanOverMask((t, i, p) => Math.abs(learnerLogp[i]![p]! - t.samplerLogprobs[p]!), batch),
+export const mismatchMetrics = (
+  batch: ReadonlyArray<Trajectory>,
+  learnerLogp: ReadonlyArray<Float32Array>,
+) => ({
+  "mismatch/abs_mean": meanOverMask(
+    (t, i, p) => Math.abs(learnerLogp[i]![p]! - t.samplerLogprobs[p]!),
+    batch,
+  ),
   // k3(q‖p) with q the sampler: E_q[r − 1 − log r], r = p/q — non-negative and low-variance.
   "mismatch/kl": meanOverMask((t, i, p) => {
     const d = learnerLogp[i]![p]! - t.samplerLogprobs[p]!;
@@ -88,7 +99,8 @@ export const updatePolicy = (
 
     // Old logprobs come from the learner (not the sampler), so the ratio starts at exactly 1.
     const logpOld = yield* learner.logprobs(sequences);
-    const logpRef = config.algorithm.klCoef > 0 && reference ? yield* reference.logprobs(sequences) : undefined;
+    const logpRef =
+      config.algorithm.klCoef > 0 && reference ? yield* reference.logprobs(sequences) : undefined;
     const mismatch = mismatchMetrics(batch, logpOld);
 
     // Truncated importance sampling: weight each token by min(π_learner / π_sampler, C).
@@ -125,7 +137,9 @@ export const updatePolicy = (
         const members = order.filter((_, k) => k % miniBatches === m);
         const mbSequences = members.map((i) => sequences[i]!);
         // Before the first optimizer step the new logprobs are the old ones: skip the forward pass.
-        const logpNew = weightsChanged ? yield* learner.logprobs(mbSequences) : members.map((i) => logpOld[i]!);
+        const logpNew = weightsChanged
+          ? yield* learner.logprobs(mbSequences)
+          : members.map((i) => logpOld[i]!);
         const result = policyLoss(
           members.map((i, k) => ({
             logpNew: logpNew[k]!,
