@@ -105,7 +105,9 @@ export const warmStart = (
     // Demonstration trajectories are built through the environment itself, so observations and
     // chat wrappers are exactly those the policy will see during RL.
     const examples: { tokens: Int32Array; mask: Uint8Array }[] = [];
-    for (const task of tasks.slice(0, Math.max(64, config.warmStart.batchSize * 4))) {
+    // Every train task: with fewer, a tiny model memorises the demonstrations (each synthetic task
+    // has its own random names) instead of learning to copy facts from observations.
+    for (const task of tasks) {
       const episode = yield* env.reset(task);
       const builder = new TrajectoryBuilder(
         policy.renderChat(episode.messages, { addGenerationPrompt: true }),
