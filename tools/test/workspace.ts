@@ -49,6 +49,9 @@ const childEnv = (): NodeJS.ProcessEnv => {
     NX_DAEMON: "false",
     NX_NO_CLOUD: "true",
     NX_TUI: "false",
+    // Plain text: the tests match nx's and vitest's output (CI sets colours on otherwise).
+    FORCE_COLOR: "0",
+    NO_COLOR: "1",
   };
   for (const key of Object.keys(env))
     if (
@@ -61,6 +64,9 @@ const childEnv = (): NodeJS.ProcessEnv => {
       delete env[key];
   return env;
 };
+
+const ansi = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
+const stripAnsi = (text: string) => text.replace(ansi, "");
 
 const copyTree = (from: string, to: string) =>
   fs.cpSync(from, to, { recursive: true, filter: (source) => !skipped.has(path.basename(source)) });
@@ -91,7 +97,9 @@ export const makeWorkspace = (packages: ReadonlyArray<string> = ["core", "gsspo"
       env: childEnv(),
       maxBuffer: 64 * 1024 * 1024,
     });
-    const output = `${result.stdout ?? ""}${result.stderr ?? ""}${result.error ? String(result.error) : ""}`;
+    const output = stripAnsi(
+      `${result.stdout ?? ""}${result.stderr ?? ""}${result.error ? String(result.error) : ""}`,
+    );
     if (result.status !== 0 && !options.allowFailure)
       throw new Error(
         `\`${command} ${args.join(" ")}\` in ${options.cwd ?? "."} exited with ${result.status}:\n${output}`,
