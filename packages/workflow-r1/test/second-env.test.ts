@@ -32,6 +32,8 @@ describe("second environment (env-arith) through the training loop", () => {
           maxTokensPerTurn: 24,
         },
         learner: { learningRate: 0.003, threads: 1 },
+        // KL to the starting model (the paper's k3, β = 0.001), through a frozen reference learner.
+        algorithm: { klCoef: 0.001, klEstimator: "k3" },
       },
     });
     expect(rows.map((r) => r["step"])).toEqual([1, 2]);
@@ -44,6 +46,8 @@ describe("second environment (env-arith) through the training loop", () => {
     expect(
       rows.some((r) => Number(r["update/trajectories"]) > 0 && Number.isFinite(Number(r["grad_norm"]))),
     ).toBe(true);
+    const updated = rows.filter((r) => Number(r["update/trajectories"]) > 0);
+    for (const r of updated) expect(Number.isFinite(Number(r["kl_ref"]))).toBe(true);
     // The environment is the arithmetic one: its reward parts, not QA's.
     expect(Object.keys(rows[0]!)).toContain("reward/progress");
     expect(Object.keys(rows[0]!)).not.toContain("reward/em");

@@ -8,6 +8,7 @@ import {
   Environment,
   type EnvironmentPlugin,
   Learner,
+  type LearnerShape,
   Policy,
   type Task,
   type Trajectory,
@@ -165,6 +166,8 @@ export interface TrainLoopOptions {
   readonly plugin: EnvironmentPlugin;
   readonly paths: RunPaths;
   readonly weightsKind: "gguf" | "lora";
+  /** Frozen reference model for the KL term (needed when `algorithm.klCoef > 0`). */
+  readonly reference?: LearnerShape;
   /** Called after each step's metrics are written (tests use it to stop or inspect). */
   readonly onStep?: (metrics: StepMetrics) => void;
 }
@@ -257,7 +260,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
       const trajectories = result.groups.flatMap((g) => g.trajectories);
       const t1 = performance.now();
 
-      const update = yield* updatePolicy(trajectories, config, learner, rng);
+      const update = yield* updatePolicy(trajectories, config, learner, rng, options.reference);
       const t2 = performance.now();
 
       yield* learner.save(paths.weights, { format: weightsKind });

@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ConfigError } from "@workflow-r1/core";
-import { GgmlLearner, type LoraTarget } from "@workflow-r1/learner";
+import { createGgmlLearner, GgmlLearner, type LoraTarget } from "@workflow-r1/learner";
 import { createTinyLlama, LlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect, Layer } from "effect";
 import { ensureAlgorithm } from "../algorithms.js";
@@ -104,11 +104,20 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
     },
   });
   const environment = plugin.layer(config.environment.options);
-  const program = trainLoop({ config, plugin, paths, weightsKind, onStep: options.onStep }).pipe(
+  // The KL term needs the initial model's logprobs: a second, frozen learner on the starting GGUF.
+  const reference =
+    config.algorithm.klCoef > 0
+      ? createGgmlLearner({
+          modelPath,
+          threads: config.learner.threads,
+          microBatchTokens: config.learner.microBatchTokens,
+        })
+      : undefined;
+  const program = trainLoop({ config, plugin, paths, weightsKind, reference, onStep: options.onStep }).pipe(
     Effect.scoped,
     Effect.provide(Layer.mergeAll(policy, learner, environment)),
   );
-  const rows = await Effect.runPromise(program);
+  const rows = await Effect.runPromise(program).finally(() => reference?.dispose());
   process.stderr.write(
     `[train] done: ${rows.length} steps; metrics ${paths.metrics}, dashboard ${paths.dashboard}\n`,
   );
