@@ -9,7 +9,8 @@ let failed = 0;
 let skipped = 0;
 let packages = 0;
 for (const line of log.split("\n")) {
-  const m = /^\s*Tests\s+(.*)\(\d+\)\s*$/.exec(line);
+  // nx prefixes each line with the project name ("@workflow-r1/core:   Tests  15 passed (15)").
+  const m = /(?:^|\s)Tests\s+(\d.*)\(\d+\)\s*$/.exec(line);
   if (!m) continue;
   packages++;
   for (const [, n, kind] of m[1].matchAll(/(\d+)\s+(passed|failed|skipped|todo)/g)) {
