@@ -6,6 +6,7 @@ export const sharedConfig = defineConfig({
   resolve: { conditions: ["development"] },
   ssr: { resolve: { conditions: ["development"] } },
   test: {
+    setupFiles: [new URL("./vitest.setup.ts", import.meta.url).pathname],
     include: ["src/**/*.test.ts", "test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,
