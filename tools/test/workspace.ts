@@ -17,6 +17,7 @@ const rootFiles = [
   "package.json",
   "nx.json",
   "tsconfig.base.json",
+  "vitest.setup.ts",
   "vitest.shared.ts",
   "biome.json",
   ".gitignore",
