@@ -5,25 +5,17 @@
  * package's `ChatRenderer` (@huggingface/jinja), exactly as LlamaCppPolicy does.
  */
 
-import type { ChatMessage } from "@workflow-r1/core";
+import type { PolicyShape } from "@workflow-r1/core";
 import { getLlama, type Llama, LlamaLogLevel, type LlamaModel, type Token } from "node-llama-cpp";
 import { ChatRenderer } from "../llama/chat.js";
 
-export interface LocalTokenizer {
+/** The policy's text side (same signatures as core's `PolicyShape`), served locally from the GGUF. */
+export interface LocalTokenizer
+  extends Pick<PolicyShape, "tokenize" | "detokenize" | "renderChat" | "renderContinuation"> {
   readonly modelPath: string;
   readonly vocabularySize: number;
   readonly trainContextSize: number;
   readonly endOfTurnTokens: ReadonlyArray<number>;
-  readonly tokenize: (text: string, options?: { readonly special?: boolean }) => Int32Array;
-  readonly detokenize: (tokens: ArrayLike<number>) => string;
-  readonly renderChat: (
-    messages: ReadonlyArray<ChatMessage>,
-    options?: { readonly addGenerationPrompt?: boolean },
-  ) => Int32Array;
-  readonly renderContinuation: (
-    messages: ReadonlyArray<ChatMessage>,
-    lastTokens: ArrayLike<number>,
-  ) => Int32Array;
   /** A token whose text is one plain ASCII letter: forced in logprob probes so the server reports them. */
   readonly asciiToken: number;
   readonly dispose: () => Promise<void>;

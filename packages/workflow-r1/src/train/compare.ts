@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { deepMerge } from "../config.js";
 import type { StepMetrics } from "./metrics-log.js";
 import { runTrain } from "./run.js";
+import { mean, std } from "./stats.js";
 
 export interface CompareOptions {
   readonly algorithms: ReadonlyArray<string>;
@@ -23,10 +24,6 @@ export interface CompareRow {
   readonly finalAccuracy: ReadonlyArray<number>;
   readonly stepsToThreshold: ReadonlyArray<number | null>;
 }
-
-const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-const std = (xs: ReadonlyArray<number>) =>
-  xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / (xs.length - 1));
 
 /** Final accuracy: the last evaluation when there is one, else the mean training accuracy of the last quarter. */
 export const finalAccuracy = (rows: ReadonlyArray<StepMetrics>): number => {

@@ -24,6 +24,7 @@ import { MetricsLog, type StepMetrics } from "./metrics-log.js";
 import { probeAgreement } from "./probe.js";
 import { createProgress } from "./progress.js";
 import { Rng } from "./random.js";
+import { mean, std } from "./stats.js";
 import { updatePolicy } from "./update.js";
 
 export interface RunPaths {
@@ -41,12 +42,6 @@ export const runPaths = (out: string, weightsKind: "gguf" | "lora"): RunPaths =>
   dashboard: path.join(out, "dashboard.html"),
   weights: path.join(out, weightsKind === "lora" ? "policy-adapter.gguf" : "policy.gguf"),
 });
-
-const mean = (xs: ReadonlyArray<number>) => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);
-const std = (xs: ReadonlyArray<number>) => {
-  const m = mean(xs);
-  return xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / (xs.length - 1));
-};
 
 /** Accuracy of an episode: the environment's `em` part when it has one, else reward > 0. */
 export const episodeCorrect = (t: Trajectory): number =>
