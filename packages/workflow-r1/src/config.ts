@@ -22,6 +22,11 @@ export const TinyModelConfig = Schema.Struct({
   kvHeads: PositiveInt,
   ffn: PositiveInt,
   context: PositiveInt,
+  /**
+   * Byte-pair merges of the tokenizer (0 = one token per byte). Byte-level names tokenize the same
+   * wherever they appear, so copying a name from an observation is copying its bytes.
+   */
+  merges: Schema.optional(NonNegativeInt),
 });
 
 export const ModelConfig = Schema.Struct({
@@ -111,16 +116,16 @@ export type TrainConfig = typeof TrainConfig.Type;
 export const defaultTrainConfig: TrainConfig = {
   seed: 1,
   out: "",
-  steps: 30,
+  steps: 60,
   evalEvery: 10,
-  evalTasks: 32,
+  evalTasks: 64,
   checkpointEvery: 5,
   model: {
     path: "",
     tiny: { dim: 64, layers: 2, heads: 4, kvHeads: 2, ffn: 192, context: 1024 },
     gpu: false,
     contextSize: 1024,
-    threads: 2,
+    threads: 1,
     kvCacheType: "f32",
   },
   environment: { name: "synthetic", options: {} },
@@ -141,7 +146,7 @@ export const defaultTrainConfig: TrainConfig = {
   },
   learner: {
     mode: "full",
-    learningRate: 2e-3,
+    learningRate: 3e-4,
     beta1: 0.9,
     beta2: 0.99,
     eps: 1e-8,
@@ -152,10 +157,10 @@ export const defaultTrainConfig: TrainConfig = {
     loraTargets: ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"],
     microBatchTokens: 8192,
     ppoEpochs: 1,
-    miniBatches: 1,
+    miniBatches: 4,
     threads: 2,
   },
-  warmStart: { steps: 150, learningRate: 3e-3, batchSize: 16 },
+  warmStart: { steps: 300, learningRate: 3e-3, batchSize: 16 },
 };
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };

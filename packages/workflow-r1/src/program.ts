@@ -77,6 +77,7 @@ program
   .option("-c, --config <file>", "base config file")
   .option("--out <dir>", "output directory", "runs/compare")
   .option("--threshold <x>", "accuracy threshold for steps-to-threshold", Number, 0.5)
+  .option("--parallel <n>", "runs at a time (child processes)", int, 1)
   .option("--set <key=value>", "override any config field", collect, [])
   .action(async (options) => {
     const { runCompare } = await import("./train/compare.js");
@@ -86,6 +87,7 @@ program
       file: options.config,
       out: options.out,
       threshold: options.threshold,
+      parallel: options.parallel,
       overrides: overridesFrom(options),
     }).catch(fail);
   });

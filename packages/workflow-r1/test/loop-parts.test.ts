@@ -102,6 +102,20 @@ describe("metrics and summaries", () => {
     expect(s.rewardEnd).toBe(6.5);
   });
 
+  it("keeps the step-0 evaluation out of the training quarters and reports held-out accuracy", () => {
+    const rows = [
+      { step: 0, "eval/accuracy": 0.2 },
+      ...Array.from({ length: 8 }, (_, i) => ({ step: i + 1, "reward/mean": i, accuracy: i / 10 })),
+    ];
+    rows[8] = { ...rows[8]!, "eval/accuracy": 0.6 };
+    const s = summarize(rows);
+    expect(s.steps).toBe(8);
+    expect(s.rewardStart).toBe(0.5);
+    expect(s.accuracyStart).toBeCloseTo(0.05);
+    expect(s.evalAccuracyStart).toBe(0.2);
+    expect(s.evalAccuracyEnd).toBe(0.6);
+  });
+
   it("tabulates an algorithm comparison", () => {
     const rows: Record<string, number>[] = [
       { step: 1, accuracy: 0.1 },

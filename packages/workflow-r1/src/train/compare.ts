@@ -3,10 +3,13 @@
  * each algorithm trained with several seeds from the same config; final accuracy (mean ± std
  * over seeds) and steps until the accuracy first reaches a threshold.
  */
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { deepMerge } from "../config.js";
-import type { StepMetrics } from "./metrics-log.js";
+import { fileURLToPath } from "node:url";
+import { deepMerge, resolveConfig } from "../config.js";
+import { writeFileAtomic } from "./atomic.js";
+import { MetricsLog, type StepMetrics } from "./metrics-log.js";
 import { runTrain } from "./run.js";
 import { mean, std } from "./stats.js";
 
@@ -17,6 +20,11 @@ export interface CompareOptions {
   readonly out: string;
   readonly threshold: number;
   readonly overrides?: unknown;
+  /**
+   * Runs at a time. 1 (default): one after another in this process. More: each run is a child
+   * `workflow-r1 train` process (on 2 cores, `--parallel 2` with `learner.threads=1`).
+   */
+  readonly parallel?: number;
 }
 
 export interface CompareRow {
@@ -51,26 +59,100 @@ export const compareTable = (rows: ReadonlyArray<CompareRow>, threshold: number)
   return lines.join("\n");
 };
 
-export const runCompare = async (options: CompareOptions): Promise<CompareRow[]> => {
-  const table: CompareRow[] = [];
-  for (const algorithm of options.algorithms) {
-    const finals: number[] = [];
-    const reached: (number | null)[] = [];
-    for (let seed = 1; seed <= options.seeds; seed++) {
-      const out = path.join(options.out, `${algorithm}-seed${seed}`);
-      fs.rmSync(out, { recursive: true, force: true });
-      const rows = await runTrain({
-        file: options.file,
-        overrides: deepMerge(options.overrides ?? {}, { seed, out, algorithm: { name: algorithm } }),
-        resume: false,
+interface CompareJob {
+  readonly algorithm: string;
+  readonly seed: number;
+  readonly out: string;
+}
+
+// The built CLI, from both src/train (tests) and dist/train: the package's dist/cli.js.
+const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
+
+/** One run as a child process; its output goes to `<run>.log` and, line-prefixed, to stderr. */
+const runChild = (job: CompareJob, configFile: string): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const label = `[${job.algorithm} seed ${job.seed}] `;
+    const log = fs.createWriteStream(`${job.out}.log`);
+    const child = spawn(process.execPath, [CLI, "train", "--config", configFile], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let pending = "";
+    const forward = (chunk: Buffer) => {
+      log.write(chunk);
+      pending += chunk.toString("utf8");
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) process.stderr.write(`${label}${line}\n`);
+    };
+    child.stdout.on("data", forward);
+    child.stderr.on("data", forward);
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      log.end();
+      if (code === 0) resolve();
+      else
+        reject(
+          new Error(
+            `${job.algorithm} seed ${job.seed} failed (${signal ?? `exit ${code}`}); see ${job.out}.log`,
+          ),
+        );
+    });
+  });
+
+/** Run `jobs` with at most `limit` at a time; the first failure stops new starts and is thrown. */
+const pool = async <A>(items: ReadonlyArray<A>, limit: number, run: (item: A) => Promise<void>) => {
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++]!;
+      await run(item).catch((error) => {
+        failure ??= error;
       });
-      finals.push(finalAccuracy(rows));
-      reached.push(stepsToThreshold(rows, options.threshold));
     }
-    table.push({ algorithm, finalAccuracy: finals, stepsToThreshold: reached });
-  }
-  const markdown = compareTable(table, options.threshold);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure;
+};
+
+export const runCompare = async (options: CompareOptions): Promise<CompareRow[]> => {
+  const jobs: CompareJob[] = options.algorithms.flatMap((algorithm) =>
+    Array.from({ length: options.seeds }, (_, i) => ({
+      algorithm,
+      seed: i + 1,
+      out: path.join(options.out, `${algorithm}-seed${i + 1}`),
+    })),
+  );
+  const overridesFor = (job: CompareJob) =>
+    deepMerge(options.overrides ?? {}, { seed: job.seed, out: job.out, algorithm: { name: job.algorithm } });
   fs.mkdirSync(options.out, { recursive: true });
+  for (const job of jobs) fs.rmSync(job.out, { recursive: true, force: true });
+  const parallel = options.parallel ?? 1;
+  if (parallel <= 1) {
+    for (const job of jobs)
+      await runTrain({ file: options.file, overrides: overridesFor(job), resume: false });
+  } else {
+    // Each child gets its fully resolved config, so every run is reproducible from its own file.
+    const configs = path.join(options.out, "configs");
+    fs.mkdirSync(configs, { recursive: true });
+    await pool(jobs, parallel, async (job) => {
+      const config = resolveConfig({ file: options.file, overrides: overridesFor(job) });
+      const file = path.join(configs, `${job.algorithm}-seed${job.seed}.json`);
+      writeFileAtomic(file, `${JSON.stringify(config, null, 2)}\n`);
+      await runChild(job, file);
+    });
+  }
+  const table: CompareRow[] = options.algorithms.map((algorithm) => {
+    const runs = jobs
+      .filter((job) => job.algorithm === algorithm)
+      .map((job) => new MetricsLog(path.join(job.out, "metrics.jsonl")).read());
+    return {
+      algorithm,
+      finalAccuracy: runs.map(finalAccuracy),
+      stepsToThreshold: runs.map((rows) => stepsToThreshold(rows, options.threshold)),
+    };
+  });
+  const markdown = compareTable(table, options.threshold);
   fs.writeFileSync(path.join(options.out, "compare.md"), `${markdown}\n`);
   process.stdout.write(`${markdown}\n`);
   return table;

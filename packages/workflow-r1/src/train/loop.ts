@@ -184,6 +184,34 @@ export const trainLoop = (options: TrainLoopOptions) =>
         : [];
     const progressLog = (line: string) => process.stderr.write(`${line}\n`);
 
+    // Temperature 1 with no truncation: the sampler's logprobs are the learner's (see policy README).
+    const rolloutOptions = (seed: number) => ({
+      groupSize: config.rollout.groupSize,
+      maxConcurrentEpisodes: config.rollout.maxConcurrentEpisodes,
+      maxTurns: config.rollout.maxTurns,
+      maxTokens: config.rollout.maxTokens,
+      ...(config.rollout.maxTokensPerTurn !== undefined && {
+        maxTokensPerTurn: config.rollout.maxTokensPerTurn,
+      }),
+      sampling: { temperature: config.rollout.temperature, topP: 1, topK: 0, seed },
+    });
+
+    const evaluating = evalTasks.length > 0 && config.evalEvery > 0;
+    /** One sample per held-out task with the same sampler settings, metrics under `eval/`. */
+    const evaluate = (step: number) =>
+      Effect.map(
+        rollout(evalTasks, {
+          ...rolloutOptions(config.seed + 17),
+          groupSize: 1,
+          groupIdPrefix: `eval${step}-`,
+        }),
+        (evaluation) =>
+          rewardMetrics(
+            evaluation.groups.flatMap((g) => g.trajectories),
+            "eval/",
+          ),
+      );
+
     let state: LoopState;
     let rng: Rng;
     const previous = checkpoints.latest();
@@ -217,6 +245,8 @@ export const trainLoop = (options: TrainLoopOptions) =>
           fs.copyFileSync(paths.weights, path.join(dir, path.basename(paths.weights)));
         }),
       );
+      // Step 0: the starting policy (after any warm start) on the eval tasks, the baseline of the curves.
+      if (evaluating) metricsLog.append({ step: 0, ...(yield* evaluate(0)) });
     }
 
     // A fixed probe: the first eval (or train) task's prompt, tokenized once.
@@ -231,18 +261,6 @@ export const trainLoop = (options: TrainLoopOptions) =>
       (writer) => Effect.promise(() => writer.close()),
     );
     const progress = createProgress(config.steps, "train", { start: state.step });
-    // Temperature 1 with no truncation: the sampler's logprobs are the learner's (see policy README).
-    const rolloutOptions = (seed: number) => ({
-      groupSize: config.rollout.groupSize,
-      maxConcurrentEpisodes: config.rollout.maxConcurrentEpisodes,
-      maxTurns: config.rollout.maxTurns,
-      maxTokens: config.rollout.maxTokens,
-      ...(config.rollout.maxTokensPerTurn !== undefined && {
-        maxTokensPerTurn: config.rollout.maxTokensPerTurn,
-      }),
-      sampling: { temperature: config.rollout.temperature, topP: 1, topK: 0, seed },
-    });
-
     while (state.step < config.steps) {
       const step = state.step + 1;
       const picked = nextTasks(trainTasks, config.rollout.tasksPerStep, state, config.seed);
@@ -283,24 +301,8 @@ export const trainLoop = (options: TrainLoopOptions) =>
       for (const t of trajectories)
         metrics[`finish/${t.finishReason}`] = Number(metrics[`finish/${t.finishReason}`] ?? 0) + 1;
 
-      if (
-        evalTasks.length > 0 &&
-        config.evalEvery > 0 &&
-        (step % config.evalEvery === 0 || step === config.steps)
-      ) {
-        const evaluation = yield* rollout(evalTasks, {
-          ...rolloutOptions(config.seed + 17),
-          groupSize: 1,
-          groupIdPrefix: `eval${step}-`,
-        });
-        Object.assign(
-          metrics,
-          rewardMetrics(
-            evaluation.groups.flatMap((g) => g.trajectories),
-            "eval/",
-          ),
-        );
-      }
+      if (evaluating && (step % config.evalEvery === 0 || step === config.steps))
+        Object.assign(metrics, yield* evaluate(step));
       metricsLog.append(metrics);
       options.onStep?.(metrics);
       progress.update(
@@ -334,15 +336,24 @@ export const trainLoop = (options: TrainLoopOptions) =>
     return rows;
   });
 
-/** Reward and accuracy at the start and end of a run (mean of the first and last quarter of steps). */
+/**
+ * Reward and accuracy at the start and end of a run: training metrics as the mean of the first and
+ * last quarter of the RL steps; held-out accuracy at the first evaluation (step 0, before RL) and the last.
+ */
 export const summarize = (rows: ReadonlyArray<StepMetrics>) => {
-  const quarter = Math.max(1, Math.floor(rows.length / 4));
+  const training = rows.filter((r) => r["reward/mean"] !== undefined);
+  const quarter = Math.max(1, Math.floor(training.length / 4));
   const avg = (xs: ReadonlyArray<StepMetrics>, key: string) => mean(xs.map((r) => Number(r[key] ?? 0)));
+  const evaluated = rows.filter((r) => r["eval/accuracy"] !== undefined);
   return {
-    steps: rows.length,
-    rewardStart: avg(rows.slice(0, quarter), "reward/mean"),
-    rewardEnd: avg(rows.slice(-quarter), "reward/mean"),
-    accuracyStart: avg(rows.slice(0, quarter), "accuracy"),
-    accuracyEnd: avg(rows.slice(-quarter), "accuracy"),
+    steps: training.length,
+    rewardStart: avg(training.slice(0, quarter), "reward/mean"),
+    rewardEnd: avg(training.slice(-quarter), "reward/mean"),
+    accuracyStart: avg(training.slice(0, quarter), "accuracy"),
+    accuracyEnd: avg(training.slice(-quarter), "accuracy"),
+    ...(evaluated.length > 1 && {
+      evalAccuracyStart: Number(evaluated[0]!["eval/accuracy"]),
+      evalAccuracyEnd: Number(evaluated[evaluated.length - 1]!["eval/accuracy"]),
+    }),
   };
 };

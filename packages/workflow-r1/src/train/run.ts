@@ -12,7 +12,7 @@ import { ensureAlgorithm } from "../algorithms.js";
 import { deepMerge, readConfigFile, resolveConfig, type TrainConfig, validateConfig } from "../config.js";
 import { resolveEnvironment } from "../environments.js";
 import { writeFileAtomic } from "./atomic.js";
-import { runPaths, trainLoop } from "./loop.js";
+import { runPaths, summarize, trainLoop } from "./loop.js";
 import type { StepMetrics } from "./metrics-log.js";
 
 export interface RunTrainOptions {
@@ -63,8 +63,15 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
   let modelPath = config.model.path;
   if (!modelPath) {
     modelPath = path.join(out, "model-init.gguf");
-    if (!fs.existsSync(modelPath))
-      await createTinyLlama({ path: modelPath, seed: config.seed, ...config.model.tiny });
+    if (!fs.existsSync(modelPath)) {
+      const { merges, ...shape } = config.model.tiny;
+      await createTinyLlama({
+        path: modelPath,
+        seed: config.seed,
+        ...shape,
+        ...(merges !== undefined && { tokenizer: { merges } }),
+      });
+    }
   }
   const weightsKind = config.learner.mode === "lora" ? "lora" : "gguf";
   const paths = runPaths(out, weightsKind);
@@ -118,8 +125,15 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
     Effect.provide(Layer.mergeAll(policy, learner, environment)),
   );
   const rows = await Effect.runPromise(program).finally(() => reference?.dispose());
+  const summary = summarize(rows);
+  const heldOut =
+    summary.evalAccuracyStart === undefined || summary.evalAccuracyEnd === undefined
+      ? ""
+      : `, eval accuracy ${summary.evalAccuracyStart.toFixed(3)} → ${summary.evalAccuracyEnd.toFixed(3)}`;
   process.stderr.write(
-    `[train] done: ${rows.length} steps; metrics ${paths.metrics}, dashboard ${paths.dashboard}\n`,
+    `[train] done: ${summary.steps} steps; reward ${summary.rewardStart.toFixed(3)} → ${summary.rewardEnd.toFixed(3)} ` +
+      `(mean of the first → last quarter of steps)${heldOut}\n` +
+      `[train] metrics ${paths.metrics}, dashboard ${paths.dashboard}\n`,
   );
   return rows;
 };
