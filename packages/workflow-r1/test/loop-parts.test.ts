@@ -1,6 +1,8 @@
 import { type Trajectory, TrajectoryBuilder } from "@workflow-r1/core";
 import { describe, expect, it } from "vitest";
+import { defaultTrainConfig } from "../src/config.js";
 import { compareTable, finalAccuracy, stepsToThreshold } from "../src/train/compare.js";
+import { renderDashboard } from "../src/train/dashboard.js";
 import { nextTasks, rewardMetrics, summarize } from "../src/train/loop.js";
 import { Rng } from "../src/train/random.js";
 import { dropUniformGroups, mismatchMetrics, usableTrajectories } from "../src/train/update.js";
@@ -114,6 +116,17 @@ describe("metrics and summaries", () => {
     expect(s.accuracyStart).toBeCloseTo(0.05);
     expect(s.evalAccuracyStart).toBe(0.2);
     expect(s.evalAccuracyEnd).toBe(0.6);
+  });
+
+  it("counts RL steps only in the dashboard's subtitle (step 0 is the starting evaluation)", () => {
+    const rows = [
+      { step: 0, "eval/accuracy": 0.2 },
+      { step: 1, "reward/mean": 0.1, accuracy: 0.1 },
+      { step: 2, "reward/mean": 0.3, accuracy: 0.2, "eval/accuracy": 0.4 },
+    ];
+    const html = renderDashboard(rows, { ...defaultTrainConfig, steps: 5 });
+    expect(html).toContain("2/5 steps");
+    expect(html).toContain("eval/accuracy");
   });
 
   it("tabulates an algorithm comparison", () => {

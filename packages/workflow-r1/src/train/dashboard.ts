@@ -50,7 +50,7 @@ export const renderDashboard = (rows: ReadonlyArray<StepMetrics>, config: TrainC
     .filter((section) => section.chart.series.length > 0);
   return renderChartPage({
     title: "workflow-r1 training run",
-    subtitle: `${config.algorithm.name} on ${config.environment.name}, ${rows.length}/${config.steps} steps`,
+    subtitle: `${config.algorithm.name} on ${config.environment.name}, ${rows.filter((r) => Number(r["step"]) > 0).length}/${config.steps} steps`,
     sections,
   });
 };
