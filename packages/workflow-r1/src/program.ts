@@ -78,6 +78,7 @@ program
   .option("--out <dir>", "output directory", "runs/compare")
   .option("--threshold <x>", "accuracy threshold for steps-to-threshold", Number, 0.5)
   .option("--parallel <n>", "runs at a time (child processes)", int, 1)
+  .option("--tabulate-only", "only tabulate the runs already in --out; train nothing")
   .option("--set <key=value>", "override any config field", collect, [])
   .action(async (options) => {
     const { runCompare } = await import("./train/compare.js");
@@ -88,6 +89,7 @@ program
       out: options.out,
       threshold: options.threshold,
       parallel: options.parallel,
+      tabulateOnly: Boolean(options.tabulateOnly),
       overrides: overridesFrom(options),
     }).catch(fail);
   });

@@ -48,6 +48,22 @@ describe("workflow-r1 compare (child runs)", () => {
     expect(markdown).toMatch(/^\| algorithm \| final accuracy/);
     expect(markdown).toContain("| grpo |");
     expect(markdown).toContain("| gsspo |");
+
+    // Re-tabulating the same runs trains nothing and reads the same metrics.
+    const runLog = path.join(out, "gsspo-seed1", "metrics.jsonl");
+    const before = fs.statSync(runLog).mtimeMs;
+    const again = await runCompare({
+      algorithms: ["grpo", "gsspo"],
+      seeds: 1,
+      out,
+      threshold: 0.3,
+      tabulateOnly: true,
+    });
+    expect(again).toEqual(table);
+    expect(fs.statSync(runLog).mtimeMs).toBe(before);
+    await expect(
+      runCompare({ algorithms: ["gspo"], seeds: 1, out, threshold: 0.3, tabulateOnly: true }),
+    ).rejects.toThrow(/--tabulate-only: no metrics.jsonl in .*gspo-seed1/);
   }, 400_000);
 
   it("reports which run failed and where its log is", async () => {

@@ -135,8 +135,12 @@ describe("metrics and summaries", () => {
       { step: 2, accuracy: 0.6, "eval/accuracy": 0.55 },
     ];
     expect(finalAccuracy(rows)).toBe(0.55);
-    expect(stepsToThreshold(rows, 0.5)).toBe(2);
-    expect(stepsToThreshold(rows, 0.9)).toBeNull();
+    expect(stepsToThreshold(rows, 0.35, 2)).toBe(2);
+    expect(stepsToThreshold(rows, 0.9, 2)).toBeNull();
+    // A single lucky step does not count: the trailing mean of the window must reach the threshold.
+    const noisy = [0.1, 0.9, 0.1, 0.5, 0.6, 0.7].map((accuracy, i) => ({ step: i + 1, accuracy }));
+    expect(stepsToThreshold([{ step: 0, "eval/accuracy": 0.9 }, ...noisy], 0.5, 3)).toBe(4);
+    expect(stepsToThreshold(noisy, 0.5, 1)).toBe(2);
     const table = compareTable(
       [{ algorithm: "gsspo", finalAccuracy: [0.5, 0.7], stepsToThreshold: [3, null] }],
       0.5,

@@ -25,6 +25,8 @@ export interface CompareOptions {
    * `workflow-r1 train` process (on 2 cores, `--parallel 2` with `learner.threads=1`).
    */
   readonly parallel?: number;
+  /** Only tabulate the runs already in `out` (e.g. with another threshold); train nothing. */
+  readonly tabulateOnly?: boolean;
 }
 
 export interface CompareRow {
@@ -41,14 +43,30 @@ export const finalAccuracy = (rows: ReadonlyArray<StepMetrics>): number => {
   return mean(quarter.map((r) => Number(r["accuracy"])));
 };
 
-export const stepsToThreshold = (rows: ReadonlyArray<StepMetrics>, threshold: number): number | null => {
-  const hit = rows.find((r) => Number(r["accuracy"]) >= threshold);
-  return hit ? Number(hit["step"]) : null;
+/**
+ * The first step at which the training accuracy, averaged over the last `window` steps, reaches
+ * `threshold`. One step's accuracy comes from a handful of tasks, so a single lucky step would
+ * otherwise count as reaching it.
+ */
+export const stepsToThreshold = (
+  rows: ReadonlyArray<StepMetrics>,
+  threshold: number,
+  window = STEPS_TO_THRESHOLD_WINDOW,
+): number | null => {
+  const training = rows.filter((r) => r["accuracy"] !== undefined);
+  for (let i = window - 1; i < training.length; i++) {
+    const recent = training.slice(i - window + 1, i + 1).map((r) => Number(r["accuracy"]));
+    if (mean(recent) >= threshold) return Number(training[i]!["step"]);
+  }
+  return null;
 };
+
+/** Steps averaged by {@link stepsToThreshold}. */
+export const STEPS_TO_THRESHOLD_WINDOW = 5;
 
 export const compareTable = (rows: ReadonlyArray<CompareRow>, threshold: number): string => {
   const lines = [
-    `| algorithm | final accuracy (mean ± std) | steps to accuracy ≥ ${threshold} (per seed) |`,
+    `| algorithm | final accuracy (mean ± std) | steps to accuracy ≥ ${threshold}, mean of ${STEPS_TO_THRESHOLD_WINDOW} steps (per seed) |`,
     "| --- | --- | --- |",
   ];
   for (const row of rows)
@@ -115,6 +133,26 @@ const pool = async <A>(items: ReadonlyArray<A>, limit: number, run: (item: A) =>
   if (failure !== undefined) throw failure;
 };
 
+const trainAll = async (jobs: ReadonlyArray<CompareJob>, options: CompareOptions): Promise<void> => {
+  const overridesFor = (job: CompareJob) =>
+    deepMerge(options.overrides ?? {}, { seed: job.seed, out: job.out, algorithm: { name: job.algorithm } });
+  for (const job of jobs) fs.rmSync(job.out, { recursive: true, force: true });
+  if ((options.parallel ?? 1) <= 1) {
+    for (const job of jobs)
+      await runTrain({ file: options.file, overrides: overridesFor(job), resume: false });
+    return;
+  }
+  // Each child gets its fully resolved config, so every run is reproducible from its own file.
+  const configs = path.join(options.out, "configs");
+  fs.mkdirSync(configs, { recursive: true });
+  await pool(jobs, options.parallel ?? 1, async (job) => {
+    const config = resolveConfig({ file: options.file, overrides: overridesFor(job) });
+    const file = path.join(configs, `${job.algorithm}-seed${job.seed}.json`);
+    writeFileAtomic(file, `${JSON.stringify(config, null, 2)}\n`);
+    await runChild(job, file);
+  });
+};
+
 export const runCompare = async (options: CompareOptions): Promise<CompareRow[]> => {
   const jobs: CompareJob[] = options.algorithms.flatMap((algorithm) =>
     Array.from({ length: options.seeds }, (_, i) => ({
@@ -123,25 +161,14 @@ export const runCompare = async (options: CompareOptions): Promise<CompareRow[]>
       out: path.join(options.out, `${algorithm}-seed${i + 1}`),
     })),
   );
-  const overridesFor = (job: CompareJob) =>
-    deepMerge(options.overrides ?? {}, { seed: job.seed, out: job.out, algorithm: { name: job.algorithm } });
   fs.mkdirSync(options.out, { recursive: true });
-  for (const job of jobs) fs.rmSync(job.out, { recursive: true, force: true });
-  const parallel = options.parallel ?? 1;
-  if (parallel <= 1) {
-    for (const job of jobs)
-      await runTrain({ file: options.file, overrides: overridesFor(job), resume: false });
-  } else {
-    // Each child gets its fully resolved config, so every run is reproducible from its own file.
-    const configs = path.join(options.out, "configs");
-    fs.mkdirSync(configs, { recursive: true });
-    await pool(jobs, parallel, async (job) => {
-      const config = resolveConfig({ file: options.file, overrides: overridesFor(job) });
-      const file = path.join(configs, `${job.algorithm}-seed${job.seed}.json`);
-      writeFileAtomic(file, `${JSON.stringify(config, null, 2)}\n`);
-      await runChild(job, file);
-    });
-  }
+  if (options.tabulateOnly) {
+    const missing = jobs.filter((job) => !fs.existsSync(path.join(job.out, "metrics.jsonl")));
+    if (missing.length > 0)
+      throw new Error(
+        `--tabulate-only: no metrics.jsonl in ${missing.map((job) => job.out).join(", ")}; run compare without it first`,
+      );
+  } else await trainAll(jobs, options);
   const table: CompareRow[] = options.algorithms.map((algorithm) => {
     const runs = jobs
       .filter((job) => job.algorithm === algorithm)
