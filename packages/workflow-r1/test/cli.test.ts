@@ -17,6 +17,16 @@ describe("workflow-r1 command", () => {
     for (const command of ["train", "compare", "eval", "trajectories"]) expect(r.stdout).toContain(command);
   });
 
+  it("is installed as the workspace's `workflow-r1` command (what the README's quick start runs)", () => {
+    // npm links commands at install time, before dist/ is built: the link must target a committed file.
+    const root = path.resolve(import.meta.dirname, "../../..");
+    const command = path.join(root, "node_modules", ".bin", "workflow-r1");
+    expect(fs.existsSync(command), `${command} (run npm install)`).toBe(true);
+    const r = spawnSync(command, ["--help"], { encoding: "utf8", env: { ...process.env, CI: "1" } });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain("train");
+  });
+
   it("exits 1 with the offending field on a bad config", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-cli-"));
     const file = path.join(dir, "bad.yaml");
