@@ -4,6 +4,7 @@ import { defaultTrainConfig } from "../src/config.js";
 import { compareTable, finalAccuracy, stepsToThreshold } from "../src/train/compare.js";
 import { renderDashboard } from "../src/train/dashboard.js";
 import { nextTasks, rewardMetrics, summarize } from "../src/train/loop.js";
+import type { StepMetrics } from "../src/train/metrics-log.js";
 import { Rng } from "../src/train/random.js";
 import { dropUniformGroups, mismatchMetrics, usableTrajectories } from "../src/train/update.js";
 
@@ -119,7 +120,7 @@ describe("metrics and summaries", () => {
   });
 
   it("counts RL steps only in the dashboard's subtitle (step 0 is the starting evaluation)", () => {
-    const rows = [
+    const rows: StepMetrics[] = [
       { step: 0, "eval/accuracy": 0.2 },
       { step: 1, "reward/mean": 0.1, accuracy: 0.1 },
       { step: 2, "reward/mean": 0.3, accuracy: 0.2, "eval/accuracy": 0.4 },

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { deepMerge, resolveConfig } from "../config.js";
 import { writeFileAtomic } from "./atomic.js";
-import { MetricsLog, type StepMetrics } from "./metrics-log.js";
+import { MetricsLog, type StepMetrics, trainingSteps } from "./metrics-log.js";
 import { runTrain } from "./run.js";
 import { mean, std } from "./stats.js";
 
@@ -39,7 +39,8 @@ export interface CompareRow {
 export const finalAccuracy = (rows: ReadonlyArray<StepMetrics>): number => {
   const evaluated = rows.filter((r) => r["eval/accuracy"] !== undefined);
   if (evaluated.length > 0) return Number(evaluated[evaluated.length - 1]!["eval/accuracy"]);
-  const quarter = rows.slice(-Math.max(1, Math.floor(rows.length / 4)));
+  const training = trainingSteps(rows);
+  const quarter = training.slice(-Math.max(1, Math.floor(training.length / 4)));
   return mean(quarter.map((r) => Number(r["accuracy"])));
 };
 
@@ -53,7 +54,7 @@ export const stepsToThreshold = (
   threshold: number,
   window = STEPS_TO_THRESHOLD_WINDOW,
 ): number | null => {
-  const training = rows.filter((r) => r["accuracy"] !== undefined);
+  const training = trainingSteps(rows);
   for (let i = window - 1; i < training.length; i++) {
     const recent = training.slice(i - window + 1, i + 1).map((r) => Number(r["accuracy"]));
     if (mean(recent) >= threshold) return Number(training[i]!["step"]);

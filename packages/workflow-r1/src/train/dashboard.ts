@@ -5,7 +5,7 @@
 import { type PageSection, renderChartPage } from "@workflow-r1/eval";
 import type { TrainConfig } from "../config.js";
 import { writeFileAtomic } from "./atomic.js";
-import type { StepMetrics } from "./metrics-log.js";
+import { type StepMetrics, trainingSteps } from "./metrics-log.js";
 
 const panels: ReadonlyArray<{ heading: string; keys: ReadonlyArray<string>; description?: string }> = [
   {
@@ -50,7 +50,7 @@ export const renderDashboard = (rows: ReadonlyArray<StepMetrics>, config: TrainC
     .filter((section) => section.chart.series.length > 0);
   return renderChartPage({
     title: "workflow-r1 training run",
-    subtitle: `${config.algorithm.name} on ${config.environment.name}, ${rows.filter((r) => Number(r["step"]) > 0).length}/${config.steps} steps`,
+    subtitle: `${config.algorithm.name} on ${config.environment.name}, ${trainingSteps(rows).length}/${config.steps} steps`,
     sections,
   });
 };

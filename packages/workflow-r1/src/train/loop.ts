@@ -20,7 +20,7 @@ import type { TrainConfig } from "../config.js";
 import { writeFileAtomic } from "./atomic.js";
 import { Checkpoints, type LoopState } from "./checkpoint.js";
 import { writeDashboard } from "./dashboard.js";
-import { MetricsLog, type StepMetrics } from "./metrics-log.js";
+import { MetricsLog, type StepMetrics, trainingSteps } from "./metrics-log.js";
 import { probeAgreement } from "./probe.js";
 import { createProgress } from "./progress.js";
 import { Rng } from "./random.js";
@@ -341,7 +341,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
  * last quarter of the RL steps; held-out accuracy at the first evaluation (step 0, before RL) and the last.
  */
 export const summarize = (rows: ReadonlyArray<StepMetrics>) => {
-  const training = rows.filter((r) => r["reward/mean"] !== undefined);
+  const training = trainingSteps(rows);
   const quarter = Math.max(1, Math.floor(training.length / 4));
   const avg = (xs: ReadonlyArray<StepMetrics>, key: string) => mean(xs.map((r) => Number(r[key] ?? 0)));
   const evaluated = rows.filter((r) => r["eval/accuracy"] !== undefined);

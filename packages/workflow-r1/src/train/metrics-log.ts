@@ -2,6 +2,10 @@ import * as fs from "node:fs";
 
 export type StepMetrics = Record<string, number | string>;
 
+/** The rows of RL steps (step ≥ 1): step 0 holds only the evaluation of the starting policy. */
+export const trainingSteps = (rows: ReadonlyArray<StepMetrics>): StepMetrics[] =>
+  rows.filter((row) => Number(row["step"]) >= 1);
+
 /**
  * `metrics.jsonl`: one JSON object per step, appended and fsynced line by line. On resume the
  * lines past the restored step are dropped, so the file never holds a step twice.
