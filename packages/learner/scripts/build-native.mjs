@@ -1,10 +1,12 @@
 // Compiles the native addon (build/learner.node) against the ggml that node-llama-cpp ships:
 // headers from its bundled llama.cpp source (git bundle, cloned offline), libraries prebuilt.
 // Nothing is downloaded. WORKFLOW_R1_CUDA=1 links the CUDA build's libraries instead.
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { execFile, execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = resolve(here, "..");
@@ -54,21 +56,50 @@ const nodeInclude = join(pkgDir("node-api-headers"), "include");
 const libs = readdirLibs(binDir);
 // rpath: absolute (this checkout) and relative to the addon (hoisted node_modules layouts).
 const rel = relative(build, binDir);
-const args = [
-  "-std=c++17",
-  "-O2",
-  "-fPIC",
-  "-shared",
-  "-fvisibility=hidden",
+const defines = [
   "-DNAPI_VERSION=8",
   "-DNAPI_CPP_EXCEPTIONS",
   "-DNODE_ADDON_API_DISABLE_DEPRECATED",
   `-DWR1_GGML_VERSION="${version}"`,
   `-DWR1_LAST_OP="${lastOp}"`,
-  `-I${napiInclude}`,
-  `-I${nodeInclude}`,
-  `-I${join(src, "ggml", "include")}`,
-  join(pkg, "native", "learner.cpp"),
+];
+const includes = [`-I${napiInclude}`, `-I${nodeInclude}`, `-I${join(src, "ggml", "include")}`];
+// One object per source file (native/*.cpp, native/arch/*.cpp), compiled in parallel, then linked.
+const nativeDir = join(pkg, "native");
+const sources = readdirSync(nativeDir, { recursive: true })
+  .filter((f) => f.endsWith(".cpp"))
+  .map((f) => join(nativeDir, f));
+const objDir = join(build, "obj");
+mkdirSync(objDir, { recursive: true });
+const cxx = process.env.CXX ?? "g++";
+const run = promisify(execFile);
+const objects = sources.map((f) => join(objDir, `${relative(nativeDir, f).replaceAll("/", "_")}.o`));
+const pending = sources.map((f, i) => [f, objects[i]]);
+const worker = async () => {
+  for (let next = pending.shift(); next; next = pending.shift()) {
+    const [source, object] = next;
+    await run(cxx, [
+      "-std=c++17",
+      "-O3",
+      "-fno-math-errno",
+      "-fPIC",
+      "-fvisibility=hidden",
+      ...defines,
+      ...includes,
+      "-c",
+      source,
+      "-o",
+      object,
+    ]).catch((e) => {
+      process.stderr.write(e.stderr ?? String(e));
+      throw new Error(`compiling ${relative(pkg, source)} failed`);
+    });
+  }
+};
+await Promise.all(Array.from({ length: Math.min(availableParallelism(), sources.length) }, worker));
+const args = [
+  "-shared",
+  ...objects,
   "-o",
   join(build, "learner.node.tmp"),
   `-L${binDir}`,
@@ -76,7 +107,7 @@ const args = [
   `-Wl,-rpath,$ORIGIN/${rel}`,
   `-Wl,-rpath,${binDir}`,
 ];
-execFileSync(process.env.CXX ?? "g++", args, { stdio: "inherit" });
+execFileSync(cxx, args, { stdio: "inherit" });
 // Rename, so a process that has the old addon loaded keeps its (unlinked) file intact.
 renameSync(join(build, "learner.node.tmp"), join(build, "learner.node"));
 console.log(
@@ -87,7 +118,8 @@ function readdirLibs(dir) {
   const found = ["libggml-base.so"];
   const reg = execFileSync("ls", [dir], { encoding: "utf8" })
     .split("\n")
-    .find((f) => /^libggml\.v[\d.]+\.so$/.test(f) || f === "libggml.so");
+    // CPU package: libggml.v0.5.0.so; CUDA package: libggml.cuda.v0.5.0.so; a source build: libggml.so.
+    .find((f) => /^libggml(\.[a-z]+)?\.v[\d.]+\.so$/.test(f) || f === "libggml.so");
   if (!reg) throw new Error(`no libggml backend-registry library in ${dir}`);
   found.push(reg);
   return found;

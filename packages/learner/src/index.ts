@@ -7,6 +7,13 @@ export {
   type LoraConfig,
   type LoraTarget,
   type OptimizerConfig,
-  planMicroBatches,
 } from "./learner.js";
-export { backendsDirectory, loadAddon, type NativeInfo, type NativeLearnerHandle } from "./native.js";
+export {
+  backendsDirectory,
+  convertModel,
+  loadAddon,
+  type NativeInfo,
+  type NativeLearnerHandle,
+  type NativeMemory,
+} from "./native.js";
+export { type PackedMicroBatch, type Placement, packTokens, planPackedBatches, ROW_ALIGN } from "./pack.js";

@@ -8,6 +8,7 @@ import {
 } from "@workflow-r1/core";
 import { Effect, Layer, type Scope } from "effect";
 import { backendsDirectory, loadAddon, type NativeInfo, type NativeLearnerHandle } from "./native.js";
+import { type PackedMicroBatch, packTokens, planPackedBatches } from "./pack.js";
 
 /** Weight matrices of a llama block that LoRA can adapt. */
 export type LoraTarget = "attn_q" | "attn_k" | "attn_v" | "attn_output" | "ffn_gate" | "ffn_up" | "ffn_down";
@@ -57,8 +58,18 @@ export interface GgmlLearnerConfig {
   /** LoRA mode; omitted = full fine-tuning of every weight. */
   readonly lora?: LoraConfig;
   readonly optimizer?: OptimizerConfig;
-  /** Largest padded micro-batch (sequences × longest length) one native call processes. Default 4096. */
+  /**
+   * Tokens one native call processes: sequences are packed end to end into rows, rows into
+   * micro-batches of at most this many tokens (a longer sequence still gets a row). Default 4096.
+   */
   readonly microBatchTokens?: number;
+  /**
+   * Matrix products of trainable F32 weights: "f32" (default), or "f16" (weights cast to F16 per
+   * product, F32 master weights, gradients and AdamW moments; faster on GPUs with F16 units).
+   */
+  readonly precision?: "f32" | "f16";
+  /** Compiled graphs kept, one per batch shape (each holds its work buffer). Default 4. */
+  readonly graphCacheSize?: number;
   /** Seed of the LoRA A initialisation. Default 0. */
   readonly seed?: number;
 }
@@ -84,26 +95,6 @@ export interface GgmlLearnerShape extends LearnerShape {
 const fail = (operation: string, message: string) => new NativeLearnerError({ operation, message });
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-/** Group sequence indices into micro-batches of ≤ `budget` padded tokens, longest first. */
-export const planMicroBatches = (lengths: ReadonlyArray<number>, budget: number): number[][] => {
-  const order = lengths.map((_, i) => i).sort((a, b) => lengths[b] - lengths[a]);
-  const groups: number[][] = [];
-  let current: number[] = [];
-  let longest = 0;
-  for (const i of order) {
-    const l = Math.max(longest, lengths[i]);
-    if (current.length > 0 && l * (current.length + 1) > budget) {
-      groups.push(current);
-      current = [];
-      longest = 0;
-    }
-    current.push(i);
-    longest = Math.max(longest, lengths[i]);
-  }
-  if (current.length > 0) groups.push(current);
-  return groups;
-};
-
 /** Open a learner on a GGUF. Prefer `GgmlLearner.layer` / `GgmlLearner.make`, which free it. */
 export const createGgmlLearner = (
   config: GgmlLearnerConfig,
@@ -115,6 +106,10 @@ export const createGgmlLearner = (
   if (!Number.isInteger(threads) || threads < 1)
     throw fail("open", `threads must be a positive integer, got ${threads}`);
   const microBatchTokens = config.microBatchTokens ?? 4096;
+  if (!Number.isInteger(microBatchTokens) || microBatchTokens < 1)
+    throw fail("open", `microBatchTokens must be a positive integer, got ${microBatchTokens}`);
+  if (config.precision !== undefined && config.precision !== "f32" && config.precision !== "f16")
+    throw fail("open", `precision must be "f32" or "f16", got ${String(config.precision)}`);
   let native: NativeLearnerHandle;
   try {
     const addon = loadAddon();
@@ -125,6 +120,8 @@ export const createGgmlLearner = (
       loraAlpha: lora?.alpha ?? lora?.rank ?? 0,
       loraTargets: lora?.targets ?? ALL_LORA_TARGETS,
       seed: config.seed ?? 0,
+      precision: config.precision ?? "f32",
+      graphCacheSize: config.graphCacheSize ?? 4,
     });
   } catch (e) {
     throw fail("open", `${config.modelPath}: ${messageOf(e)}`);
@@ -189,33 +186,34 @@ export const createGgmlLearner = (
     });
   };
 
-  /** Run `f` per micro-batch on padded [B, L] token blocks. */
+  /** Run `f` per packed micro-batch; `at(p, t)` is the result index of sequence p.sequence's position t. */
   const eachMicroBatch = async (
     batch: ReadonlyArray<LearnerSequence>,
-    f: (group: number[], tokens: Int32Array, length: number) => Promise<void>,
+    f: (plan: PackedMicroBatch, tokens: Int32Array, segments: Int32Array) => Promise<void>,
   ) => {
-    for (const group of planMicroBatches(
+    const plans = planPackedBatches(
       batch.map((s) => s.tokens.length),
       microBatchTokens,
-    )) {
-      const length = Math.max(...group.map((i) => batch[i].tokens.length));
-      const tokens = new Int32Array(length * group.length);
-      group.forEach((i, b) => {
-        tokens.set(batch[i].tokens, b * length);
-      });
-      await f(group, tokens, length);
+      info.context,
+    );
+    for (const plan of plans) {
+      const { tokens, segments } = packTokens(plan, batch);
+      await f(plan, tokens, segments);
     }
   };
+  // Position t (≥ 1) of a sequence is predicted at the entry of its token t − 1.
+  const entry = (plan: PackedMicroBatch, k: number, t: number) =>
+    plan.placements[k].row * plan.length + plan.placements[k].offset + t - 1;
 
   const logprobs: LearnerShape["logprobs"] = (batch) =>
     callAsync("logprobs", async () => {
       validate("logprobs", batch);
       const out = batch.map((s) => new Float32Array(s.tokens.length).fill(Number.NaN));
-      await eachMicroBatch(batch, async (group, tokens, length) => {
-        const lp = await native.forward(tokens, length, group.length);
-        group.forEach((i, b) => {
-          const { mask } = batch[i];
-          for (let t = 1; t < mask.length; t++) if (mask[t] === 1) out[i][t] = lp[b * length + t - 1];
+      await eachMicroBatch(batch, async (plan, tokens, segments) => {
+        const lp = await native.forward(tokens, segments, plan.length, plan.rows);
+        plan.placements.forEach((p, k) => {
+          const { mask } = batch[p.sequence];
+          for (let t = 1; t < mask.length; t++) if (mask[t] === 1) out[p.sequence][t] = lp[entry(plan, k, t)];
         });
       });
       return out;
@@ -234,14 +232,14 @@ export const createGgmlLearner = (
           if (s.mask[t] === 1 && !Number.isFinite(c[t]))
             throw fail("backward", `sequence ${i}, position ${t}: coefficient ${c[t]} is not finite`);
       });
-      await eachMicroBatch(batch, async (group, tokens, length) => {
+      await eachMicroBatch(batch, async (plan, tokens, segments) => {
         const coef = new Float32Array(tokens.length);
-        group.forEach((i, b) => {
-          const { mask } = batch[i];
-          const c = coefficients[i];
-          for (let t = 1; t < mask.length; t++) if (mask[t] === 1) coef[b * length + t - 1] = c[t];
+        plan.placements.forEach((p, k) => {
+          const { mask } = batch[p.sequence];
+          const c = coefficients[p.sequence];
+          for (let t = 1; t < mask.length; t++) if (mask[t] === 1) coef[entry(plan, k, t)] = c[t];
         });
-        await native.backward(tokens, length, group.length, coef);
+        await native.backward(tokens, segments, plan.length, plan.rows, coef);
       });
     });
 
@@ -268,15 +266,15 @@ export const createGgmlLearner = (
     backward,
     step,
     save: (path, options) =>
-      call("save", () => {
+      callAsync("save", () => {
         if (options.format === "lora" && lora === undefined)
           throw fail("save", 'format "lora" needs a learner configured with `lora`');
-        native.save(path, options.format);
+        return native.save(path, options.format);
       }),
-    saveState: (path) => call("saveState", () => native.saveState(path)),
-    loadState: (path) => call("loadState", () => native.loadState(path)),
+    saveState: (path) => callAsync("saveState", () => native.saveState(path)),
+    loadState: (path) => callAsync("loadState", () => native.loadState(path)),
     info: () => native.info(),
-    gradNorm: () => call("gradNorm", () => native.gradNorm()),
+    gradNorm: () => callAsync("gradNorm", () => native.gradNorm()),
     zeroGrad: () => call("zeroGrad", () => native.zeroGrad()),
     parameterNames: () => native.parameterNames(),
     getParameter: (name, index) => native.getParameter(name, index),

@@ -4,16 +4,24 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /**
- * The addon's learner object (see native/learner.cpp). Positions are "predicts the next token".
- * forward / backward / step run on libuv's thread pool; callers must not overlap calls.
+ * The addon's learner object (see native/bindings.cpp). Token blocks are `rows × length`, packed:
+ * `segments` names each token's sequence within its row (padding: −1), and entry r*length+t of a
+ * result is log p(tokens[r*length+t+1]) given the earlier tokens of the same sequence. Calls that
+ * compute return Promises and run on libuv's thread pool; callers must not overlap them.
  */
 export interface NativeLearnerHandle {
   info(): NativeInfo;
-  /** tokens [B*L] → logp [B*L]; entry b*L+t = log p(tokens[b*L+t+1] | tokens[b*L..b*L+t]). */
-  forward(tokens: Int32Array, length: number, batch: number): Float32Array;
+  forward(tokens: Int32Array, segments: Int32Array, length: number, rows: number): Promise<Float32Array>;
   /** Like forward, and accumulates the gradient of Σ coef·logp into the gradient buffers. */
-  backward(tokens: Int32Array, length: number, batch: number, coefficients: Float32Array): Float32Array;
-  gradNorm(): number;
+  backward(
+    tokens: Int32Array,
+    segments: Int32Array,
+    length: number,
+    rows: number,
+    coefficients: Float32Array,
+  ): Promise<Float32Array>;
+  gradNorm(): Promise<number>;
+  /** Clip + AdamW + zero the gradient; resolves to the gradient norm before clipping. */
   step(
     lr: number,
     beta1: number,
@@ -21,16 +29,29 @@ export interface NativeLearnerHandle {
     eps: number,
     weightDecay: number,
     maxGradNorm: number,
-  ): number;
+  ): Promise<number>;
   zeroGrad(): void;
-  save(path: string, format: "gguf" | "lora"): void;
-  saveState(path: string): void;
-  loadState(path: string): void;
+  save(path: string, format: "gguf" | "lora"): Promise<void>;
+  saveState(path: string): Promise<void>;
+  loadState(path: string): Promise<void>;
   getParameter(name: string, index: number): number;
   setParameter(name: string, index: number, value: number): void;
   gradient(name: string, index: number): number;
   parameterNames(): Array<[string, number]>;
   free(): void;
+}
+
+/** Bytes the learner holds on its backend. */
+export interface NativeMemory {
+  readonly weights: number;
+  /** LoRA tensors (0 in full fine-tuning, where the weights are the trainable tensors). */
+  readonly trainable: number;
+  readonly gradients: number;
+  /** AdamW moments. */
+  readonly optimizer: number;
+  /** Work buffer of the largest compiled graph so far, and that graph's tokens (rows × length). */
+  readonly compute: number;
+  readonly computeTokens: number;
 }
 
 export interface NativeInfo {
@@ -44,6 +65,8 @@ export interface NativeInfo {
   readonly step: number;
   readonly trainableParameters: number;
   readonly backend: string;
+  readonly precision: "f32" | "f16";
+  readonly memory: NativeMemory;
 }
 
 export interface NativeOptions {
@@ -53,12 +76,16 @@ export interface NativeOptions {
   readonly loraAlpha: number;
   readonly loraTargets: ReadonlyArray<string>;
   readonly seed: number;
+  readonly precision: "f32" | "f16";
+  readonly graphCacheSize: number;
 }
 
-interface Addon {
+export interface Addon {
   NativeLearner: new (path: string, backendsDir: string, options: NativeOptions) => NativeLearnerHandle;
   abiProblem(): string;
   ggmlVersion(): string;
+  /** Rewrites a GGUF with its 2-D F32 weights in `type` (f16, bf16, q8_0, q4_K, …); returns how many. */
+  convertModel(from: string, to: string, type: string): number;
 }
 
 const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -91,3 +118,12 @@ export const loadAddon = (): Addon => {
   cached = addon;
   return addon;
 };
+
+/**
+ * Writes a copy of a GGUF with its 2-D F32 weight matrices converted to `type` ("f16", "bf16",
+ * "q8_0", "q4_K", … — ggml's type names; rows must be a multiple of the type's block size, 256
+ * for K-quants); norms and biases stay F32. Returns the number of tensors converted. Useful for
+ * LoRA over a half-precision or quantized base made from a small F32 model.
+ */
+export const convertModel = (from: string, to: string, type: string): number =>
+  loadAddon().convertModel(from, to, type);

@@ -1,0 +1,149 @@
+#include "compute.h"
+
+#include <cmath>
+#include <string>
+
+#include "graph.h"
+
+namespace wr1 {
+
+namespace {
+size_t graphCapacity(const Model &m, bool training) {
+  const size_t forward = 2048 + (size_t)m.hp.layers * 1024 + m.params.size() * 8;
+  return training ? forward * 4 : forward;
+}
+}  // namespace
+
+std::unique_ptr<CompiledGraph> GraphCache::compile(int64_t L, int64_t B, bool training) {
+  Model &m = model_;
+  auto g = std::make_unique<CompiledGraph>();
+  g->length = L;
+  g->rows = B;
+  g->training = training;
+  const size_t capacity = graphCapacity(m, training);
+  // Room for the forward graph with gradients, the rewritten graph, and their tensors.
+  g->ctx = metadataContext(capacity * 3, ggml_graph_overhead_custom(capacity, true) + ggml_graph_overhead_custom(capacity, false));
+  ggml_context *ctx = g->ctx.get();
+  g->logp = buildLogprobs(m, ctx, L, B, g->in, training);
+  if (!training) {
+    g->graph = ggml_new_graph_custom(ctx, capacity, false);
+    ggml_build_forward_expand(g->graph, g->logp);
+  } else {
+    const int64_t N = L * B;
+    g->in.coef = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, N);
+    g->in.rows = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, m.maxRows > 0 ? m.maxRows : 1);
+    ggml_set_input(g->in.coef);
+    ggml_set_input(g->in.rows);
+    ggml_tensor *loss = ggml_sum(ctx, ggml_mul(ctx, g->logp, g->in.coef));
+    ggml_set_loss(loss);
+    ggml_cgraph *withGrads = ggml_new_graph_custom(ctx, capacity, true);
+    ggml_build_forward_expand(withGrads, loss);
+    // Gradients accumulate in place into the persistent buffers across calls until a step.
+    std::vector<ggml_tensor *> accs(ggml_graph_n_nodes(withGrads), nullptr);
+    for (int i = 0; i < ggml_graph_n_nodes(withGrads); i++) {
+      auto it = m.grad.find(ggml_graph_node(withGrads, i));
+      if (it != m.grad.end()) accs[i] = it->second;
+    }
+    ggml_build_backward_expand(ctx, withGrads, accs.data());
+    g->lossGrad = ggml_graph_get_grad_acc(withGrads, loss);
+    ggml_set_input(g->lossGrad);
+    g->graph = rewriteOutProducts(ctx, withGrads, capacity, g->in.rows);
+  }
+  checkSupported(m.backend.get(), g->graph);
+  g->alloc.reset(ggml_gallocr_new(ggml_backend_get_default_buffer_type(m.backend.get())));
+  if (!ggml_gallocr_alloc_graph(g->alloc.get(), g->graph))
+    throw Error("could not allocate the compute graph for " + std::to_string(B) + " × " + std::to_string(L) +
+                " tokens on " + ggml_backend_name(m.backend.get()) + " (lower microBatchTokens)");
+  if (training && g->in.rows->buffer != nullptr) {  // only graphs over quantized weights use it
+    std::vector<int32_t> rows(g->in.rows->ne[0]);
+    for (size_t i = 0; i < rows.size(); i++) rows[i] = (int32_t)i;
+    ggml_backend_tensor_set(g->in.rows, rows.data(), 0, rows.size() * sizeof(int32_t));
+  }
+  const size_t bytes = ggml_gallocr_get_buffer_size(g->alloc.get(), 0);
+  if (bytes > peakCompute_) peakCompute_ = bytes, peakTokens_ = L * B;
+  return g;
+}
+
+CompiledGraph &GraphCache::get(int64_t L, int64_t B, bool training) {
+  clock_++;
+  for (auto &g : graphs_)
+    if (g->length == L && g->rows == B && g->training == training) {
+      g->lastUse = clock_;
+      return *g;
+    }
+  if (graphs_.size() >= capacity_) {  // evict the least recently used shape
+    size_t oldest = 0;
+    for (size_t i = 1; i < graphs_.size(); i++)
+      if (graphs_[i]->lastUse < graphs_[oldest]->lastUse) oldest = i;
+    graphs_.erase(graphs_.begin() + (long)oldest);
+  }
+  graphs_.push_back(compile(L, B, training));
+  graphs_.back()->lastUse = clock_;
+  return *graphs_.back();
+}
+
+void GraphCache::setInputs(CompiledGraph &g, const int32_t *tokens, const int32_t *segments, const float *coef) {
+  const int64_t L = g.length, B = g.rows, N = L * B, V = model_.hp.vocab;
+  std::vector<int32_t> positions(N);
+  std::vector<float> mask((size_t)L * L * B);
+  for (int64_t r = 0; r < B; r++) {
+    const int32_t *seg = segments + r * L;
+    int64_t start = 0;
+    for (int64_t t = 0; t < L; t++) {
+      if (t > 0 && seg[t] != seg[t - 1]) start = t;
+      positions[r * L + t] = (int32_t)(t - start);
+      float *row = mask.data() + (r * L + t) * L;  // query t of row r
+      for (int64_t k = 0; k < L; k++) row[k] = k <= t && k >= start ? 0.0f : -INFINITY;
+    }
+  }
+  ggml_backend_tensor_set(g.in.tokens, tokens, 0, N * sizeof(int32_t));
+  ggml_backend_tensor_set(g.in.positions, positions.data(), 0, N * sizeof(int32_t));
+  ggml_backend_tensor_set(g.in.mask, mask.data(), 0, mask.size() * sizeof(float));
+  // Flat index of each position's next token in the [V, N] logits (the last position of a row
+  // predicts token 0: its log-probability is never read).
+  auto next = [&](int64_t i) { return (i + 1) % L != 0 ? tokens[i + 1] : 0; };
+  if (!g.training) {
+    std::vector<int32_t> pick(N);
+    for (int64_t i = 0; i < N; i++) pick[i] = (int32_t)(i * V + next(i));
+    ggml_backend_tensor_set(g.in.pick, pick.data(), 0, N * sizeof(int32_t));
+    return;
+  }
+  std::vector<int64_t> pick(N);
+  for (int64_t i = 0; i < N; i++) pick[i] = i * V + next(i);
+  ggml_backend_tensor_set(g.in.pick, pick.data(), 0, N * sizeof(int64_t));
+  std::vector<float> ones(N, 1.0f);
+  ggml_backend_tensor_set(g.in.pickOnes, ones.data(), 0, N * sizeof(float));
+  ggml_backend_tensor_memset(g.in.pickZeros, 0, 0, ggml_nbytes(g.in.pickZeros));
+  ggml_backend_tensor_set(g.in.coef, coef, 0, N * sizeof(float));
+  const float one = 1.0f;
+  ggml_backend_tensor_set(g.lossGrad, &one, 0, sizeof(float));
+}
+
+std::vector<float> GraphCache::run(const int32_t *tokens, const int32_t *segments, int64_t L, int64_t B,
+                                   const float *coef) {
+  if (L < 1 || B < 1) throw Error("empty batch");
+  if (L > model_.hp.context)
+    throw Error("sequence length " + std::to_string(L) + " exceeds the context " + std::to_string(model_.hp.context));
+  model_.checkTokens(tokens, L * B);
+  CompiledGraph &g = get(L, B, coef != nullptr);
+  setInputs(g, tokens, segments, coef);
+  if (ggml_backend_graph_compute(model_.backend.get(), g.graph) != GGML_STATUS_SUCCESS)
+    throw Error("graph computation failed");
+  std::vector<float> out(L * B);
+  ggml_backend_tensor_get(g.logp, out.data(), 0, out.size() * sizeof(float));
+  return out;
+}
+
+MemoryReport GraphCache::memory() const {
+  MemoryReport r;
+  const Model &m = model_;
+  r.weights = ggml_backend_buffer_get_size(m.wbuf.get());
+  r.trainable = m.lbuf ? ggml_backend_buffer_get_size(m.lbuf.get()) : 0;
+  r.gradients = ggml_backend_buffer_get_size(m.gbuf.get());
+  r.optimizer = ggml_backend_buffer_get_size(m.mbuf.get());
+  r.compute = peakCompute_;
+  r.computeTokens = peakTokens_;
+  return r;
+}
+
+}  // namespace wr1

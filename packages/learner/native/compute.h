@@ -1,0 +1,52 @@
+// Compiled graphs, kept per shape: building a graph, differentiating it and planning its memory
+// happen once per (rows, length, forward or training), not on every call.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model.h"
+
+namespace wr1 {
+
+struct CompiledGraph {
+  int64_t length = 0, rows = 0;
+  bool training = false;
+  ContextPtr ctx;
+  ggml_cgraph *graph = nullptr;
+  GallocrPtr alloc;
+  GraphInputs in;
+  ggml_tensor *logp = nullptr;
+  ggml_tensor *lossGrad = nullptr;  // d loss / d loss = 1, set before each run
+  uint64_t lastUse = 0;
+};
+
+// Memory the learner holds on its backend, in bytes.
+struct MemoryReport {
+  size_t weights = 0, trainable = 0, gradients = 0, optimizer = 0;
+  size_t compute = 0;          // the largest compiled graph's work buffer
+  int64_t computeTokens = 0;   // the tokens (L*B) of that graph
+};
+
+class GraphCache {
+public:
+  GraphCache(Model &model, size_t capacity) : model_(model), capacity_(capacity < 1 ? 1 : capacity) {}
+  // Log-probabilities [L*B]; with coefficients, also accumulates the gradient of Σ c·logp.
+  // `segments` [L*B] names the packed sequence of each token within its row (padding: any id of its own).
+  std::vector<float> run(const int32_t *tokens, const int32_t *segments, int64_t L, int64_t B, const float *coef);
+  MemoryReport memory() const;
+
+private:
+  CompiledGraph &get(int64_t L, int64_t B, bool training);
+  std::unique_ptr<CompiledGraph> compile(int64_t L, int64_t B, bool training);
+  void setInputs(CompiledGraph &g, const int32_t *tokens, const int32_t *segments, const float *coef);
+  Model &model_;
+  size_t capacity_;
+  uint64_t clock_ = 0;
+  size_t peakCompute_ = 0;
+  int64_t peakTokens_ = 0;
+  std::vector<std::unique_ptr<CompiledGraph>> graphs_;
+};
+
+}  // namespace wr1

@@ -1,0 +1,50 @@
+#include "convert.h"
+
+#include <vector>
+
+#include "gguf_io.h"
+
+namespace wr1 {
+
+namespace {
+ggml_type typeNamed(const std::string &name) {
+  for (int t = 0; t < GGML_TYPE_COUNT; t++) {
+    const char *n = ggml_type_name((ggml_type)t);
+    if (n != nullptr && name == n && ggml_type_size((ggml_type)t) > 0 && ggml_blck_size((ggml_type)t) > 0) return (ggml_type)t;
+  }
+  throw Error("unknown ggml type " + name + " (e.g. f16, bf16, q8_0, q4_K)");
+}
+}  // namespace
+
+int convertModel(const std::string &from, const std::string &to, const std::string &typeName) {
+  const ggml_type type = typeNamed(typeName);
+  if (ggml_quantize_requires_imatrix(type)) throw Error("type " + typeName + " needs an importance matrix");
+  ggml_context *raw = nullptr;
+  gguf_init_params ip = {false, &raw};
+  GgufPtr in(gguf_init_from_file(from.c_str(), ip));
+  ContextPtr data(raw);
+  if (!in) throw Error("could not read GGUF " + from);
+  GgufWriter out;
+  gguf_set_kv(out.meta(), in.get());
+  ContextPtr shapes = metadataContext(gguf_get_n_tensors(in.get()));
+  int converted = 0;
+  for (int64_t i = 0; i < gguf_get_n_tensors(in.get()); i++) {
+    ggml_tensor *t = ggml_get_tensor(data.get(), gguf_get_tensor_name(in.get(), i));
+    const bool convert = ggml_n_dims(t) == 2 && t->type == GGML_TYPE_F32 && t->ne[0] % ggml_blck_size(type) == 0;
+    if (!convert) {
+      const uint8_t *b = (const uint8_t *)t->data;
+      out.addBytes(t, std::vector<uint8_t>(b, b + ggml_nbytes(t)));
+      continue;
+    }
+    ggml_tensor *like = ggml_new_tensor_2d(shapes.get(), type, t->ne[0], t->ne[1]);
+    ggml_set_name(like, t->name);
+    std::vector<uint8_t> bytes(ggml_nbytes(like));
+    ggml_quantize_chunk(type, (const float *)t->data, bytes.data(), 0, t->ne[1], t->ne[0], nullptr);
+    out.addBytes(like, std::move(bytes));
+    converted++;
+  }
+  out.write(to);
+  return converted;
+}
+
+}  // namespace wr1

@@ -1,0 +1,13 @@
+// Rewrites a GGUF with its weight matrices in another type (F16, BF16, Q8_0, Q4_K, …), so LoRA
+// over half-precision and quantized bases can be trained and tested on models made here.
+#pragma once
+
+#include <string>
+
+namespace wr1 {
+
+// Converts every 2-D tensor whose rows fit the type's block size; 1-D tensors (norms, biases)
+// stay F32. Returns the number of tensors converted.
+int convertModel(const std::string &from, const std::string &to, const std::string &typeName);
+
+}  // namespace wr1

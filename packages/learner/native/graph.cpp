@@ -1,0 +1,97 @@
+#include "graph.h"
+
+#include <string>
+
+namespace wr1 {
+
+ggml_tensor *buildLogprobs(const Model &m, ggml_context *ctx, int64_t L, int64_t B, GraphInputs &in, bool training) {
+  const int64_t N = L * B, V = m.hp.vocab;
+  in.tokens = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, N);
+  in.positions = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, N);
+  in.mask = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, L, L, 1, B);
+  for (auto *t : {in.tokens, in.positions, in.mask}) ggml_set_input(t);
+  ggml_tensor *x = ggml_get_rows(ctx, m.tokEmbd, in.tokens);  // [d, N]
+  for (const Layer &b : m.blocks) x = m.arch->block(m, ctx, b, x, in, L, B);
+  x = ggml_mul(ctx, ggml_rms_norm(ctx, x, m.hp.eps), m.outNorm);
+  ggml_tensor *logits = m.matmul(ctx, m.output ? m.output : m.tokEmbd, x);  // [V, N]
+  // logp = (x_target − max) − log Σ exp(x − max); the max goes through I32 so autodiff treats it
+  // as a constant.
+  ggml_tensor *mx = ggml_pool_1d(ctx, logits, GGML_OP_POOL_MAX, (int)V, (int)V, 0);  // [1, N]
+  mx = ggml_cast(ctx, ggml_cast(ctx, mx, GGML_TYPE_I32), GGML_TYPE_F32);
+  ggml_tensor *xm = ggml_add(ctx, logits, ggml_neg(ctx, mx));
+  ggml_tensor *lse = ggml_log(ctx, ggml_sum_rows(ctx, ggml_exp(ctx, xm)));  // [1, N]
+  ggml_tensor *picked;
+  if (training) {
+    // get_rows' backward (GET_ROWS_BACK) scans every index for every output row on CUDA: over a
+    // [1, V*N] view that is V*N*N steps. A one-hot mask written with set_rows costs V*N.
+    in.pick = ggml_new_tensor_1d(ctx, GGML_TYPE_I64, N);
+    in.pickOnes = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, N);
+    in.pickZeros = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, V * N);
+    for (auto *t : {in.pick, in.pickOnes, in.pickZeros}) ggml_set_input(t);
+    ggml_tensor *onehot = ggml_reshape_2d(ctx, ggml_set_rows(ctx, in.pickZeros, in.pickOnes, in.pick), V, N);
+    picked = ggml_sum_rows(ctx, ggml_mul(ctx, xm, onehot));  // [1, N]
+  } else {
+    in.pick = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, N);
+    ggml_set_input(in.pick);
+    picked = ggml_reshape_2d(ctx, ggml_get_rows(ctx, ggml_reshape_2d(ctx, xm, 1, V * N), in.pick), 1, N);
+  }
+  ggml_tensor *logp = ggml_add(ctx, picked, ggml_neg(ctx, lse));
+  ggml_set_output(logp);
+  return logp;
+}
+
+namespace {
+
+// A contiguous tensor holding xᵀ (dimensions 0 and 1 swapped); reuses the source of a transpose.
+ggml_tensor *transposed(ggml_context *ctx, ggml_tensor *x, ggml_tensor *rows) {
+  if (x->op == GGML_OP_TRANSPOSE && x->view_offs == 0 && ggml_is_contiguous(x->src[0])) return x->src[0];
+  if (ggml_is_quantized(x->type)) {
+    // No kernel transposes quantized blocks: dequantize the (frozen) matrix to F32 first.
+    if (ggml_n_dims(x) > 2) throw Error(std::string("cannot transpose the quantized tensor ") + x->name);
+    x = ggml_get_rows(ctx, x, ggml_view_1d(ctx, rows, x->ne[1], 0));
+  }
+  return ggml_cont(ctx, ggml_transpose(ctx, x));
+}
+
+}  // namespace
+
+ggml_cgraph *rewriteOutProducts(ggml_context *ctx, ggml_cgraph *graph, size_t capacity, ggml_tensor *rows) {
+  const int n = ggml_graph_n_nodes(graph);
+  for (int i = 0; i < n; i++) {
+    ggml_tensor *node = ggml_graph_node(graph, i);
+    if (node->op == GGML_OP_SOFT_MAX_BACK) {
+      // The allocator may compute SOFT_MAX_BACK in place over its src1 (the softmax output y)
+      // when its src0 is a view, and the CPU kernel then overwrites y before reading it. Marking
+      // y as an output keeps its memory from being reused (it lives until here anyway).
+      ggml_set_output(node->src[1]);
+    }
+    if (node->op != GGML_OP_OUT_PROD) continue;
+    // out_prod(a, b)[i, j] = Σ_k a[i, k]·b[j, k] = mul_mat(aᵀ, bᵀ)[i, j]; batch dims broadcast alike.
+    ggml_tensor *a = transposed(ctx, node->src[0], rows);
+    ggml_tensor *b = transposed(ctx, node->src[1], rows);
+    node->op = GGML_OP_MUL_MAT;
+    node->src[0] = a;
+    node->src[1] = b;
+  }
+  // Expanding each node in the old order pulls the new copies in ahead of their consumers.
+  ggml_cgraph *out = ggml_new_graph_custom(ctx, capacity, false);
+  for (int i = 0; i < n; i++) ggml_build_forward_expand(out, ggml_graph_node(graph, i));
+  return out;
+}
+
+void checkSupported(ggml_backend_t backend, ggml_cgraph *graph) {
+  for (int i = 0; i < ggml_graph_n_nodes(graph); i++) {
+    ggml_tensor *node = ggml_graph_node(graph, i);
+    if (node->op == GGML_OP_NONE || ggml_backend_supports_op(backend, node)) continue;
+    std::string what = std::string("the ") + ggml_backend_name(backend) + " backend does not support " +
+                       ggml_op_desc(node) + " (node " + std::to_string(i) + " \"" + node->name + "\", " +
+                       ggml_type_name(node->type) + " [" + std::to_string(node->ne[0]) + ", " +
+                       std::to_string(node->ne[1]) + ", " + std::to_string(node->ne[2]) + ", " +
+                       std::to_string(node->ne[3]) + "]";
+    for (int s = 0; s < GGML_MAX_SRC && node->src[s]; s++)
+      what += std::string(s == 0 ? " from " : ", ") + ggml_type_name(node->src[s]->type) + " \"" + node->src[s]->name + "\"";
+    throw Error(what + ")");
+  }
+}
+
+}  // namespace wr1

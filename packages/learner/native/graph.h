@@ -1,0 +1,23 @@
+// Graph building: per-position log-probabilities of the next token, and the changes to ggml's
+// automatic backward that keep every node a fast kernel that the backend has.
+#pragma once
+
+#include "model.h"
+
+namespace wr1 {
+
+// [1, L*B]: position t of row r predicts tokens[r*L + t + 1]. `training` picks the target logit
+// with a one-hot product (its backward is elementwise on every backend) instead of get_rows.
+ggml_tensor *buildLogprobs(const Model &m, ggml_context *ctx, int64_t L, int64_t B, GraphInputs &in, bool training);
+
+// ggml differentiates mul_mat into OUT_PROD nodes: rank-1 update loops on the CPU, and on CUDA
+// only for F32 operands. Each OUT_PROD(a, b) becomes MUL_MAT(aᵀ, bᵀ) over contiguous copies
+// (frozen quantized weights are dequantized first with get_rows over `rows`). Returns a graph of
+// the same computation without gradient bookkeeping.
+ggml_cgraph *rewriteOutProducts(ggml_context *ctx, ggml_cgraph *graph, size_t capacity, ggml_tensor *rows);
+
+// Throws when the backend cannot run a node (op, tensor types and shapes named), before any
+// computation, instead of letting ggml abort the process.
+void checkSupported(ggml_backend_t backend, ggml_cgraph *graph);
+
+}  // namespace wr1

@@ -1,0 +1,212 @@
+#include "model.h"
+
+#include <cmath>
+#include <random>
+
+#include "compute.h"
+#include "gguf_io.h"
+#include "optimizer.h"
+
+namespace wr1 {
+
+namespace {
+
+bool backendsLoaded = false;
+
+BackendPtr startBackend(const std::string &backendsDir, const ModelOptions &o) {
+  if (!backendsLoaded) {
+    if (ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) == nullptr)
+      ggml_backend_load_all_from_path(backendsDir.c_str());
+    backendsLoaded = true;
+  }
+  if (o.gpu) {
+    BackendPtr gpu(ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_GPU, nullptr));
+    if (!gpu)
+      throw Error("no GPU backend could be started from " + backendsDir +
+                  " (build the addon with WORKFLOW_R1_CUDA=1 and a libggml-cuda.so for this GPU: "
+                  "packages/learner/scripts/build-cuda.sh)");
+    return gpu;
+  }
+  BackendPtr cpu(ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr));
+  if (!cpu) throw Error("no ggml CPU backend found in " + backendsDir);
+  auto reg = ggml_backend_dev_backend_reg(ggml_backend_get_device(cpu.get()));
+  auto setThreads = (ggml_backend_set_n_threads_t)ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads");
+  if (setThreads) setThreads(cpu.get(), o.threads);
+  return cpu;
+}
+
+}  // namespace
+
+Model::Model(const std::string &path, const std::string &backendsDir, const ModelOptions &o) : options(o) {
+  backend = startBackend(backendsDir, o);
+  loadWeights(path);
+  setupTraining();
+  graphs_ = std::make_unique<GraphCache>(*this, o.graphCacheSize);
+  optimizer_ = std::make_unique<Optimizer>(*this);
+}
+
+Model::~Model() {
+  // Compiled graphs hold backend buffers: free them before the weights and the backend.
+  graphs_.reset();
+  optimizer_.reset();
+}
+
+ggml_tensor *Model::find(const std::string &name, bool required) const {
+  auto it = tensors.find(name);
+  if (it == tensors.end()) {
+    if (required) throw Error("GGUF lacks tensor " + name);
+    return nullptr;
+  }
+  return it->second;
+}
+
+void Model::loadWeights(const std::string &path) {
+  meta = openGguf(path, wctx);
+  const int64_t archId = gguf_find_key(meta.get(), "general.architecture");
+  if (archId < 0) throw Error("GGUF lacks general.architecture");
+  hp.arch = gguf_get_val_str(meta.get(), archId);
+  arch = &findArchitecture(hp.arch);
+  const std::string a = hp.arch + ".";
+  gguf_context *g = meta.get();
+  hp.dim = metaU32(g, a + "embedding_length", 0, true);
+  hp.layers = metaU32(g, a + "block_count", 0, true);
+  hp.heads = metaU32(g, a + "attention.head_count", 0, true);
+  hp.kvHeads = metaU32(g, a + "attention.head_count_kv", hp.heads, false);
+  hp.ffn = metaU32(g, a + "feed_forward_length", 0, true);
+  hp.context = metaU32(g, a + "context_length", 0, true);
+  hp.headDim = hp.dim / hp.heads;
+  hp.nRot = metaU32(g, a + "rope.dimension_count", hp.headDim, false);
+  hp.eps = metaF32(g, a + "attention.layer_norm_rms_epsilon", 1e-5f);
+  hp.freqBase = metaF32(g, a + "rope.freq_base", 10000.0f);
+  const float ropeScale = metaF32(g, a + "rope.scaling.factor", 0.0f);
+  hp.freqScale = ropeScale > 0 ? 1.0f / ropeScale : 1.0f;
+
+  wbuf.reset(ggml_backend_alloc_ctx_tensors(wctx.get(), backend.get()));
+  if (!wbuf) throw Error("could not allocate the model weights on " + std::string(ggml_backend_name(backend.get())));
+  readTensorData(path, g, wctx.get());
+  for (int64_t i = 0; i < gguf_get_n_tensors(g); i++) {
+    const char *name = gguf_get_tensor_name(g, i);
+    ggml_tensor *t = ggml_get_tensor(wctx.get(), name);
+    tensors[name] = t;
+    order.push_back(name);
+    if (ggml_n_dims(t) >= 2) maxRows = std::max(maxRows, t->ne[1]);
+  }
+  tokEmbd = find("token_embd.weight", true);
+  hp.vocab = tokEmbd->ne[1];
+  outNorm = find("output_norm.weight", true);
+  output = find("output.weight", false);
+  for (int64_t l = 0; l < hp.layers; l++) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    Layer b{};
+    b.attnNorm = find(p + "attn_norm.weight", true);
+    b.wq = find(p + "attn_q.weight", true);
+    b.wk = find(p + "attn_k.weight", true);
+    b.wv = find(p + "attn_v.weight", true);
+    b.wo = find(p + "attn_output.weight", true);
+    b.bq = find(p + "attn_q.bias", false);
+    b.bk = find(p + "attn_k.bias", false);
+    b.bv = find(p + "attn_v.bias", false);
+    b.bo = find(p + "attn_output.bias", false);
+    b.ffnNorm = find(p + "ffn_norm.weight", true);
+    b.wg = find(p + "ffn_gate.weight", true);
+    b.wu = find(p + "ffn_up.weight", true);
+    b.wd = find(p + "ffn_down.weight", true);
+    blocks.push_back(b);
+  }
+}
+
+void Model::setupTraining() {
+  if (!lora()) {
+    for (auto &name : order) {
+      ggml_tensor *t = tensors[name];
+      if (t->type != GGML_TYPE_F32)
+        throw Error("full fine-tuning needs F32 weights, but " + name + " is " + ggml_type_name(t->type) +
+                    " (use LoRA for F16, BF16 or quantized models)");
+      params.push_back(t);
+    }
+  } else {
+    const int rank = options.loraRank;
+    lctx = metadataContext(options.loraTargets.size() * hp.layers * 2 + 8);
+    for (int64_t l = 0; l < hp.layers; l++) {
+      for (auto &target : options.loraTargets) {
+        const std::string base = "blk." + std::to_string(l) + "." + target + ".weight";
+        ggml_tensor *w = find(base, true);
+        LoraPair p;
+        p.a = ggml_new_tensor_2d(lctx.get(), GGML_TYPE_F32, w->ne[0], rank);
+        p.b = ggml_new_tensor_2d(lctx.get(), GGML_TYPE_F32, rank, w->ne[1]);
+        ggml_set_name(p.a, (base + ".lora_a").c_str());
+        ggml_set_name(p.b, (base + ".lora_b").c_str());
+        loras[w] = p;
+        params.push_back(p.a);
+        params.push_back(p.b);
+        tensors[p.a->name] = p.a;
+        tensors[p.b->name] = p.b;
+      }
+    }
+    lbuf.reset(ggml_backend_alloc_ctx_tensors(lctx.get(), backend.get()));
+    if (!lbuf) throw Error("could not allocate LoRA tensors");
+    // A ~ N(0, 1/in), B = 0: the adapter starts as the identity, like PEFT's default.
+    std::mt19937 rng(options.seed);
+    for (size_t i = 0; i < params.size(); i += 2) {  // params holds (lora_a, lora_b) pairs
+      ggml_tensor *a = params[i], *b = params[i + 1];
+      std::normal_distribution<float> dist(0.0f, 1.0f / std::sqrt((float)a->ne[0]));
+      std::vector<float> values(ggml_nelements(a));
+      for (auto &x : values) x = dist(rng);
+      ggml_backend_tensor_set(a, values.data(), 0, values.size() * sizeof(float));
+      ggml_backend_tensor_memset(b, 0, 0, ggml_nbytes(b));
+    }
+  }
+  for (auto *p : params) ggml_set_param(p);
+  gctx = metadataContext(params.size() + 4);
+  mctx = metadataContext(params.size() * 2 + 4);
+  for (auto *p : params) {
+    grad[p] = ggml_dup_tensor(gctx.get(), p);
+    adamM[p] = ggml_dup_tensor(mctx.get(), p);
+    adamV[p] = ggml_dup_tensor(mctx.get(), p);
+    ggml_format_name(grad[p], "%s.grad", p->name);
+    ggml_format_name(adamM[p], "%s.adam_m", p->name);
+    ggml_format_name(adamV[p], "%s.adam_v", p->name);
+  }
+  gbuf.reset(ggml_backend_alloc_ctx_tensors(gctx.get(), backend.get()));
+  mbuf.reset(ggml_backend_alloc_ctx_tensors(mctx.get(), backend.get()));
+  if (!gbuf || !mbuf) throw Error("could not allocate gradients and optimizer moments");
+  ggml_backend_buffer_clear(gbuf.get(), 0);
+  ggml_backend_buffer_clear(mbuf.get(), 0);
+}
+
+ggml_tensor *Model::matmul(ggml_context *ctx, ggml_tensor *w, ggml_tensor *x) const {
+  ggml_tensor *wm = w;
+  if (options.precision == Precision::F16 && w->type == GGML_TYPE_F32 && (w->flags & GGML_TENSOR_FLAG_PARAM))
+    wm = ggml_cast(ctx, w, GGML_TYPE_F16);
+  ggml_tensor *y = ggml_mul_mat(ctx, wm, x);
+  auto it = loras.find(w);
+  if (it != loras.end()) {
+    ggml_tensor *ab = ggml_mul_mat(ctx, it->second.b, ggml_mul_mat(ctx, it->second.a, x));
+    y = ggml_add(ctx, y, ggml_scale(ctx, ab, options.loraAlpha / (float)options.loraRank));
+  }
+  return y;
+}
+
+void Model::checkTokens(const int32_t *tokens, int64_t n) const {
+  for (int64_t i = 0; i < n; i++)
+    if (tokens[i] < 0 || tokens[i] >= hp.vocab)
+      throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary [0, " + std::to_string(hp.vocab) +
+                  ")");
+}
+
+ggml_tensor *Model::element(const std::string &name, int64_t index, bool gradient) {
+  ggml_tensor *t = find(name, false);
+  if (!t) throw Error("no tensor named " + name);
+  if (gradient) {
+    auto it = grad.find(t);
+    if (it == grad.end()) throw Error(name + " is not trainable");
+    t = it->second;
+  }
+  if (t->type != GGML_TYPE_F32) throw Error(name + " is not F32");
+  if (index < 0 || index >= ggml_nelements(t)) throw Error("index out of range for " + name);
+  return t;
+}
+
+void Model::zeroGrad() { ggml_backend_buffer_clear(gbuf.get(), 0); }
+
+}  // namespace wr1

@@ -1,0 +1,116 @@
+// The model the learner trains: hyperparameters and weights read from a GGUF, the trainable
+// tensors (all F32 weights, or LoRA pairs over a frozen base of any type), their gradient
+// accumulators and AdamW moments, all in buffers of one ggml backend (CPU or GPU).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "handles.h"
+
+namespace wr1 {
+
+struct Hparams {
+  std::string arch;
+  int64_t vocab = 0, dim = 0, layers = 0, heads = 0, kvHeads = 0, ffn = 0, context = 0, headDim = 0, nRot = 0;
+  float eps = 1e-5f, freqBase = 10000.0f, freqScale = 1.0f;
+};
+
+struct LoraPair {
+  ggml_tensor *a = nullptr, *b = nullptr;
+};
+
+struct Layer {
+  ggml_tensor *attnNorm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo, *ffnNorm, *wg, *wu, *wd;
+};
+
+// Inputs of a compiled graph, set before each computation.
+struct GraphInputs {
+  ggml_tensor *tokens = nullptr;     // I32 [L*B]
+  ggml_tensor *positions = nullptr;  // I32 [L*B], restarting at 0 for each packed sequence
+  ggml_tensor *mask = nullptr;       // F32 [L, L, 1, B], 0 or -inf: causal within one sequence
+  ggml_tensor *pick = nullptr;       // flat index t*V + next token: I32 (forward) or I64 (training)
+  ggml_tensor *pickOnes = nullptr;   // F32 [1, L*B], training only
+  ggml_tensor *pickZeros = nullptr;  // F32 [1, V*L*B], training only: zeroed before each run
+  ggml_tensor *coef = nullptr;       // F32 [1, L*B], training only
+  ggml_tensor *rows = nullptr;       // I32 [max rows] = 0, 1, 2, …: dequantizes frozen weights
+};
+
+// How matrix products of trainable F32 weights run: in F32, or with the weights cast to F16.
+enum class Precision { F32, F16 };
+
+struct ModelOptions {
+  int threads = 1;
+  bool gpu = false;
+  int loraRank = 0;
+  float loraAlpha = 0;
+  std::vector<std::string> loraTargets;
+  uint32_t seed = 0;
+  Precision precision = Precision::F32;
+  size_t graphCacheSize = 4;
+};
+
+class Model;
+class GraphCache;
+class Optimizer;
+
+// One GGUF architecture: how to build its transformer block. The table is architecture.cpp.
+struct Architecture {
+  const char *name;
+  int ropeMode;
+  ggml_tensor *(*block)(const Model &, ggml_context *, const Layer &, ggml_tensor *x, const GraphInputs &, int64_t L,
+                        int64_t B);
+};
+const Architecture &findArchitecture(const std::string &name);
+
+class Model {
+public:
+  Model(const std::string &path, const std::string &backendsDir, const ModelOptions &options);
+  ~Model();
+
+  Hparams hp;
+  const Architecture *arch = nullptr;
+  ModelOptions options;
+  BackendPtr backend;
+  ContextPtr wctx;  // base weights (metadata), data in wbuf
+  GgufPtr meta;     // the base file's metadata, copied into saved GGUFs
+  BufferPtr wbuf;
+  ContextPtr lctx;  // LoRA tensors
+  BufferPtr lbuf;
+  ContextPtr gctx;  // gradient accumulators (gbuf: cleared after each step)
+  BufferPtr gbuf;
+  ContextPtr mctx;  // AdamW moments (mbuf: kept across steps)
+  BufferPtr mbuf;
+
+  std::vector<std::string> order;  // base tensor names in file order
+  std::map<std::string, ggml_tensor *> tensors;
+  ggml_tensor *tokEmbd = nullptr, *outNorm = nullptr, *output = nullptr;
+  std::vector<Layer> blocks;
+  std::map<const ggml_tensor *, LoraPair> loras;
+  std::vector<ggml_tensor *> params;  // trainable tensors
+  std::map<const ggml_tensor *, ggml_tensor *> grad, adamM, adamV;
+  int64_t maxRows = 0;  // longest output dimension of any weight (size of GraphInputs::rows)
+  int64_t step = 0;
+
+  bool lora() const { return options.loraRank > 0; }
+  ggml_tensor *find(const std::string &name, bool required) const;
+  // y = W·x, plus the LoRA update when W is adapted; F16 products when precision asks for them.
+  ggml_tensor *matmul(ggml_context *ctx, ggml_tensor *w, ggml_tensor *x) const;
+  void checkTokens(const int32_t *tokens, int64_t n) const;
+  ggml_tensor *element(const std::string &name, int64_t index, bool gradient);
+  void zeroGrad();
+
+  GraphCache &graphs() { return *graphs_; }
+  Optimizer &optimizer() { return *optimizer_; }
+
+private:
+  void loadWeights(const std::string &path);
+  void setupTraining();
+  std::unique_ptr<GraphCache> graphs_;
+  std::unique_ptr<Optimizer> optimizer_;
+};
+
+}  // namespace wr1
