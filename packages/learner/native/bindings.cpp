@@ -10,6 +10,7 @@
 #include "checkpoint.h"
 #include "compute.h"
 #include "convert.h"
+#include "graph.h"
 #include "model.h"
 #include "optimizer.h"
 
@@ -132,6 +133,13 @@ public:
                     const int n = convertModel(info[0].As<Napi::String>(), info[1].As<Napi::String>(),
                                                info[2].As<Napi::String>());
                     return Napi::Number::New(info.Env(), n);
+                  });
+                }));
+    // probeUnsupportedOp(backendsDir) → the error checkSupported raises for a product the CPU
+    // backend lacks (F32 × F16), so the error path is testable without a GPU.
+    exports.Set("probeUnsupportedOp", Napi::Function::New(env, [](const Napi::CallbackInfo &info) {
+                  return guard(info.Env(), [&]() -> Napi::Value {
+                    return Napi::String::New(info.Env(), probeUnsupportedOp(info[0].As<Napi::String>()));
                   });
                 }));
     return exports;

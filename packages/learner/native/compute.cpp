@@ -54,11 +54,6 @@ std::unique_ptr<CompiledGraph> GraphCache::compile(int64_t L, int64_t B, bool tr
   if (!ggml_gallocr_alloc_graph(g->alloc.get(), g->graph))
     throw Error("could not allocate the compute graph for " + std::to_string(B) + " × " + std::to_string(L) +
                 " tokens on " + ggml_backend_name(m.backend.get()) + " (lower microBatchTokens)");
-  if (training && g->in.rows->buffer != nullptr) {  // only graphs over quantized weights use it
-    std::vector<int32_t> rows(g->in.rows->ne[0]);
-    for (size_t i = 0; i < rows.size(); i++) rows[i] = (int32_t)i;
-    ggml_backend_tensor_set(g->in.rows, rows.data(), 0, rows.size() * sizeof(int32_t));
-  }
   const size_t bytes = ggml_gallocr_get_buffer_size(g->alloc.get(), 0);
   if (bytes > peakCompute_) peakCompute_ = bytes, peakTokens_ = L * B;
   return g;
@@ -115,6 +110,12 @@ void GraphCache::setInputs(CompiledGraph &g, const int32_t *tokens, const int32_
   ggml_backend_tensor_set(g.in.pickOnes, ones.data(), 0, N * sizeof(float));
   ggml_backend_tensor_memset(g.in.pickZeros, 0, 0, ggml_nbytes(g.in.pickZeros));
   ggml_backend_tensor_set(g.in.coef, coef, 0, N * sizeof(float));
+  if (g.in.rows->buffer != nullptr) {  // only graphs over quantized weights use it
+    // Inputs are set before every run: the allocator may lend their memory out in between.
+    std::vector<int32_t> rows(g.in.rows->ne[0]);
+    for (size_t i = 0; i < rows.size(); i++) rows[i] = (int32_t)i;
+    ggml_backend_tensor_set(g.in.rows, rows.data(), 0, rows.size() * sizeof(int32_t));
+  }
   const float one = 1.0f;
   ggml_backend_tensor_set(g.lossGrad, &one, 0, sizeof(float));
 }

@@ -30,7 +30,20 @@ int convertModel(const std::string &from, const std::string &to, const std::stri
   int converted = 0;
   for (int64_t i = 0; i < gguf_get_n_tensors(in.get()); i++) {
     ggml_tensor *t = ggml_get_tensor(data.get(), gguf_get_tensor_name(in.get(), i));
-    const bool convert = ggml_n_dims(t) == 2 && t->type == GGML_TYPE_F32 && t->ne[0] % ggml_blck_size(type) == 0;
+    if (type == GGML_TYPE_F32 && ggml_n_dims(t) == 2 && t->type != GGML_TYPE_F32) {
+      // Back to F32: dequantize (the reference that quantized-base tests compare against).
+      const ggml_type_traits *traits = ggml_get_type_traits(t->type);
+      if (traits->to_float == nullptr) throw Error(std::string("cannot convert ") + ggml_type_name(t->type) + " to f32");
+      ggml_tensor *like = ggml_new_tensor_2d(shapes.get(), GGML_TYPE_F32, t->ne[0], t->ne[1]);
+      ggml_set_name(like, t->name);
+      std::vector<uint8_t> bytes(ggml_nbytes(like));
+      traits->to_float(t->data, (float *)bytes.data(), ggml_nelements(t));
+      out.addBytes(like, std::move(bytes));
+      converted++;
+      continue;
+    }
+    const bool convert = type != GGML_TYPE_F32 && ggml_n_dims(t) == 2 && t->type == GGML_TYPE_F32 &&
+                         t->ne[0] % ggml_blck_size(type) == 0;
     if (!convert) {
       const uint8_t *b = (const uint8_t *)t->data;
       out.addBytes(t, std::vector<uint8_t>(b, b + ggml_nbytes(t)));

@@ -94,4 +94,26 @@ void checkSupported(ggml_backend_t backend, ggml_cgraph *graph) {
   }
 }
 
+std::string probeUnsupportedOp(const std::string &backendsDir) {
+  if (ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) == nullptr)
+    ggml_backend_load_all_from_path(backendsDir.c_str());
+  BackendPtr cpu(ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr));
+  if (!cpu) throw Error("no ggml CPU backend found in " + backendsDir);
+  ContextPtr ctx = metadataContext(8, ggml_graph_overhead());
+  ggml_tensor *a = ggml_new_tensor_2d(ctx.get(), GGML_TYPE_F32, 32, 4);
+  ggml_tensor *b = ggml_new_tensor_2d(ctx.get(), GGML_TYPE_F16, 32, 4);
+  ggml_set_name(a, "a");
+  ggml_set_name(b, "b");
+  ggml_tensor *y = ggml_mul_mat(ctx.get(), a, b);
+  ggml_set_name(y, "a·b");
+  ggml_cgraph *g = ggml_new_graph(ctx.get());
+  ggml_build_forward_expand(g, y);
+  try {
+    checkSupported(cpu.get(), g);
+  } catch (const Error &e) {
+    return e.what();
+  }
+  return "";
+}
+
 }  // namespace wr1

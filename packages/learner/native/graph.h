@@ -2,6 +2,8 @@
 // automatic backward that keep every node a fast kernel that the backend has.
 #pragma once
 
+#include <string>
+
 #include "model.h"
 
 namespace wr1 {
@@ -19,5 +21,8 @@ ggml_cgraph *rewriteOutProducts(ggml_context *ctx, ggml_cgraph *graph, size_t ca
 // Throws when the backend cannot run a node (op, tensor types and shapes named), before any
 // computation, instead of letting ggml abort the process.
 void checkSupported(ggml_backend_t backend, ggml_cgraph *graph);
+
+// What checkSupported says of MUL_MAT(F32, F16) on the CPU backend (which lacks it); for tests.
+std::string probeUnsupportedOp(const std::string &backendsDir);
 
 }  // namespace wr1

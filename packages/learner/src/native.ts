@@ -86,6 +86,8 @@ export interface Addon {
   ggmlVersion(): string;
   /** Rewrites a GGUF with its 2-D F32 weights in `type` (f16, bf16, q8_0, q4_K, …); returns how many. */
   convertModel(from: string, to: string, type: string): number;
+  /** Test hook: the error the support check gives for MUL_MAT(F32, F16) on the CPU backend. */
+  probeUnsupportedOp(backendsDir: string): string;
 }
 
 const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
