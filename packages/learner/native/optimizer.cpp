@@ -1,6 +1,7 @@
 #include "optimizer.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 namespace wr1 {
@@ -66,7 +67,12 @@ void hostAdamW(float *w, const float *g, float *m, float *v, int64_t n, float cl
 
 }  // namespace
 
-bool Optimizer::onHost() const { return ggml_backend_buffer_is_host(model_.gbuf.get()); }
+Optimizer::Optimizer(Model &model) : model_(model) {
+  const char *force = std::getenv("WORKFLOW_R1_OPTIMIZER_GRAPH");
+  forceGraph_ = force != nullptr && std::string(force) == "1";
+}
+
+bool Optimizer::onHost() const { return !forceGraph_ && ggml_backend_buffer_is_host(model_.gbuf.get()); }
 
 double Optimizer::gradNormSq() {
   if (onHost()) {

@@ -13,7 +13,8 @@ struct AdamWSettings {
 
 class Optimizer {
 public:
-  explicit Optimizer(Model &model) : model_(model) {}
+  // WORKFLOW_R1_OPTIMIZER_GRAPH=1 at construction forces the graph path on the CPU too (tests).
+  explicit Optimizer(Model &model);
   // Squared global norm of the accumulated gradient.
   double gradNormSq();
   // Clips, applies AdamW, zeroes the gradients; returns the norm before clipping. A non-finite
@@ -24,6 +25,7 @@ private:
   bool onHost() const;
   void build();
   Model &model_;
+  bool forceGraph_ = false;
   ContextPtr ctx_;
   GallocrPtr normAlloc_, stepAlloc_;
   ggml_cgraph *normGraph_ = nullptr, *stepGraph_ = nullptr;
