@@ -181,6 +181,7 @@ private:
       o.Set("trainableParameters", n);
       o.Set("backend", ggml_backend_name(m.backend.get()));
       o.Set("precision", m.options.precision == Precision::F16 ? "f16" : "f32");
+      o.Set("denseEmbeddingGradient", m.options.denseEmbeddingGrad);
       const MemoryReport r = m.graphs().memory();
       auto mem = Napi::Object::New(info.Env());
       mem.Set("weights", (double)r.weights);

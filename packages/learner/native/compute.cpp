@@ -47,7 +47,7 @@ std::unique_ptr<CompiledGraph> GraphCache::compile(int64_t L, int64_t B, bool tr
     ggml_build_backward_expand(ctx, withGrads, accs.data());
     g->lossGrad = ggml_graph_get_grad_acc(withGrads, loss);
     ggml_set_input(g->lossGrad);
-    g->graph = rewriteOutProducts(ctx, withGrads, capacity, g->in.rows);
+    g->graph = rewriteBackward(m, ctx, withGrads, capacity, g->in, L * B);
   }
   checkSupported(m.backend.get(), g->graph);
   g->alloc.reset(ggml_gallocr_new(ggml_backend_get_default_buffer_type(m.backend.get())));
@@ -110,6 +110,12 @@ void GraphCache::setInputs(CompiledGraph &g, const int32_t *tokens, const int32_
   ggml_backend_tensor_set(g.in.pickOnes, ones.data(), 0, N * sizeof(float));
   ggml_backend_tensor_memset(g.in.pickZeros, 0, 0, ggml_nbytes(g.in.pickZeros));
   ggml_backend_tensor_set(g.in.coef, coef, 0, N * sizeof(float));
+  if (g.in.embedIndex != nullptr) {
+    std::vector<int64_t> index(N);
+    for (int64_t i = 0; i < N; i++) index[i] = (int64_t)tokens[i] * N + i;
+    ggml_backend_tensor_set(g.in.embedIndex, index.data(), 0, N * sizeof(int64_t));
+    ggml_backend_tensor_memset(g.in.embedZeros, 0, 0, ggml_nbytes(g.in.embedZeros));
+  }
   if (g.in.rows->buffer != nullptr) {  // only graphs over quantized weights use it
     // Inputs are set before every run: the allocator may lend their memory out in between.
     std::vector<int32_t> rows(g.in.rows->ne[0]);

@@ -55,8 +55,10 @@ ggml_tensor *transposed(ggml_context *ctx, ggml_tensor *x, ggml_tensor *rows) {
 
 }  // namespace
 
-ggml_cgraph *rewriteOutProducts(ggml_context *ctx, ggml_cgraph *graph, size_t capacity, ggml_tensor *rows) {
+ggml_cgraph *rewriteBackward(const Model &m, ggml_context *ctx, ggml_cgraph *graph, size_t capacity, GraphInputs &in,
+                             int64_t N) {
   const int n = ggml_graph_n_nodes(graph);
+  ggml_tensor *rows = in.rows;
   for (int i = 0; i < n; i++) {
     ggml_tensor *node = ggml_graph_node(graph, i);
     if (node->op == GGML_OP_SOFT_MAX_BACK) {
@@ -64,6 +66,21 @@ ggml_cgraph *rewriteOutProducts(ggml_context *ctx, ggml_cgraph *graph, size_t ca
       // when its src0 is a view, and the CPU kernel then overwrites y before reading it. Marking
       // y as an output keeps its memory from being reused (it lives until here anyway).
       ggml_set_output(node->src[1]);
+    }
+    if (node->op == GGML_OP_GET_ROWS_BACK && m.options.denseEmbeddingGrad && node->src[1] == in.tokens) {
+      // d token_embd [d, V] = Σ_n grad[:, n]·onehot(tokens[n])ᵀ = mul_mat(gradᵀ [N, d], onehotᵀ [N, V]).
+      const int64_t V = node->ne[1];
+      in.embedIndex = ggml_new_tensor_1d(ctx, GGML_TYPE_I64, N);
+      in.embedZeros = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, N * V);
+      ggml_set_input(in.embedIndex);
+      ggml_set_input(in.embedZeros);
+      ggml_tensor *onehotT = ggml_reshape_2d(ctx, ggml_set_rows(ctx, in.embedZeros, in.pickOnes, in.embedIndex), N, V);
+      ggml_tensor *grad = transposed(ctx, node->src[0], rows);
+      node->op = GGML_OP_MUL_MAT;
+      node->src[0] = grad;
+      node->src[1] = onehotT;
+      node->src[2] = nullptr;
+      continue;
     }
     if (node->op != GGML_OP_OUT_PROD) continue;
     // out_prod(a, b)[i, j] = Σ_k a[i, k]·b[j, k] = mul_mat(aᵀ, bᵀ)[i, j]; batch dims broadcast alike.

@@ -12,11 +12,15 @@ namespace wr1 {
 // with a one-hot product (its backward is elementwise on every backend) instead of get_rows.
 ggml_tensor *buildLogprobs(const Model &m, ggml_context *ctx, int64_t L, int64_t B, GraphInputs &in, bool training);
 
-// ggml differentiates mul_mat into OUT_PROD nodes: rank-1 update loops on the CPU, and on CUDA
-// only for F32 operands. Each OUT_PROD(a, b) becomes MUL_MAT(aᵀ, bᵀ) over contiguous copies
-// (frozen quantized weights are dequantized first with get_rows over `rows`). Returns a graph of
-// the same computation without gradient bookkeeping.
-ggml_cgraph *rewriteOutProducts(ggml_context *ctx, ggml_cgraph *graph, size_t capacity, ggml_tensor *rows);
+// Rewrites ggml's automatic backward into kernels every backend runs fast; returns a graph of the
+// same computation without gradient bookkeeping.
+// - ggml differentiates mul_mat into OUT_PROD nodes: rank-1 update loops on the CPU, and on CUDA
+//   only for F32 operands. Each OUT_PROD(a, b) becomes MUL_MAT(aᵀ, bᵀ) over contiguous copies
+//   (frozen quantized weights are dequantized first with get_rows over `in.rows`).
+// - With `denseEmbedding`, the token embedding's GET_ROWS_BACK becomes a product with the tokens'
+//   one-hot matrix (inputs in.embedIndex / in.embedZeros are created here).
+ggml_cgraph *rewriteBackward(const Model &m, ggml_context *ctx, ggml_cgraph *graph, size_t capacity, GraphInputs &in,
+                             int64_t tokens);
 
 // Throws when the backend cannot run a node (op, tensor types and shapes named), before any
 // computation, instead of letting ggml abort the process.

@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 #include "compute.h"
@@ -39,6 +40,8 @@ BackendPtr startBackend(const std::string &backendsDir, const ModelOptions &o) {
 
 Model::Model(const std::string &path, const std::string &backendsDir, const ModelOptions &o) : options(o) {
   backend = startBackend(backendsDir, o);
+  options.denseEmbeddingGrad = o.gpu;
+  if (const char *dense = std::getenv("WORKFLOW_R1_DENSE_EMBEDDING_GRAD")) options.denseEmbeddingGrad = std::string(dense) == "1";
   loadWeights(path);
   setupTraining();
   graphs_ = std::make_unique<GraphCache>(*this, o.graphCacheSize);

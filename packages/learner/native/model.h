@@ -37,6 +37,8 @@ struct GraphInputs {
   ggml_tensor *pickZeros = nullptr;  // F32 [1, V*L*B], training only: zeroed before each run
   ggml_tensor *coef = nullptr;       // F32 [1, L*B], training only
   ggml_tensor *rows = nullptr;       // I32 [max rows] = 0, 1, 2, …: dequantizes frozen weights
+  ggml_tensor *embedIndex = nullptr; // I64 [L*B] = token*N + position: one-hot of the tokens (dense embedding gradient)
+  ggml_tensor *embedZeros = nullptr; // F32 [1, N*V], zeroed before each run
 };
 
 // How matrix products of trainable F32 weights run: in F32, or with the weights cast to F16.
@@ -51,6 +53,10 @@ struct ModelOptions {
   uint32_t seed = 0;
   Precision precision = Precision::F32;
   size_t graphCacheSize = 4;
+  // The token embedding's gradient as a one-hot matrix product instead of GET_ROWS_BACK (which
+  // CUDA computes in V·N·d steps). Default: on for GPU backends; WORKFLOW_R1_DENSE_EMBEDDING_GRAD=1|0
+  // overrides (tests use it to check the dense path on the CPU).
+  bool denseEmbeddingGrad = false;
 };
 
 class Model;

@@ -66,6 +66,8 @@ export interface NativeInfo {
   readonly trainableParameters: number;
   readonly backend: string;
   readonly precision: "f32" | "f16";
+  /** The token embedding's gradient as a one-hot product (GPU default) rather than GET_ROWS_BACK. */
+  readonly denseEmbeddingGradient: boolean;
   readonly memory: NativeMemory;
 }
 

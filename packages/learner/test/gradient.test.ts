@@ -131,3 +131,44 @@ describe("gradient check: Σ c·logp against central finite differences", () => 
     }
   });
 });
+
+describe("token embedding gradient as a one-hot product (the GPU default)", () => {
+  it("matches GET_ROWS_BACK's gradient", async () => {
+    const model = await tinyModel(tmp.dir, "dense-embedding", { seed: 71 });
+    const open = (dense: boolean) => {
+      process.env.WORKFLOW_R1_DENSE_EMBEDDING_GRAD = dense ? "1" : "0";
+      try {
+        return createGgmlLearner({ modelPath: model.path, threads: 1 });
+      } finally {
+        delete process.env.WORKFLOW_R1_DENSE_EMBEDDING_GRAD;
+      }
+    };
+    const sparse = open(false);
+    const dense = open(true);
+    try {
+      expect([sparse.info().denseEmbeddingGradient, dense.info().denseEmbeddingGradient]).toEqual([
+        false,
+        true,
+      ]);
+      const batch = randomSequences(3, [9, 14, 5], model.vocab, 23).map(({ tokens, mask }) => ({
+        tokens,
+        mask,
+      }));
+      const coef = batch.map((s) => Float32Array.from(s.tokens, (_, t) => (t % 2 === 0 ? 1 : -0.5)));
+      for (const l of [sparse, dense]) await Effect.runPromise(l.backward(batch, coef));
+      const count = sparse.parameterNames().find(([n]) => n === "token_embd.weight")?.[1] ?? 0;
+      let worst = 0;
+      let largest = 0;
+      for (let i = 0; i < count; i++) {
+        const a = sparse.gradient("token_embd.weight", i);
+        worst = Math.max(worst, Math.abs(a - dense.gradient("token_embd.weight", i)));
+        largest = Math.max(largest, Math.abs(a));
+      }
+      expect(largest).toBeGreaterThan(0);
+      expect(worst).toBeLessThan(1e-5 * Math.max(1, largest));
+    } finally {
+      await sparse.dispose();
+      await dense.dispose();
+    }
+  });
+});
