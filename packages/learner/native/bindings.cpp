@@ -119,7 +119,8 @@ public:
          InstanceMethod("save", &Native::Save), InstanceMethod("saveState", &Native::SaveState),
          InstanceMethod("loadState", &Native::LoadState), InstanceMethod("getParameter", &Native::GetParameter),
          InstanceMethod("setParameter", &Native::SetParameter), InstanceMethod("gradient", &Native::Gradient),
-         InstanceMethod("parameterNames", &Native::ParameterNames), InstanceMethod("free", &Native::Free)});
+         InstanceMethod("parameterNames", &Native::ParameterNames), InstanceMethod("free", &Native::Free),
+         InstanceMethod("setProfiling", &Native::SetProfiling), InstanceMethod("takeProfile", &Native::TakeProfile)});
     exports.Set("NativeLearner", f);
     exports.Set("abiProblem", Napi::Function::New(env, [](const Napi::CallbackInfo &info) {
                   return Napi::String::New(info.Env(), abiProblem());
@@ -135,11 +136,11 @@ public:
                     return Napi::Number::New(info.Env(), n);
                   });
                 }));
-    // probeUnsupportedOp(backendsDir) → the error checkSupported raises for a product the CPU
-    // backend lacks (F32 × F16), so the error path is testable without a GPU.
+    // probeUnsupportedOp(backendsDir, gpu) → the error checkSupported raises for an op the backend
+    // lacks, so the error path is testable on the CPU and on a GPU.
     exports.Set("probeUnsupportedOp", Napi::Function::New(env, [](const Napi::CallbackInfo &info) {
                   return guard(info.Env(), [&]() -> Napi::Value {
-                    return Napi::String::New(info.Env(), probeUnsupportedOp(info[0].As<Napi::String>()));
+                    return Napi::String::New(info.Env(), probeUnsupportedOp(info[0].As<Napi::String>(), info.Length() > 1 && info[1].ToBoolean()));
                   });
                 }));
     return exports;
@@ -320,6 +321,28 @@ private:
         arr.Set((uint32_t)i, pair);
       }
       return arr;
+    });
+  }
+
+  // setProfiling(on): compute node by node and time each op type (for benchmarks).
+  Napi::Value SetProfiling(const Napi::CallbackInfo &info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      live().graphs().setProfiling(info[0].As<Napi::Boolean>());
+      return info.Env().Undefined();
+    });
+  }
+
+  // takeProfile() → { [op]: { seconds, count } } since profiling started (or the last take).
+  Napi::Value TakeProfile(const Napi::CallbackInfo &info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto o = Napi::Object::New(info.Env());
+      for (auto &kv : live().graphs().takeProfile()) {
+        auto t = Napi::Object::New(info.Env());
+        t.Set("seconds", kv.second.seconds);
+        t.Set("count", (double)kv.second.count);
+        o.Set(kv.first, t);
+      }
+      return o;
     });
   }
 

@@ -1,5 +1,6 @@
 #include "compute.h"
 
+#include <chrono>
 #include <cmath>
 #include <string>
 
@@ -134,10 +135,34 @@ std::vector<float> GraphCache::run(const int32_t *tokens, const int32_t *segment
   model_.checkTokens(tokens, L * B);
   CompiledGraph &g = get(L, B, coef != nullptr);
   setInputs(g, tokens, segments, coef);
-  if (ggml_backend_graph_compute(model_.backend.get(), g.graph) != GGML_STATUS_SUCCESS)
+  if (profiling_) computeProfiled(g.graph);
+  else if (ggml_backend_graph_compute(model_.backend.get(), g.graph) != GGML_STATUS_SUCCESS)
     throw Error("graph computation failed");
   std::vector<float> out(L * B);
   ggml_backend_tensor_get(g.logp, out.data(), 0, out.size() * sizeof(float));
+  return out;
+}
+
+void GraphCache::computeProfiled(ggml_cgraph *graph) {
+  ContextPtr ctx = metadataContext(0, ggml_graph_overhead_custom(1, false));
+  ggml_cgraph *one = ggml_new_graph_custom(ctx.get(), 1, false);
+  for (int i = 0; i < ggml_graph_n_nodes(graph); i++) {
+    ggml_tensor *node = ggml_graph_node(graph, i);
+    ggml_graph_clear(one);
+    ggml_graph_add_node(one, node);
+    const auto start = std::chrono::steady_clock::now();
+    // graph_compute waits for the backend (a GPU stream included) before returning.
+    if (ggml_backend_graph_compute(model_.backend.get(), one) != GGML_STATUS_SUCCESS)
+      throw Error("graph computation failed");
+    OpTime &t = profile_[ggml_op_desc(node)];
+    t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    t.count++;
+  }
+}
+
+std::map<std::string, OpTime> GraphCache::takeProfile() {
+  std::map<std::string, OpTime> out;
+  out.swap(profile_);
   return out;
 }
 

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "model.h"
@@ -29,8 +31,18 @@ struct MemoryReport {
   int64_t computeTokens = 0;   // the tokens (L*B) of that graph
 };
 
+// Time per op type, filled while profiling is on (each node computed on its own: slower overall,
+// but shows where the time goes).
+struct OpTime {
+  double seconds = 0;
+  int64_t count = 0;
+};
+
 class GraphCache {
 public:
+  void setProfiling(bool on) { profiling_ = on; }
+  // Per op type (e.g. MUL_MAT, SOFT_MAX_BACK) since profiling was switched on; clears the tally.
+  std::map<std::string, OpTime> takeProfile();
   GraphCache(Model &model, size_t capacity) : model_(model), capacity_(capacity < 1 ? 1 : capacity) {}
   // Log-probabilities [L*B]; with coefficients, also accumulates the gradient of Σ c·logp.
   // `segments` [L*B] names the packed sequence of each token within its row (padding: any id of its own).
@@ -47,6 +59,9 @@ private:
   size_t peakCompute_ = 0;
   int64_t peakTokens_ = 0;
   std::vector<std::unique_ptr<CompiledGraph>> graphs_;
+  bool profiling_ = false;
+  std::map<std::string, OpTime> profile_;
+  void computeProfiled(ggml_cgraph *graph);
 };
 
 }  // namespace wr1

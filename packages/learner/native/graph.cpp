@@ -111,22 +111,23 @@ void checkSupported(ggml_backend_t backend, ggml_cgraph *graph) {
   }
 }
 
-std::string probeUnsupportedOp(const std::string &backendsDir) {
+std::string probeUnsupportedOp(const std::string &backendsDir, bool gpu) {
   if (ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) == nullptr)
     ggml_backend_load_all_from_path(backendsDir.c_str());
-  BackendPtr cpu(ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr));
-  if (!cpu) throw Error("no ggml CPU backend found in " + backendsDir);
+  BackendPtr backend(ggml_backend_init_by_type(gpu ? GGML_BACKEND_DEVICE_TYPE_GPU : GGML_BACKEND_DEVICE_TYPE_CPU, nullptr));
+  if (!backend) throw Error(std::string("no ggml ") + (gpu ? "GPU" : "CPU") + " backend found in " + backendsDir);
   ContextPtr ctx = metadataContext(8, ggml_graph_overhead());
-  ggml_tensor *a = ggml_new_tensor_2d(ctx.get(), GGML_TYPE_F32, 32, 4);
-  ggml_tensor *b = ggml_new_tensor_2d(ctx.get(), GGML_TYPE_F16, 32, 4);
+  // The CPU lacks MUL_MAT(F32, F16); CUDA lacks OUT_PROD with an F16 first operand.
+  ggml_tensor *a = ggml_new_tensor_2d(ctx.get(), gpu ? GGML_TYPE_F16 : GGML_TYPE_F32, 32, 4);
+  ggml_tensor *b = ggml_new_tensor_2d(ctx.get(), gpu ? GGML_TYPE_F32 : GGML_TYPE_F16, gpu ? 8 : 32, 4);
   ggml_set_name(a, "a");
   ggml_set_name(b, "b");
-  ggml_tensor *y = ggml_mul_mat(ctx.get(), a, b);
-  ggml_set_name(y, "a·b");
+  ggml_tensor *y = gpu ? ggml_out_prod(ctx.get(), a, b) : ggml_mul_mat(ctx.get(), a, b);
+  ggml_set_name(y, "y");
   ggml_cgraph *g = ggml_new_graph(ctx.get());
   ggml_build_forward_expand(g, y);
   try {
-    checkSupported(cpu.get(), g);
+    checkSupported(backend.get(), g);
   } catch (const Error &e) {
     return e.what();
   }

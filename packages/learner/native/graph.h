@@ -26,7 +26,8 @@ ggml_cgraph *rewriteBackward(const Model &m, ggml_context *ctx, ggml_cgraph *gra
 // computation, instead of letting ggml abort the process.
 void checkSupported(ggml_backend_t backend, ggml_cgraph *graph);
 
-// What checkSupported says of MUL_MAT(F32, F16) on the CPU backend (which lacks it); for tests.
-std::string probeUnsupportedOp(const std::string &backendsDir);
+// What checkSupported says of an op the backend lacks (CPU: MUL_MAT(F32, F16); GPU: OUT_PROD
+// with an F16 first operand); for tests.
+std::string probeUnsupportedOp(const std::string &backendsDir, bool gpu);
 
 }  // namespace wr1

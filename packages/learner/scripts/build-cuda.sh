@@ -35,6 +35,18 @@ if [ ! -f "$src/ggml/CMakeLists.txt" ]; then
   git -C "$src" -c advice.detachedHead=false checkout -q HEAD -- ggml
   touch "$src/ggml/ggml.pc.in" # ggml's CMakeLists configures it; the bundle does not carry it
 fi
+# Precise mode: ggml-cuda lets cuBLAS run F32 products on TF32 tensor cores (10-bit mantissa),
+# which moves log-probabilities by ~5e-3 against the CPU. This build reads WORKFLOW_R1_CUDA_TF32
+# when it creates a cuBLAS handle: 0 keeps F32 products in full F32 (slower), anything else or
+# unset keeps ggml's TF32 default. The edit is one line of the bundled source, made at build time.
+common="$src/ggml/src/ggml-cuda/common.cuh"
+if ! grep -q WORKFLOW_R1_CUDA_TF32 "$common"; then
+  if grep -q "cublasSetMathMode(cublas_handles\[device\]\[curr_stream_no\], CUBLAS_TF32_TENSOR_OP_MATH)" "$common"; then
+    sed -i 's/cublasSetMathMode(cublas_handles\[device\]\[curr_stream_no\], CUBLAS_TF32_TENSOR_OP_MATH)/cublasSetMathMode(cublas_handles[device][curr_stream_no], (getenv("WORKFLOW_R1_CUDA_TF32") \&\& getenv("WORKFLOW_R1_CUDA_TF32")[0] == 0x30) ? CUBLAS_DEFAULT_MATH : CUBLAS_TF32_TENSOR_OP_MATH)/' "$common"
+  else
+    echo "warning: ggml-cuda's cuBLAS math-mode line was not found; WORKFLOW_R1_CUDA_TF32=0 will have no effect" >&2
+  fi
+fi
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 start=$SECONDS

@@ -90,6 +90,12 @@ export interface GgmlLearnerShape extends LearnerShape {
   readonly getParameter: (name: string, index: number) => number;
   readonly setParameter: (name: string, index: number, value: number) => void;
   readonly gradient: (name: string, index: number) => number;
+  /**
+   * Profiling: while on, each graph is computed node by node and timed per op type (slower; for
+   * finding where the time goes). `takeProfile` returns seconds and node counts per op and resets.
+   */
+  readonly setProfiling: (on: boolean) => void;
+  readonly takeProfile: () => Record<string, { seconds: number; count: number }>;
 }
 
 const fail = (operation: string, message: string) => new NativeLearnerError({ operation, message });
@@ -280,6 +286,8 @@ export const createGgmlLearner = (
     getParameter: (name, index) => native.getParameter(name, index),
     setParameter: (name, index, value) => native.setParameter(name, index, value),
     gradient: (name, index) => native.gradient(name, index),
+    setProfiling: (on) => native.setProfiling(on),
+    takeProfile: () => native.takeProfile(),
     /** Free the native memory once running operations are done; later calls fail. */
     dispose: () =>
       exclusive(async () => {

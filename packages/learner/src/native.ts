@@ -38,6 +38,10 @@ export interface NativeLearnerHandle {
   setParameter(name: string, index: number, value: number): void;
   gradient(name: string, index: number): number;
   parameterNames(): Array<[string, number]>;
+  /** Compute node by node and time each op type (slower; for finding where the time goes). */
+  setProfiling(on: boolean): void;
+  /** Seconds and node count per op type since profiling started or the last call. */
+  takeProfile(): Record<string, { seconds: number; count: number }>;
   free(): void;
 }
 
@@ -88,8 +92,8 @@ export interface Addon {
   ggmlVersion(): string;
   /** Rewrites a GGUF with its 2-D F32 weights in `type` (f16, bf16, q8_0, q4_K, …); returns how many. */
   convertModel(from: string, to: string, type: string): number;
-  /** Test hook: the error the support check gives for MUL_MAT(F32, F16) on the CPU backend. */
-  probeUnsupportedOp(backendsDir: string): string;
+  /** Test hook: the error the support check gives for an op the CPU (or GPU) backend lacks. */
+  probeUnsupportedOp(backendsDir: string, gpu?: boolean): string;
 }
 
 const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
