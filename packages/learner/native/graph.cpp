@@ -1,5 +1,6 @@
 #include "graph.h"
 
+#include <map>
 #include <string>
 
 namespace wr1 {
@@ -59,6 +60,13 @@ ggml_cgraph *rewriteBackward(const Model &m, ggml_context *ctx, ggml_cgraph *gra
                              int64_t N) {
   const int n = ggml_graph_n_nodes(graph);
   ggml_tensor *rows = in.rows;
+  // One transposed copy per source: q, k and v (and gate and up) share their input activation.
+  std::map<ggml_tensor *, ggml_tensor *> copies;
+  auto T = [&](ggml_tensor *x) {
+    auto it = copies.find(x);
+    if (it != copies.end()) return it->second;
+    return copies[x] = transposed(ctx, x, rows);
+  };
   for (int i = 0; i < n; i++) {
     ggml_tensor *node = ggml_graph_node(graph, i);
     if (node->op == GGML_OP_SOFT_MAX_BACK) {
@@ -75,7 +83,7 @@ ggml_cgraph *rewriteBackward(const Model &m, ggml_context *ctx, ggml_cgraph *gra
       ggml_set_input(in.embedIndex);
       ggml_set_input(in.embedZeros);
       ggml_tensor *onehotT = ggml_reshape_2d(ctx, ggml_set_rows(ctx, in.embedZeros, in.pickOnes, in.embedIndex), N, V);
-      ggml_tensor *grad = transposed(ctx, node->src[0], rows);
+      ggml_tensor *grad = T(node->src[0]);
       node->op = GGML_OP_MUL_MAT;
       node->src[0] = grad;
       node->src[1] = onehotT;
@@ -84,8 +92,8 @@ ggml_cgraph *rewriteBackward(const Model &m, ggml_context *ctx, ggml_cgraph *gra
     }
     if (node->op != GGML_OP_OUT_PROD) continue;
     // out_prod(a, b)[i, j] = Σ_k a[i, k]·b[j, k] = mul_mat(aᵀ, bᵀ)[i, j]; batch dims broadcast alike.
-    ggml_tensor *a = transposed(ctx, node->src[0], rows);
-    ggml_tensor *b = transposed(ctx, node->src[1], rows);
+    ggml_tensor *a = T(node->src[0]);
+    ggml_tensor *b = T(node->src[1]);
     node->op = GGML_OP_MUL_MAT;
     node->src[0] = a;
     node->src[1] = b;
