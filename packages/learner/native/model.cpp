@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 
@@ -21,6 +22,15 @@ BackendPtr startBackend(const std::string &backendsDir, const ModelOptions &o) {
     backendsLoaded = true;
   }
   if (o.gpu) {
+    // node-llama-cpp may have loaded the backends already, without a GPU one (a CPU policy in the
+    // same process): load the GPU library of this directory on its own.
+    if (ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU) == nullptr) {
+      const std::string cuda = backendsDir + "/libggml-cuda.so";
+      if (FILE *f = std::fopen(cuda.c_str(), "rb")) {
+        std::fclose(f);
+        ggml_backend_load(cuda.c_str());
+      }
+    }
     BackendPtr gpu(ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_GPU, nullptr));
     if (!gpu)
       throw Error("no GPU backend could be started from " + backendsDir +
