@@ -1,10 +1,20 @@
-// Sampling throughput of LlamaCppPolicy against llama.cpp's raw batched decode (the ceiling) on a
-// tiny model, for 1, 4, 16 and 64 parallel sequences, in one run. Usage (from packages/policy):
-//   npm run build && npm run bench            (BENCH_TOKENS, BENCH_DIM, BENCH_LAYERS, BENCH_THREADS override)
+// Sampling throughput of LlamaCppPolicy on a tiny model, for 1, 4, 16 and 64 parallel sequences,
+// in one run, against:
+//   - node-llama-cpp's raw batched decode (initBatch / addToBatch / decodeBatch / sampleToken);
+//   - llama.cpp's own C++ engine: `llama-batched-bench` (decode throughput S_TG, no sampling),
+//     built from the bundled llama.cpp source by tools/build-llama-server.sh;
+//   - HttpPolicy over one local `llama-server` (the other engine), same model, slots = sequences.
+// The C++ and HTTP columns are skipped (with a note) when the binaries are missing.
+// Usage (from packages/policy): npm run build && npm run bench
+//   (BENCH_TOKENS, BENCH_DIM, BENCH_LAYERS, BENCH_THREADS, BENCH_PARALLEL, BENCH_ROUNDS override)
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLlamaCppPolicy, createTinyLlama } from "@workflow-r1/policy";
+import { fileURLToPath } from "node:url";
+import { createLlamaCppPolicy, createTinyLlama, HttpPolicy } from "@workflow-r1/policy";
 import { Effect } from "effect";
 import { getLlama } from "node-llama-cpp";
 
@@ -17,6 +27,12 @@ const VOCAB = Number(process.env.BENCH_VOCAB ?? 512);
 const PARALLEL = (process.env.BENCH_PARALLEL ?? "1,4,16,64").split(",").map(Number);
 const PROMPT = 8;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+
+const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
+const batchedBenchBin = join(repoRoot, ".cache/llama-server/bin/llama-batched-bench");
+const serverBin = join(repoRoot, ".cache/llama-server/bin/llama-server");
+const haveCpp = existsSync(batchedBenchBin);
+const haveServer = existsSync(serverBin);
 
 const dir = await mkdtemp(join(tmpdir(), "wr1-bench-"));
 const model = await createTinyLlama({
@@ -142,17 +158,107 @@ const runRaw = async (n) => {
   }
 };
 
+/** llama.cpp's C++ ceiling: llama-batched-bench's text-generation speed for n sequences. */
+const runCpp = (n) => {
+  const r = spawnSync(
+    batchedBenchBin,
+    [
+      ...["-m", model.path, "-c", String(n * (PROMPT + TOKENS) + 64), "-b", "2048", "-ub", "512"],
+      ...["-npp", String(PROMPT), "-ntg", String(TOKENS), "-npl", String(n)],
+      ...["-t", String(THREADS), "-tb", String(THREADS), "-fa", "off", "--output-format", "jsonl"],
+    ],
+    { encoding: "utf8" },
+  );
+  const line = `${r.stdout}\n${r.stderr}`
+    .split("\n")
+    .find((l) => l.startsWith("{") && l.includes("speed_tg"));
+  if (r.status !== 0 || line === undefined)
+    throw new Error(`llama-batched-bench failed (${r.status}): ${r.stderr.slice(-2000)}`);
+  return { tps: JSON.parse(line).speed_tg };
+};
+
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+
+/** HttpPolicy over one local llama-server with n slots: the same fibers as runPolicy. */
+const runHttp = async (n) => {
+  const port = await freePort();
+  const child = spawn(
+    serverBin,
+    [
+      ...["-m", model.path, "--host", "127.0.0.1", "--port", String(port), "-np", String(n)],
+      ...["-c", String(n * 256), "-t", String(THREADS), "-tb", String(THREADS), "-fa", "off"],
+      "--no-webui",
+    ],
+    { stdio: "ignore" },
+  );
+  try {
+    const url = `http://127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`${url}/health`)).ok) break;
+      } catch {
+        // not listening yet
+      }
+      if (i > 600) throw new Error("llama-server did not become healthy in 60 s");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const policy = yield* HttpPolicy.make({ urls: [url], tokenizerModelPath: model.path });
+          const once = () =>
+            Effect.all(
+              prompts(n).map((p, i) =>
+                Effect.scoped(
+                  Effect.flatMap(policy.openSequence(p), (seq) =>
+                    seq.generate(new Int32Array(0), { maxTokens: TOKENS, seed: i }),
+                  ),
+                ),
+              ),
+              { concurrency: "unbounded" },
+            );
+          yield* once(); // warm-up
+          const t0 = performance.now();
+          const gens = yield* once();
+          const s = (performance.now() - t0) / 1000;
+          const sampled = gens.reduce((a, g) => a + g.tokens.length, 0);
+          return { tps: sampled / s };
+        }),
+      ),
+    );
+  } finally {
+    child.kill("SIGKILL");
+  }
+};
+
+if (!haveCpp || !haveServer)
+  console.log(
+    `note: ${!haveCpp ? "llama-batched-bench" : "llama-server"} missing in .cache/llama-server/bin (tools/build-llama-server.sh builds both): those columns are skipped`,
+  );
+
 const rows = [];
 for (const n of PARALLEL) {
   // Alternate the two measurements and keep each one's best of ROUNDS, so background load on a shared
   // machine hits both alike.
   let raw = { tps: 0, cpuTps: 0 };
   let pol = { tps: 0, cpuTps: 0 };
+  let cpp = 0;
+  let http = 0;
   for (let r = 0; r < ROUNDS; r++) {
     const a = await runPolicy(n);
     const b = await runRaw(n);
     pol = { tps: Math.max(pol.tps, a.tps), cpuTps: Math.max(pol.cpuTps, a.cpuTps), decodes: a.decodes };
     raw = { tps: Math.max(raw.tps, b.tps), cpuTps: Math.max(raw.cpuTps, b.cpuTps) };
+    if (haveCpp) cpp = Math.max(cpp, runCpp(n).tps);
+    if (haveServer) http = Math.max(http, (await runHttp(n)).tps);
   }
   const row = {
     n,
@@ -162,13 +268,27 @@ for (const n of PARALLEL) {
     policyCpu: pol.cpuTps,
     rawCpu: raw.cpuTps,
     cpuRatio: pol.cpuTps / raw.cpuTps,
+    cpp: haveCpp ? cpp : null,
+    ratioToCpp: haveCpp ? pol.tps / cpp : null,
+    http: haveServer ? http : null,
   };
   rows.push(row);
   console.log(
     `${String(n).padStart(3)} sequences: wall policy ${pol.tps.toFixed(0).padStart(6)} / raw ${raw.tps.toFixed(0).padStart(6)} tok/s = ${row.ratio.toFixed(2)}; ` +
-      `per CPU-second policy ${pol.cpuTps.toFixed(0).padStart(6)} / raw ${raw.cpuTps.toFixed(0).padStart(6)} = ${row.cpuRatio.toFixed(2)} (${pol.decodes} decodes for ${TOKENS} steps)`,
+      `per CPU-second policy ${pol.cpuTps.toFixed(0).padStart(6)} / raw ${raw.cpuTps.toFixed(0).padStart(6)} = ${row.cpuRatio.toFixed(2)} (${pol.decodes} decodes for ${TOKENS} steps)` +
+      (haveCpp ? `; llama-batched-bench ${cpp.toFixed(0)} (policy/C++ ${row.ratioToCpp.toFixed(2)})` : "") +
+      (haveServer ? `; HttpPolicy ${http.toFixed(0)}` : ""),
   );
 }
+console.log(
+  "\n| sequences | policy | node-llama-cpp raw | llama-batched-bench (C++) | HttpPolicy (llama-server) | policy / C++ | policy / raw |",
+);
+console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+const fmt = (x) => (x === null ? "–" : Math.round(x).toLocaleString("en-US"));
+for (const r of rows)
+  console.log(
+    `| ${r.n} | ${fmt(r.policy)} | ${fmt(r.raw)} | ${fmt(r.cpp)} | ${fmt(r.http)} | ${r.ratioToCpp === null ? "–" : r.ratioToCpp.toFixed(2)} | ${r.ratio.toFixed(2)} |`,
+  );
 console.log(
   JSON.stringify({
     model: { dim: DIM, layers: LAYERS, vocab: VOCAB },
