@@ -120,7 +120,8 @@ public:
          InstanceMethod("loadState", &Native::LoadState), InstanceMethod("getParameter", &Native::GetParameter),
          InstanceMethod("setParameter", &Native::SetParameter), InstanceMethod("gradient", &Native::Gradient),
          InstanceMethod("parameterNames", &Native::ParameterNames), InstanceMethod("free", &Native::Free),
-         InstanceMethod("setProfiling", &Native::SetProfiling), InstanceMethod("takeProfile", &Native::TakeProfile)});
+         InstanceMethod("setProfiling", &Native::SetProfiling), InstanceMethod("takeProfile", &Native::TakeProfile),
+         InstanceMethod("reserve", &Native::Reserve)});
     exports.Set("NativeLearner", f);
     exports.Set("abiProblem", Napi::Function::New(env, [](const Napi::CallbackInfo &info) {
                   return Napi::String::New(info.Env(), abiProblem());
@@ -321,6 +322,17 @@ private:
         arr.Set((uint32_t)i, pair);
       }
       return arr;
+    });
+  }
+
+  // reserve(length, rows, training) → Promise<bytes of the work buffer that batch shape needs>
+  Napi::Value Reserve(const Napi::CallbackInfo &info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      Model *m = &live();
+      const int64_t L = info[0].As<Napi::Number>().Int64Value(), B = info[1].As<Napi::Number>().Int64Value();
+      const bool training = info[2].ToBoolean();
+      return queue(info.Env(), [m, L, B, training](Job &job) { job.number = (double)m->graphs().reserve(L, B, training); },
+                   numberOf);
     });
   }
 

@@ -166,6 +166,13 @@ std::map<std::string, OpTime> GraphCache::takeProfile() {
   return out;
 }
 
+size_t GraphCache::reserve(int64_t L, int64_t B, bool training) {
+  if (L < 1 || B < 1) throw Error("empty batch");
+  if (L > model_.hp.context)
+    throw Error("sequence length " + std::to_string(L) + " exceeds the context " + std::to_string(model_.hp.context));
+  return ggml_gallocr_get_buffer_size(get(L, B, training).alloc.get(), 0);
+}
+
 MemoryReport GraphCache::memory() const {
   MemoryReport r;
   const Model &m = model_;

@@ -48,6 +48,8 @@ public:
   // `segments` [L*B] names the packed sequence of each token within its row (padding: any id of its own).
   std::vector<float> run(const int32_t *tokens, const int32_t *segments, int64_t L, int64_t B, const float *coef);
   MemoryReport memory() const;
+  // Compiles (and allocates) the graph for this shape without computing: its work buffer size.
+  size_t reserve(int64_t L, int64_t B, bool training);
 
 private:
   CompiledGraph &get(int64_t L, int64_t B, bool training);

@@ -95,6 +95,15 @@ export interface GgmlLearnerShape extends LearnerShape {
    * finding where the time goes). `takeProfile` returns seconds and node counts per op and resets.
    */
   readonly setProfiling: (on: boolean) => void;
+  /**
+   * Compile (and keep) the graph for `rows` rows of `length` tokens without computing, and report
+   * its work-buffer bytes: what a batch of that shape needs beyond weights, gradients and moments.
+   */
+  readonly reserve: (shape: {
+    readonly rows: number;
+    readonly length: number;
+    readonly training: boolean;
+  }) => Effect.Effect<number, NativeLearnerError>;
   readonly takeProfile: () => Record<string, { seconds: number; count: number }>;
 }
 
@@ -287,6 +296,8 @@ export const createGgmlLearner = (
     setParameter: (name, index, value) => native.setParameter(name, index, value),
     gradient: (name, index) => native.gradient(name, index),
     setProfiling: (on) => native.setProfiling(on),
+    reserve: ({ rows, length, training }) =>
+      callAsync("reserve", () => native.reserve(length, rows, training)),
     takeProfile: () => native.takeProfile(),
     /** Free the native memory once running operations are done; later calls fail. */
     dispose: () =>

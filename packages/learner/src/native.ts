@@ -38,6 +38,8 @@ export interface NativeLearnerHandle {
   setParameter(name: string, index: number, value: number): void;
   gradient(name: string, index: number): number;
   parameterNames(): Array<[string, number]>;
+  /** Compile and allocate the graph of one batch shape without computing; resolves to its work-buffer bytes. */
+  reserve(length: number, rows: number, training: boolean): Promise<number>;
   /** Compute node by node and time each op type (slower; for finding where the time goes). */
   setProfiling(on: boolean): void;
   /** Seconds and node count per op type since profiling started or the last call. */

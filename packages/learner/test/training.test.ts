@@ -244,3 +244,26 @@ describe("GgmlLearner.layer", () => {
     }),
   );
 });
+
+describe("memory", () => {
+  it("reserve compiles a shape without computing and reports its work buffer; info().memory tracks the largest", async () => {
+    const model = await tinyModel(tmp.dir, "memory", { seed: 45 });
+    const learner = createGgmlLearner({ modelPath: model.path, threads: 1, graphCacheSize: 2 });
+    try {
+      const small = await Effect.runPromise(learner.reserve({ rows: 1, length: 16, training: true }));
+      const large = await Effect.runPromise(learner.reserve({ rows: 4, length: 64, training: true }));
+      const forward = await Effect.runPromise(learner.reserve({ rows: 4, length: 64, training: false }));
+      expect(small).toBeGreaterThan(0);
+      expect(large).toBeGreaterThan(2 * small);
+      expect(forward).toBeLessThan(large);
+      const memory = learner.info().memory;
+      expect(memory).toMatchObject({ compute: large, computeTokens: 256 });
+      expect(memory.gradients).toBe(memory.weights); // full fine-tuning: one gradient per weight
+      expect(memory.optimizer).toBe(2 * memory.weights);
+      const exit = await Effect.runPromiseExit(learner.reserve({ rows: 1, length: 10_000, training: true }));
+      expect(Exit.isFailure(exit)).toBe(true);
+    } finally {
+      await learner.dispose();
+    }
+  });
+});
