@@ -14,7 +14,7 @@ import { createServer } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createLlamaCppPolicy, createTinyLlama, HttpPolicy } from "@workflow-r1/policy";
+import { createLlamaCppPolicy, createNativeSampler, createTinyLlama, HttpPolicy } from "@workflow-r1/policy";
 import { Effect } from "effect";
 import { getLlama } from "node-llama-cpp";
 
@@ -158,6 +158,36 @@ const runRaw = async (n) => {
   }
 };
 
+/** The experimental native engine: the decode loop in C++ over libllama (src/native/sampler.ts). */
+const runNative = async (n) => {
+  const sampler = createNativeSampler({
+    modelPath: model.path,
+    sequences: n,
+    contextPerSequence: 256,
+    threads: THREADS,
+  });
+  try {
+    const once = () =>
+      Promise.all(
+        prompts(n).map(async (p, i) => {
+          const seq = sampler.openSequence(p);
+          try {
+            return await seq.generate(new Int32Array(0), { maxTokens: TOKENS, seed: i });
+          } finally {
+            seq.close();
+          }
+        }),
+      );
+    await once(); // warm-up
+    const t0 = performance.now();
+    const gens = await once();
+    const s = (performance.now() - t0) / 1000;
+    return { tps: gens.reduce((a, g) => a + g.tokens.length, 0) / s };
+  } finally {
+    await sampler.dispose();
+  }
+};
+
 /** llama.cpp's C++ ceiling: llama-batched-bench's text-generation speed for n sequences. */
 const runCpp = (n) => {
   const r = spawnSync(
@@ -252,11 +282,13 @@ for (const n of PARALLEL) {
   let pol = { tps: 0, cpuTps: 0 };
   let cpp = 0;
   let http = 0;
+  let nat = 0;
   for (let r = 0; r < ROUNDS; r++) {
     const a = await runPolicy(n);
     const b = await runRaw(n);
     pol = { tps: Math.max(pol.tps, a.tps), cpuTps: Math.max(pol.cpuTps, a.cpuTps), decodes: a.decodes };
     raw = { tps: Math.max(raw.tps, b.tps), cpuTps: Math.max(raw.cpuTps, b.cpuTps) };
+    nat = Math.max(nat, (await runNative(n)).tps);
     if (haveCpp) cpp = Math.max(cpp, runCpp(n).tps);
     if (haveServer) http = Math.max(http, (await runHttp(n)).tps);
   }
@@ -271,23 +303,26 @@ for (const n of PARALLEL) {
     cpp: haveCpp ? cpp : null,
     ratioToCpp: haveCpp ? pol.tps / cpp : null,
     http: haveServer ? http : null,
+    native: nat,
+    nativeToCpp: haveCpp ? nat / cpp : null,
   };
   rows.push(row);
   console.log(
     `${String(n).padStart(3)} sequences: wall policy ${pol.tps.toFixed(0).padStart(6)} / raw ${raw.tps.toFixed(0).padStart(6)} tok/s = ${row.ratio.toFixed(2)}; ` +
       `per CPU-second policy ${pol.cpuTps.toFixed(0).padStart(6)} / raw ${raw.cpuTps.toFixed(0).padStart(6)} = ${row.cpuRatio.toFixed(2)} (${pol.decodes} decodes for ${TOKENS} steps)` +
       (haveCpp ? `; llama-batched-bench ${cpp.toFixed(0)} (policy/C++ ${row.ratioToCpp.toFixed(2)})` : "") +
-      (haveServer ? `; HttpPolicy ${http.toFixed(0)}` : ""),
+      (haveServer ? `; HttpPolicy ${http.toFixed(0)}` : "") +
+      `; native loop ${nat.toFixed(0)}`,
   );
 }
 console.log(
-  "\n| sequences | policy | node-llama-cpp raw | llama-batched-bench (C++) | HttpPolicy (llama-server) | policy / C++ | policy / raw |",
+  "\n| sequences | policy | node-llama-cpp raw | native loop (experimental) | llama-batched-bench (C++) | HttpPolicy (llama-server) | policy / C++ | native loop / C++ | policy / raw |",
 );
-console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 const fmt = (x) => (x === null ? "–" : Math.round(x).toLocaleString("en-US"));
 for (const r of rows)
   console.log(
-    `| ${r.n} | ${fmt(r.policy)} | ${fmt(r.raw)} | ${fmt(r.cpp)} | ${fmt(r.http)} | ${r.ratioToCpp === null ? "–" : r.ratioToCpp.toFixed(2)} | ${r.ratio.toFixed(2)} |`,
+    `| ${r.n} | ${fmt(r.policy)} | ${fmt(r.raw)} | ${fmt(r.native)} | ${fmt(r.cpp)} | ${fmt(r.http)} | ${r.ratioToCpp === null ? "–" : r.ratioToCpp.toFixed(2)} | ${r.nativeToCpp === null ? "–" : r.nativeToCpp.toFixed(2)} | ${r.ratio.toFixed(2)} |`,
   );
 console.log(
   JSON.stringify({

@@ -52,3 +52,10 @@ export {
   type LlamaCppPolicyConfig,
   type LlamaCppPolicyShape,
 } from "./llama/policy.js";
+// Experimental: the decode loop in C++ over libllama (generation only).
+export {
+  createNativeSampler,
+  type NativeSampler,
+  type NativeSamplerConfig,
+  type NativeSamplerSequence,
+} from "./native/sampler.js";

@@ -1,0 +1,131 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { getLlama, type Token } from "node-llama-cpp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createNativeSampler,
+  createTinyLlama,
+  readGguf,
+  referenceLogprobs,
+  type TinyModelInfo,
+} from "../src/index.js";
+
+let dir: string;
+let model: TinyModelInfo;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "wr1-native-sampler-"));
+  model = await createTinyLlama({
+    path: join(dir, "base.gguf"),
+    vocab: 300,
+    dim: 64,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    ffn: 128,
+    seed: 11,
+  });
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const prompt = (i: number) => Int32Array.from({ length: 6 }, (_, j) => 1 + ((i * 17 + j * 5) % 250));
+
+describe("native sampling engine (experimental)", () => {
+  it("samples with exact temperature-1 log-probabilities (against the plain-JS reference forward)", async () => {
+    const sampler = createNativeSampler({
+      modelPath: model.path,
+      sequences: 2,
+      contextPerSequence: 128,
+      f32Cache: true,
+    });
+    try {
+      const seq = sampler.openSequence(prompt(1));
+      const g = await seq.generate(new Int32Array(0), { maxTokens: 12, seed: 3 });
+      expect(g.tokens.length).toBeGreaterThan(0);
+      // Continue the same sequence: appended tokens, then more sampling (no re-evaluation).
+      const g2 = await seq.generate(Int32Array.from([7, 8]), {
+        maxTokens: 5,
+        seed: 4,
+        temperature: 0.7,
+        topK: 20,
+      });
+      const all = [...prompt(1), ...g.tokens, 7, 8, ...g2.tokens];
+      const reference = referenceLogprobs(await readGguf(model.path), all);
+      const at = (k: number) => reference[k - 1]; // entry i is token i + 1
+      let worst = 0;
+      g.tokens.forEach((_, k) => {
+        worst = Math.max(worst, Math.abs(g.logprobs[k] - at(6 + k)));
+      });
+      g2.tokens.forEach((_, k) => {
+        worst = Math.max(worst, Math.abs(g2.logprobs[k] - at(6 + g.tokens.length + 2 + k)));
+      });
+      expect(worst).toBeLessThan(1e-3);
+      expect(Array.from(seq.tokens())).toEqual(all);
+      seq.close();
+    } finally {
+      await sampler.dispose();
+    }
+  });
+
+  it("repeats itself for a seed, batches sequences that join while others run, and stops on strings and budgets", async () => {
+    const sampler = createNativeSampler({
+      modelPath: model.path,
+      sequences: 4,
+      contextPerSequence: 128,
+      stepsPerCall: 4,
+    });
+    try {
+      const run = (i: number, seed: number, maxTokens = 20) => {
+        const s = sampler.openSequence(prompt(i));
+        return s.generate(new Int32Array(0), { maxTokens, seed }).finally(() => s.close());
+      };
+      const a = await run(1, 9);
+      const b = await run(1, 9);
+      expect(Array.from(b.tokens)).toEqual(Array.from(a.tokens));
+      // Four at once, one joining after the others have started.
+      const decodesBefore = sampler.decodeCalls();
+      const first = [run(2, 1), run(3, 2), run(4, 3)];
+      await new Promise((r) => setTimeout(r, 0));
+      const late = run(1, 9);
+      const results = await Promise.all([...first, late]);
+      expect(Array.from(results[3].tokens)).toEqual(Array.from(a.tokens));
+      for (const r of results) expect(r.finishReason === "length" ? r.tokens.length : 20).toBe(20);
+      // Fewer decodes than tokens sampled: sequences shared steps.
+      const sampled = results.reduce((n, r) => n + r.tokens.length, 0);
+      expect(sampler.decodeCalls() - decodesBefore).toBeLessThan(sampled);
+      // A stop string: the text of the 5th sampled token ends the same seeded generation there.
+      const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+      const vocabModel = await llama.loadModel({ modelPath: model.path, vocabOnly: true });
+      const piece = vocabModel.detokenize([a.tokens[4] as Token], true);
+      await vocabModel.dispose();
+      expect(piece.length).toBeGreaterThan(0);
+      const s = sampler.openSequence(prompt(1));
+      const g = await s.generate(new Int32Array(0), { maxTokens: 20, seed: 9, stop: [piece] });
+      s.close();
+      expect(g.finishReason).toBe("stop");
+      expect(g.stopString).toBe(piece);
+      expect(g.tokens.length).toBeLessThanOrEqual(5);
+      expect(Array.from(g.tokens)).toEqual(Array.from(a.tokens.slice(0, g.tokens.length)));
+    } finally {
+      await sampler.dispose();
+    }
+  });
+
+  it("reports bad input as errors", async () => {
+    const sampler = createNativeSampler({ modelPath: model.path, sequences: 1, contextPerSequence: 16 });
+    try {
+      const s = sampler.openSequence(prompt(1));
+      await expect(s.generate(Int32Array.from([999]), { maxTokens: 1 })).rejects.toThrow(
+        /outside the vocabulary/,
+      );
+      expect(() => sampler.openSequence(prompt(2))).toThrow(/slots are in use/);
+      await expect(s.generate(new Int32Array(20), { maxTokens: 1 })).rejects.toThrow(/context holds 16/);
+      s.close();
+    } finally {
+      await sampler.dispose();
+    }
+  });
+});
