@@ -283,12 +283,14 @@ for (const n of PARALLEL) {
   let cpp = 0;
   let http = 0;
   let nat = 0;
+  let natSplit = 0;
   for (let r = 0; r < ROUNDS; r++) {
     const a = await runPolicy(n);
     const b = await runRaw(n);
     pol = { tps: Math.max(pol.tps, a.tps), cpuTps: Math.max(pol.cpuTps, a.cpuTps), decodes: a.decodes };
     raw = { tps: Math.max(raw.tps, b.tps), cpuTps: Math.max(raw.cpuTps, b.cpuTps) };
     nat = Math.max(nat, (await runNative(n)).tps);
+    natSplit = Math.max(natSplit, (await runNative(n, false)).tps);
     if (haveCpp) cpp = Math.max(cpp, runCpp(n).tps);
     if (haveServer) http = Math.max(http, (await runHttp(n)).tps);
   }
@@ -304,6 +306,7 @@ for (const n of PARALLEL) {
     ratioToCpp: haveCpp ? pol.tps / cpp : null,
     http: haveServer ? http : null,
     native: nat,
+    nativeSplit: natSplit,
     nativeToCpp: haveCpp ? nat / cpp : null,
   };
   rows.push(row);
@@ -312,17 +315,17 @@ for (const n of PARALLEL) {
       `per CPU-second policy ${pol.cpuTps.toFixed(0).padStart(6)} / raw ${raw.cpuTps.toFixed(0).padStart(6)} = ${row.cpuRatio.toFixed(2)} (${pol.decodes} decodes for ${TOKENS} steps)` +
       (haveCpp ? `; llama-batched-bench ${cpp.toFixed(0)} (policy/C++ ${row.ratioToCpp.toFixed(2)})` : "") +
       (haveServer ? `; HttpPolicy ${http.toFixed(0)}` : "") +
-      `; native loop ${nat.toFixed(0)}`,
+      `; native loop ${nat.toFixed(0)} (per-sequence KV ${natSplit.toFixed(0)})`,
   );
 }
 console.log(
-  "\n| sequences | policy | node-llama-cpp raw | native loop (experimental) | llama-batched-bench (C++) | HttpPolicy (llama-server) | policy / C++ | native loop / C++ | policy / raw |",
+  "\n| sequences | policy | node-llama-cpp raw | native loop (experimental) | native loop, per-sequence KV | llama-batched-bench (C++) | HttpPolicy (llama-server) | policy / C++ | native loop / C++ | policy / raw |",
 );
-console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 const fmt = (x) => (x === null ? "–" : Math.round(x).toLocaleString("en-US"));
 for (const r of rows)
   console.log(
-    `| ${r.n} | ${fmt(r.policy)} | ${fmt(r.raw)} | ${fmt(r.native)} | ${fmt(r.cpp)} | ${fmt(r.http)} | ${r.ratioToCpp === null ? "–" : r.ratioToCpp.toFixed(2)} | ${r.nativeToCpp === null ? "–" : r.nativeToCpp.toFixed(2)} | ${r.ratio.toFixed(2)} |`,
+    `| ${r.n} | ${fmt(r.policy)} | ${fmt(r.raw)} | ${fmt(r.native)} | ${fmt(r.nativeSplit)} | ${fmt(r.cpp)} | ${fmt(r.http)} | ${r.ratioToCpp === null ? "–" : r.ratioToCpp.toFixed(2)} | ${r.nativeToCpp === null ? "–" : r.nativeToCpp.toFixed(2)} | ${r.ratio.toFixed(2)} |`,
   );
 console.log(
   JSON.stringify({

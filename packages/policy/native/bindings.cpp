@@ -84,6 +84,7 @@ public:
       e.gpuLayers = o.Get("gpuLayers").As<Napi::Number>().Int32Value();
       e.batchSize = o.Get("batchSize").As<Napi::Number>().Int32Value();
       e.f32Cache = o.Get("f32Cache").ToBoolean();
+      e.unifiedKv = o.Get("unifiedKv").ToBoolean();
       engine_ = std::make_unique<Engine>(info[0].As<Napi::String>(), e);
       return info.Env().Undefined();
     });

@@ -26,6 +26,7 @@ struct EngineOptions {
   int32_t gpuLayers = 0;
   int32_t batchSize = 2048;
   bool f32Cache = false;
+  bool unifiedKv = true;
 };
 
 struct Request {
@@ -83,6 +84,8 @@ private:
   const llama_vocab *vocabHandle_ = nullptr;
   int32_t vocab_ = 0;
   llama_batch batch_{};
+  ggml_threadpool_t threadpool_ = nullptr;
+  void (*freeThreadpool_)(ggml_threadpool_t) = nullptr;
   mutable std::mutex incomingMutex_;
   std::vector<Request> incoming_;
   std::vector<Live> live_;

@@ -114,6 +114,43 @@ describe("native sampling engine (experimental)", () => {
     }
   });
 
+  it("per-sequence KV streams give the unified buffer's log-probabilities", async () => {
+    const generateAll = async (unifiedKv: boolean) => {
+      const sampler = createNativeSampler({
+        modelPath: model.path,
+        sequences: 3,
+        contextPerSequence: 64,
+        f32Cache: true,
+        unifiedKv,
+      });
+      try {
+        // Slots freed out of order, then reused: the engine orders each batch by sequence id.
+        const warm = [0, 1, 2].map((i) => sampler.openSequence(prompt(i)));
+        warm[1].close();
+        warm[0].close();
+        warm[2].close();
+        return await Promise.all(
+          [3, 4, 5].map(async (i) => {
+            const seq = sampler.openSequence(prompt(i));
+            const g = await seq.generate(Int32Array.from([9]), { maxTokens: 10, seed: i });
+            seq.close();
+            return g;
+          }),
+        );
+      } finally {
+        await sampler.dispose();
+      }
+    };
+    const unified = await generateAll(true);
+    const split = await generateAll(false);
+    split.forEach((g, i) => {
+      const n = Math.min(g.tokens.length, unified[i].tokens.length);
+      expect(n).toBeGreaterThan(0);
+      expect(Array.from(g.tokens.slice(0, n))).toEqual(Array.from(unified[i].tokens.slice(0, n)));
+      for (let k = 0; k < n; k++) expect(Math.abs(g.logprobs[k] - unified[i].logprobs[k])).toBeLessThan(1e-4);
+    });
+  });
+
   it("reports bad input as errors", async () => {
     const sampler = createNativeSampler({ modelPath: model.path, sequences: 1, contextPerSequence: 16 });
     try {
