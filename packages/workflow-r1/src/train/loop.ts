@@ -21,9 +21,9 @@ import { writeFileAtomic } from "./atomic.js";
 import { Checkpoints, type LoopState } from "./checkpoint.js";
 import { writeDashboard } from "./dashboard.js";
 import { MetricsLog, type StepMetrics, trainingSteps } from "./metrics-log.js";
-import { probeAgreement } from "./probe.js";
 import { createProgress } from "./progress.js";
 import { Rng } from "./random.js";
+import { calibrateGuard, checkReload, learnerProbe } from "./stale-guard.js";
 import { mean, std } from "./stats.js";
 import { updatePolicy } from "./update.js";
 
@@ -253,8 +253,16 @@ export const trainLoop = (options: TrainLoopOptions) =>
     const probeEnv = yield* Environment;
     const probeEpisode = yield* probeEnv.reset(evalTasks[0] ?? trainTasks[0]!);
     const probe = policy.renderChat(probeEpisode.messages, { addGenerationPrompt: true }).slice(0, 256);
-    const probeTolerance = config.model.kvCacheType === "f32" ? 5e-3 : 5e-2;
-    yield* probeAgreement(policy, learner, probe, probeTolerance);
+    // The stale-weights guard's rounding tolerance, measured now that both hold the same weights.
+    const guard = yield* calibrateGuard(
+      policy,
+      learner,
+      probe,
+      config.model.kvCacheType === "f32" ? 1e-4 : 1e-3,
+    );
+    progressLog(
+      `[train] stale-weights guard: policy vs learner ${guard.disagreement.toExponential(2)} on the same weights; tolerance ${guard.tolerance.toExponential(2)}`,
+    );
 
     const logWriter = yield* Effect.acquireRelease(
       Effect.promise(() => TrajectoryLogWriter.open(paths.trajectories)),
@@ -273,12 +281,13 @@ export const trainLoop = (options: TrainLoopOptions) =>
       const trajectories = result.groups.flatMap((g) => g.trajectories);
       const t1 = performance.now();
 
+      const probeBefore = yield* learnerProbe(learner, probe);
       const update = yield* updatePolicy(trajectories, config, learner, rng, options.reference);
       const t2 = performance.now();
 
       yield* learner.save(paths.weights, { format: weightsKind });
       yield* policy.reload({ kind: weightsKind, path: paths.weights });
-      const probeDiff = yield* probeAgreement(policy, learner, probe, probeTolerance);
+      const guardReading = yield* checkReload(policy, learner, probe, probeBefore, guard.tolerance);
       const t3 = performance.now();
 
       const sampled = trajectories.reduce((n, t) => n + t.mask.reduce((s, m) => s + m, 0), 0);
@@ -287,7 +296,10 @@ export const trainLoop = (options: TrainLoopOptions) =>
         step,
         ...rewardMetrics(trajectories),
         ...updateMetrics,
-        "mismatch/probe_max_abs": probeDiff,
+        "mismatch/probe_max_abs": guardReading.toNew,
+        "guard/probe_to_previous": guardReading.toPrevious,
+        "guard/probe_shift": guardReading.shift,
+        "guard/tolerance": guardReading.tolerance,
         "tokens/sampled": sampled,
         "throughput/sample_tokens_per_s": sampled / ((t1 - t0) / 1000),
         "throughput/learn_tokens_per_s": (learnerTokens ?? 0) / ((t2 - t1) / 1000),

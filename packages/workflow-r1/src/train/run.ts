@@ -4,7 +4,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ConfigError } from "@workflow-r1/core";
+import { ConfigError, Policy, type PolicyShape } from "@workflow-r1/core";
 import { createGgmlLearner, GgmlLearner, type LoraTarget } from "@workflow-r1/learner";
 import { createTinyLlama, LlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect, Layer } from "effect";
@@ -21,6 +21,8 @@ export interface RunTrainOptions {
   /** Continue the run in `out` from its last complete checkpoint. */
   readonly resume?: boolean;
   readonly onStep?: (metrics: StepMetrics) => void;
+  /** Wraps the policy service (instrumentation; tests simulate a reload that keeps old weights). */
+  readonly wrapPolicy?: (policy: PolicyShape) => PolicyShape;
 }
 
 const timestamp = () => new Date().toISOString().replace(/[:.]/g, "-").replace("T", "_").slice(0, 19);
@@ -77,7 +79,7 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
   const paths = runPaths(out, weightsKind);
   process.stderr.write(`[train] ${config.algorithm.name} on ${plugin.name} → ${out} (model ${modelPath})\n`);
 
-  const policy = LlamaCppPolicy.layer({
+  const basePolicy = LlamaCppPolicy.layer({
     modelPath,
     gpu: config.model.gpu,
     contextSize: config.model.contextSize,
@@ -85,6 +87,15 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
     threads: config.model.threads,
     ...(config.model.kvCacheType === "f32" && { kvCacheType: "F32" as const }),
   });
+  const wrap = options.wrapPolicy;
+  const policy = wrap
+    ? Layer.effect(
+        Policy,
+        Effect.gen(function* () {
+          return wrap(yield* Policy);
+        }),
+      ).pipe(Layer.provide(basePolicy))
+    : basePolicy;
   const learner = GgmlLearner.layer({
     modelPath,
     threads: config.learner.threads,
