@@ -62,8 +62,29 @@ describe("workflow-r1 train (end to end, CPU)", () => {
       "time/rollout",
       "time/learner",
       "time/sync",
+      "time/learner_forward",
+      "time/learner_backward",
+      "time/optimizer",
+      "time/algorithm",
+      "time/export_reload",
+      "time/probe",
+      "mismatch/abs_max",
+      "guard/tolerance",
+      "guard/probe_shift",
     ])
       expect(Number.isFinite(Number(rows[0]![key])), key).toBe(true);
+    // The learner's split adds up to no more than the learner's wall time.
+    const split = [
+      "time/learner_forward",
+      "time/learner_backward",
+      "time/optimizer",
+      "time/algorithm",
+    ].reduce((s, k) => s + Number(rows[0]![k]), 0);
+    expect(Number(rows[0]!["time/learner_backward"])).toBeGreaterThan(0);
+    expect(split).toBeLessThanOrEqual(Number(rows[0]!["time/learner"]) + 1e-3);
+    expect(Number(rows[0]!["mismatch/abs_max"])).toBeGreaterThanOrEqual(
+      Number(rows[0]!["mismatch/abs_mean"]),
+    );
     // The sampler (llama.cpp, F32 cache) and the learner (ggml) agree on the sampled tokens.
     expect(Number(rows[0]!["mismatch/abs_mean"])).toBeLessThan(1e-3);
     expect(Number(rows[0]!["update/trajectories"])).toBeGreaterThan(0);

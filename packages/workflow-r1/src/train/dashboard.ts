@@ -20,9 +20,27 @@ const panels: ReadonlyArray<{ heading: string; keys: ReadonlyArray<string>; desc
     keys: ["approx_kl", "mismatch/kl"],
     description: "approx_kl: old vs new policy; mismatch/kl: sampler (llama.cpp) vs learner (ggml).",
   },
+  {
+    heading: "Sampler–learner mismatch",
+    keys: ["mismatch/abs_mean", "mismatch/abs_max", "mismatch/probe_max_abs", "guard/tolerance"],
+    description:
+      "|log p_sampler − log p_learner| over sampled tokens (mean, max) and on the probe after each reload, against the stale-weights guard's tolerance (measured at start-up).",
+  },
   { heading: "Gradient norm", keys: ["grad_norm"] },
   { heading: "Entropy", keys: ["entropy"] },
-  { heading: "Time per step (s)", keys: ["time/rollout", "time/learner", "time/sync"] },
+  { heading: "Time per step (s)", keys: ["time/rollout", "time/learner", "time/sync", "time/evaluation"] },
+  {
+    heading: "Learner and sync time per step (s)",
+    keys: [
+      "time/learner_forward",
+      "time/learner_backward",
+      "time/optimizer",
+      "time/algorithm",
+      "time/export_reload",
+      "time/probe",
+    ],
+    description: "time/learner split by kind; time/sync = export + reload + the stale-weights probe.",
+  },
   {
     heading: "Throughput (tokens/s)",
     keys: ["throughput/sample_tokens_per_s", "throughput/learn_tokens_per_s"],

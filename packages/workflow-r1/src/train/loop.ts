@@ -287,6 +287,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
 
       yield* learner.save(paths.weights, { format: weightsKind });
       yield* policy.reload({ kind: weightsKind, path: paths.weights });
+      const t2b = performance.now();
       const guardReading = yield* checkReload(policy, learner, probe, probeBefore, guard.tolerance);
       const t3 = performance.now();
 
@@ -306,6 +307,8 @@ export const trainLoop = (options: TrainLoopOptions) =>
         "time/rollout": (t1 - t0) / 1000,
         "time/learner": (t2 - t1) / 1000,
         "time/sync": (t3 - t2) / 1000,
+        "time/export_reload": (t2b - t2) / 1000,
+        "time/probe": (t3 - t2b) / 1000,
         "rollout/batch_occupancy": result.metrics.meanBatchOccupancy,
         "rollout/operator_wait_s": result.metrics.operatorWaitMs / 1000,
         "rollout/episodes_per_s": result.metrics.episodesPerSecond,
@@ -313,8 +316,11 @@ export const trainLoop = (options: TrainLoopOptions) =>
       for (const t of trajectories)
         metrics[`finish/${t.finishReason}`] = Number(metrics[`finish/${t.finishReason}`] ?? 0) + 1;
 
-      if (evaluating && (step % config.evalEvery === 0 || step === config.steps))
+      if (evaluating && (step % config.evalEvery === 0 || step === config.steps)) {
+        const te = performance.now();
         Object.assign(metrics, yield* evaluate(step));
+        metrics["time/evaluation"] = (performance.now() - te) / 1000;
+      }
       metricsLog.append(metrics);
       options.onStep?.(metrics);
       progress.update(

@@ -64,6 +64,11 @@ export const mismatchMetrics = (
     (t, i, p) => Math.abs(learnerLogp[i]![p]! - t.samplerLogprobs[p]!),
     batch,
   ),
+  "mismatch/abs_max": batch.reduce((m, t, i) => {
+    for (let p = 0; p < t.mask.length; p++)
+      if (t.mask[p] === 1) m = Math.max(m, Math.abs(learnerLogp[i]![p]! - t.samplerLogprobs[p]!));
+    return m;
+  }, 0),
   // k3(q‖p) with q the sampler: E_q[r − 1 − log r], r = p/q — non-negative and low-variance.
   "mismatch/kl": meanOverMask((t, i, p) => {
     const d = learnerLogp[i]![p]! - t.samplerLogprobs[p]!;
@@ -97,10 +102,27 @@ export const updatePolicy = (
     const sequences: LearnerSequence[] = batch.map((t) => ({ tokens: t.tokens, mask: t.mask }));
     const learnerTokens = sequences.reduce((n, s) => n + s.tokens.length, 0);
 
+    // Where the learner's time goes: forward passes, backward passes, optimizer steps, the loss.
+    const seconds: Record<string, number> = {
+      "time/learner_forward": 0,
+      "time/learner_backward": 0,
+      "time/optimizer": 0,
+      "time/algorithm": 0,
+    };
+    const timed = <A, E, R>(key: string, effect: Effect.Effect<A, E, R>) =>
+      Effect.gen(function* () {
+        const t0 = performance.now();
+        const a = yield* effect;
+        seconds[key] = (seconds[key] ?? 0) + (performance.now() - t0) / 1000;
+        return a;
+      });
+
     // Old logprobs come from the learner (not the sampler), so the ratio starts at exactly 1.
-    const logpOld = yield* learner.logprobs(sequences);
+    const logpOld = yield* timed("time/learner_forward", learner.logprobs(sequences));
     const logpRef =
-      config.algorithm.klCoef > 0 && reference ? yield* reference.logprobs(sequences) : undefined;
+      config.algorithm.klCoef > 0 && reference
+        ? yield* timed("time/learner_forward", reference.logprobs(sequences))
+        : undefined;
     const mismatch = mismatchMetrics(batch, logpOld);
 
     // Truncated importance sampling: weight each token by min(π_learner / π_sampler, C).
@@ -138,8 +160,9 @@ export const updatePolicy = (
         const mbSequences = members.map((i) => sequences[i]!);
         // Before the first optimizer step the new logprobs are the old ones: skip the forward pass.
         const logpNew = weightsChanged
-          ? yield* learner.logprobs(mbSequences)
+          ? yield* timed("time/learner_forward", learner.logprobs(mbSequences))
           : members.map((i) => logpOld[i]!);
+        const lossStart = performance.now();
         const result = policyLoss(
           members.map((i, k) => ({
             logpNew: logpNew[k]!,
@@ -155,8 +178,9 @@ export const updatePolicy = (
           if (weights) for (let p = 0; p < c.length; p++) c[p] = c[p]! * weights[p]!;
           return c;
         });
-        yield* learner.backward(mbSequences, coefficients);
-        const stats = yield* learner.step();
+        seconds["time/algorithm"]! += (performance.now() - lossStart) / 1000;
+        yield* timed("time/learner_backward", learner.backward(mbSequences, coefficients));
+        const stats = yield* timed("time/optimizer", learner.step());
         weightsChanged = true;
         gradNorm = stats.gradNorm;
         const metrics: Record<string, number> = {
@@ -183,6 +207,7 @@ export const updatePolicy = (
       // Monte-Carlo entropy estimate of the sampling policy: E[−log p(sampled token)].
       entropy: meanOverMask((t, _i, p) => -t.samplerLogprobs[p]!, batch),
       "advantage/abs_mean": advantages.reduce((s, a) => s + Math.abs(a), 0) / advantages.length,
+      ...seconds,
       learnerTokens,
     } as UpdateMetrics;
   });
