@@ -50,6 +50,7 @@ program
     "Train a policy; with no arguments, the embedded default (tiny model, synthetic QA, GSsPO, CPU).",
   )
   .option("-c, --config <file>", "config file (JSON or YAML) merged over the default")
+  .option("--preset <name>", "a shipped config: gpu (a ~76M model on one CUDA GPU)")
   .option("--out <dir>", "output directory (default runs/<timestamp>)")
   .option("--resume", "continue the run in --out from its last complete checkpoint")
   .option("--steps <n>", "number of RL steps", int)
@@ -60,11 +61,14 @@ program
   .option("--set <key=value>", "override any config field, e.g. --set rollout.groupSize=4", collect, [])
   .action(async (options) => {
     const { runTrain } = await import("./train/run.js");
-    await runTrain({
-      file: options.config,
-      overrides: overridesFrom(options),
-      resume: Boolean(options.resume),
-    }).catch(fail);
+    const { presetFile } = await import("./presets.js");
+    if (options.preset && options.config) fail(new Error("--preset and --config are exclusive: pick one"));
+    await (async () =>
+      runTrain({
+        file: options.preset ? presetFile(options.preset) : options.config,
+        overrides: overridesFrom(options),
+        resume: Boolean(options.resume),
+      }))().catch(fail);
   });
 
 program

@@ -10,6 +10,7 @@ import { createTinyLlama, LlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect, Layer } from "effect";
 import { ensureAlgorithm } from "../algorithms.js";
 import { deepMerge, readConfigFile, resolveConfig, type TrainConfig, validateConfig } from "../config.js";
+import { resolveDevices } from "../device.js";
 import { resolveEnvironment } from "../environments.js";
 import { writeFileAtomic } from "./atomic.js";
 import { runPaths, summarize, trainLoop } from "./loop.js";
@@ -57,6 +58,8 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
       field: "out",
       message: `${out} already holds a run; pass --resume to continue it or choose another --out`,
     });
+  // Refuse an unusable GPU setting before anything is written.
+  const devices = resolveDevices(config.model.gpu);
   fs.mkdirSync(out, { recursive: true });
   writeFileAtomic(path.join(out, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
 
@@ -81,7 +84,7 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
 
   const basePolicy = LlamaCppPolicy.layer({
     modelPath,
-    gpu: config.model.gpu,
+    gpu: devices.policy,
     contextSize: config.model.contextSize,
     sequences: config.rollout.maxConcurrentEpisodes,
     threads: config.model.threads,
@@ -99,7 +102,7 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
   const learner = GgmlLearner.layer({
     modelPath,
     threads: config.learner.threads,
-    gpu: config.model.gpu !== false,
+    gpu: devices.learner,
     seed: config.seed,
     microBatchTokens: config.learner.microBatchTokens,
     ...(config.learner.mode === "lora" && {
@@ -127,6 +130,7 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
     config.algorithm.klCoef > 0
       ? createGgmlLearner({
           modelPath,
+          gpu: devices.learner,
           threads: config.learner.threads,
           microBatchTokens: config.learner.microBatchTokens,
         })

@@ -1,0 +1,48 @@
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { ConfigError } from "@workflow-r1/core";
+import { describe, expect, it } from "vitest";
+import { resolveConfig } from "../src/config.js";
+import { cudaProblem, resolveDevices } from "../src/device.js";
+import { presetFile } from "../src/presets.js";
+
+describe("model.gpu: one meaning for the sampler and the learner", () => {
+  const cpuOnly = { ...process.env, WORKFLOW_R1_CUDA: undefined };
+  it("false: both on the CPU; auto without the CUDA build: both on the CPU", () => {
+    expect(resolveDevices(false, cpuOnly)).toEqual({ policy: false, learner: false });
+    expect(resolveDevices("auto", cpuOnly)).toEqual({ policy: false, learner: false });
+  });
+
+  it("cuda without the CUDA build is refused with the command that builds it; vulkan is refused", () => {
+    expect(cudaProblem(cpuOnly)).toMatch(/WORKFLOW_R1_CUDA is not 1/);
+    expect(() => resolveDevices("cuda", cpuOnly)).toThrow(ConfigError);
+    expect(() => resolveDevices("cuda", cpuOnly)).toThrow(/build-cuda\.sh/);
+    expect(() => resolveDevices("vulkan", cpuOnly)).toThrow(/no Vulkan backend/);
+  });
+});
+
+describe("train --preset", () => {
+  it("ships a gpu preset that validates and names CUDA", () => {
+    const config = resolveConfig({ file: presetFile("gpu") });
+    expect(config.model.gpu).toBe("cuda");
+    expect(config.rollout.groupSize).toBe(16);
+    expect(config.rollout.tasksPerStep).toBe(64);
+    expect(config.model.contextSize).toBe(2048);
+    expect(() => presetFile("nope")).toThrow(/no preset "nope"; available: .*gpu/);
+  });
+
+  it("refuses clearly on a machine without the CUDA build, before writing a run", () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-preset-"));
+    const cli = path.resolve(import.meta.dirname, "../dist/cli.js");
+    const r = spawnSync(process.execPath, [cli, "train", "--preset", "gpu", "--out", path.join(out, "run")], {
+      encoding: "utf8",
+      env: { ...process.env, CI: "1", WORKFLOW_R1_CUDA: "" },
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/model\.gpu is "cuda" but CUDA is not usable/);
+    expect(fs.existsSync(path.join(out, "run", "config.json"))).toBe(false);
+    fs.rmSync(out, { recursive: true, force: true });
+  });
+});
