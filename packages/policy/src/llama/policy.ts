@@ -39,6 +39,7 @@ import {
 import { createRng } from "../gguf/tiny.js";
 import { ChatRenderer } from "./chat.js";
 import { BatchEngine, type NativeContext, type NativeSampler } from "./engine.js";
+import { nativeContextOf, newNativeSampler, sequenceIdOf } from "./internals.js";
 
 export type KvCacheType = "F32" | "F16" | "Q8_0" | "Q4_0";
 
@@ -201,7 +202,7 @@ export const createLlamaCppPolicy = async (
 
   const stats = { decodes: 0, decodedTokens: 0 };
   const contextParts = (context: LlamaContext) => {
-    const native = (context as unknown as { _ctx: NativeContext })._ctx;
+    const native = nativeContextOf(context);
     return {
       free: Array.from({ length: nSeq }, () => context.getSequence()),
       native,
@@ -279,15 +280,9 @@ export const createLlamaCppPolicy = async (
     });
 
   /** A native sampler configured like node-llama-cpp's own (temperature 1, no truncation unless asked). */
-  const makeSampler = (seq: LlamaContextSequence, seed: number): NativeSampler => {
-    const internals = seq as unknown as { _resolveSamplerConfig: (o: object) => unknown };
-    const bindings = (llama as unknown as { _bindings: { AddonSampler: new (m: unknown) => NativeSampler } })
-      ._bindings;
-    const sampler = new bindings.AddonSampler((loaded.model as unknown as { _model: unknown })._model);
-    sampler.applyConfig(internals._resolveSamplerConfig({ temperature: 1, topK: 0, topP: 1, minP: 0, seed }));
-    return sampler;
-  };
-  const sequenceId = (seq: LlamaContextSequence) => (seq as unknown as { _sequenceId: number })._sequenceId;
+  const makeSampler = (seq: LlamaContextSequence, seed: number): NativeSampler =>
+    newNativeSampler(llama, loaded.model, seq, seed);
+  const sequenceId = sequenceIdOf;
 
   const sequenceFor = (seq: LlamaContextSequence, prompt: Int32Array): PolicySequence => {
     // Tokens in the KV cache, and sampled tokens not yet fed back (the last token of each turn).
