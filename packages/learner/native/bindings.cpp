@@ -121,7 +121,8 @@ public:
          InstanceMethod("setParameter", &Native::SetParameter), InstanceMethod("gradient", &Native::Gradient),
          InstanceMethod("parameterNames", &Native::ParameterNames), InstanceMethod("free", &Native::Free),
          InstanceMethod("setProfiling", &Native::SetProfiling), InstanceMethod("takeProfile", &Native::TakeProfile),
-         InstanceMethod("reserve", &Native::Reserve)});
+         InstanceMethod("reserve", &Native::Reserve), InstanceMethod("forwardKept", &Native::ForwardKept),
+         InstanceMethod("backwardKept", &Native::BackwardKept)});
     exports.Set("NativeLearner", f);
     exports.Set("abiProblem", Napi::Function::New(env, [](const Napi::CallbackInfo &info) {
                   return Napi::String::New(info.Env(), abiProblem());
@@ -184,6 +185,7 @@ private:
       o.Set("backend", ggml_backend_name(m.backend.get()));
       o.Set("precision", m.options.precision == Precision::F16 ? "f16" : "f32");
       o.Set("denseEmbeddingGradient", m.options.denseEmbeddingGrad);
+      o.Set("reusedForwards", (double)m.graphs().reusedForwards());
       const MemoryReport r = m.graphs().memory();
       auto mem = Napi::Object::New(info.Env());
       mem.Set("weights", (double)r.weights);
@@ -225,6 +227,33 @@ private:
             job.floats = m->graphs().run(b->tokens.data(), b->segments.data(), b->length, b->rows, c->data());
           },
           floatsOf);
+    });
+  }
+
+  // forwardKept(tokens, segments, length, rows) → Promise<Float32Array>: the training graph's forward
+  // half, activations kept for backwardKept.
+  Napi::Value ForwardKept(const Napi::CallbackInfo &info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      Model *m = &live();
+      auto b = std::make_shared<Batch>(batchOf(info));
+      return queue(
+          info.Env(),
+          [m, b](Job &job) { job.floats = m->graphs().forwardKept(b->tokens.data(), b->segments.data(), b->length, b->rows); },
+          floatsOf);
+    });
+  }
+
+  // backwardKept(coefficients, length, rows) → Promise<void>: the backward half after forwardKept.
+  Napi::Value BackwardKept(const Napi::CallbackInfo &info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      Model *m = &live();
+      auto coef = info[0].As<Napi::Float32Array>();
+      const int64_t L = info[1].As<Napi::Number>().Int64Value(), B = info[2].As<Napi::Number>().Int64Value();
+      if ((int64_t)coef.ElementLength() != L * B) throw Error("coefficients length is not length × rows");
+      for (size_t i = 0; i < coef.ElementLength(); i++)
+        if (!std::isfinite(coef[i])) throw Error("coefficient " + std::to_string(i) + " is not finite");
+      auto c = std::make_shared<std::vector<float>>(coef.Data(), coef.Data() + coef.ElementLength());
+      return queue(info.Env(), [m, c, L, B](Job &) { m->graphs().backwardKept(c->data(), L, B); }, undefinedOf);
     });
   }
 
@@ -296,6 +325,7 @@ private:
       ggml_tensor *t = live().element(info[0].As<Napi::String>(), idx, false);
       const float v = info[2].As<Napi::Number>().FloatValue();
       ggml_backend_tensor_set(t, &v, idx * sizeof(float), sizeof(float));
+      live().weightsVersion++;
       return info.Env().Undefined();
     });
   }

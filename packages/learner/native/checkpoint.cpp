@@ -89,6 +89,7 @@ void loadState(Model &m, const std::string &path) {
     }
   for (auto &pr : pairs) ggml_backend_tensor_set(pr.first, pr.second->data, 0, ggml_nbytes(pr.first));
   m.step = (int64_t)gguf_get_val_u64(in.get(), stepId);
+  m.weightsVersion++;
   m.zeroGrad();
 }
 

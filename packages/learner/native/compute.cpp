@@ -23,7 +23,7 @@ std::unique_ptr<CompiledGraph> GraphCache::compile(int64_t L, int64_t B, bool tr
   g->training = training;
   const size_t capacity = graphCapacity(m, training);
   // Room for the forward graph with gradients, the rewritten graph, and their tensors.
-  g->ctx = metadataContext(capacity * 3, ggml_graph_overhead_custom(capacity, true) + ggml_graph_overhead_custom(capacity, false));
+  g->ctx = metadataContext(capacity * 3, ggml_graph_overhead_custom(capacity, true) + 3 * ggml_graph_overhead_custom(capacity, false));
   ggml_context *ctx = g->ctx.get();
   g->logp = buildLogprobs(m, ctx, L, B, g->in, training);
   if (!training) {
@@ -49,6 +49,14 @@ std::unique_ptr<CompiledGraph> GraphCache::compile(int64_t L, int64_t B, bool tr
     g->lossGrad = ggml_graph_get_grad_acc(withGrads, loss);
     ggml_set_input(g->lossGrad);
     g->graph = rewriteBackward(m, ctx, withGrads, capacity, g->in, L * B);
+    const int n = ggml_graph_n_nodes(g->graph);
+    int split = -1;
+    for (int i = 0; i < n && split < 0; i++)
+      if (ggml_graph_node(g->graph, i) == g->logp) split = i + 1;
+    if (split < 0) throw Error("internal: the log-probabilities are not a node of the training graph");
+    g->forwardPart = ggml_new_graph_custom(ctx, capacity, false);
+    g->backwardPart = ggml_new_graph_custom(ctx, capacity, false);
+    for (int i = 0; i < n; i++) ggml_graph_add_node(i < split ? g->forwardPart : g->backwardPart, ggml_graph_node(g->graph, i));
   }
   checkSupported(m.backend.get(), g->graph);
   g->alloc.reset(ggml_gallocr_new(ggml_backend_get_default_buffer_type(m.backend.get())));
@@ -71,6 +79,7 @@ CompiledGraph &GraphCache::get(int64_t L, int64_t B, bool training) {
     size_t oldest = 0;
     for (size_t i = 1; i < graphs_.size(); i++)
       if (graphs_[i]->lastUse < graphs_[oldest]->lastUse) oldest = i;
+    if (graphs_[oldest].get() == kept_) kept_ = nullptr;
     graphs_.erase(graphs_.begin() + (long)oldest);
   }
   graphs_.push_back(compile(L, B, training));
@@ -110,7 +119,7 @@ void GraphCache::setInputs(CompiledGraph &g, const int32_t *tokens, const int32_
   std::vector<float> ones(N, 1.0f);
   ggml_backend_tensor_set(g.in.pickOnes, ones.data(), 0, N * sizeof(float));
   ggml_backend_tensor_memset(g.in.pickZeros, 0, 0, ggml_nbytes(g.in.pickZeros));
-  ggml_backend_tensor_set(g.in.coef, coef, 0, N * sizeof(float));
+  if (coef != nullptr) ggml_backend_tensor_set(g.in.coef, coef, 0, N * sizeof(float));
   if (g.in.embedIndex != nullptr) {
     std::vector<int64_t> index(N);
     for (int64_t i = 0; i < N; i++) index[i] = (int64_t)tokens[i] * N + i;
@@ -127,20 +136,53 @@ void GraphCache::setInputs(CompiledGraph &g, const int32_t *tokens, const int32_
   ggml_backend_tensor_set(g.lossGrad, &one, 0, sizeof(float));
 }
 
+void GraphCache::compute(ggml_cgraph *graph) {
+  if (profiling_) computeProfiled(graph);
+  else if (ggml_backend_graph_compute(model_.backend.get(), graph) != GGML_STATUS_SUCCESS)
+    throw Error("graph computation failed");
+}
+
 std::vector<float> GraphCache::run(const int32_t *tokens, const int32_t *segments, int64_t L, int64_t B,
                                    const float *coef) {
   if (L < 1 || B < 1) throw Error("empty batch");
   if (L > model_.hp.context)
     throw Error("sequence length " + std::to_string(L) + " exceeds the context " + std::to_string(model_.hp.context));
   model_.checkTokens(tokens, L * B);
+  kept_ = nullptr;  // any computation may overwrite kept activations
   CompiledGraph &g = get(L, B, coef != nullptr);
   setInputs(g, tokens, segments, coef);
-  if (profiling_) computeProfiled(g.graph);
-  else if (ggml_backend_graph_compute(model_.backend.get(), g.graph) != GGML_STATUS_SUCCESS)
-    throw Error("graph computation failed");
+  compute(g.graph);
   std::vector<float> out(L * B);
   ggml_backend_tensor_get(g.logp, out.data(), 0, out.size() * sizeof(float));
   return out;
+}
+
+std::vector<float> GraphCache::forwardKept(const int32_t *tokens, const int32_t *segments, int64_t L, int64_t B) {
+  if (L < 1 || B < 1) throw Error("empty batch");
+  if (L > model_.hp.context)
+    throw Error("sequence length " + std::to_string(L) + " exceeds the context " + std::to_string(model_.hp.context));
+  model_.checkTokens(tokens, L * B);
+  kept_ = nullptr;
+  CompiledGraph &g = get(L, B, true);
+  setInputs(g, tokens, segments, nullptr);
+  compute(g.forwardPart);
+  kept_ = &g;
+  keptVersion_ = model_.weightsVersion;
+  std::vector<float> out(L * B);
+  ggml_backend_tensor_get(g.logp, out.data(), 0, out.size() * sizeof(float));
+  return out;
+}
+
+void GraphCache::backwardKept(const float *coef, int64_t L, int64_t B) {
+  if (kept_ == nullptr || kept_->length != L || kept_->rows != B || keptVersion_ != model_.weightsVersion)
+    throw Error("no kept forward pass of this shape at the current weights (call forward with keep first)");
+  CompiledGraph &g = *kept_;
+  kept_ = nullptr;
+  ggml_backend_tensor_set(g.in.coef, coef, 0, L * B * sizeof(float));
+  const float one = 1.0f;
+  ggml_backend_tensor_set(g.lossGrad, &one, 0, sizeof(float));
+  compute(g.backwardPart);
+  reusedForwards_++;
 }
 
 void GraphCache::computeProfiled(ggml_cgraph *graph) {

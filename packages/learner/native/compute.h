@@ -21,6 +21,9 @@ struct CompiledGraph {
   GraphInputs in;
   ggml_tensor *logp = nullptr;
   ggml_tensor *lossGrad = nullptr;  // d loss / d loss = 1, set before each run
+  // Training graphs split after the log-probabilities: the forward part can run first (its
+  // activations stay in the work buffer) and the backward part later, once the coefficients are known.
+  ggml_cgraph *forwardPart = nullptr, *backwardPart = nullptr;
   uint64_t lastUse = 0;
 };
 
@@ -50,6 +53,12 @@ public:
   MemoryReport memory() const;
   // Compiles (and allocates) the graph for this shape without computing: its work buffer size.
   size_t reserve(int64_t L, int64_t B, bool training);
+  // The forward half of the training graph; its activations are kept for backwardKept until any
+  // other computation or a weight change.
+  std::vector<float> forwardKept(const int32_t *tokens, const int32_t *segments, int64_t L, int64_t B);
+  // The backward half after forwardKept (same shape, same weights), accumulating Σ c·logp's gradient.
+  void backwardKept(const float *coef, int64_t L, int64_t B);
+  int64_t reusedForwards() const { return reusedForwards_; }
 
 private:
   CompiledGraph &get(int64_t L, int64_t B, bool training);
@@ -62,6 +71,10 @@ private:
   int64_t peakTokens_ = 0;
   std::vector<std::unique_ptr<CompiledGraph>> graphs_;
   bool profiling_ = false;
+  CompiledGraph *kept_ = nullptr;  // the graph whose forward half ran last, if still valid
+  uint64_t keptVersion_ = 0;
+  int64_t reusedForwards_ = 0;
+  void compute(ggml_cgraph *graph);
   std::map<std::string, OpTime> profile_;
   void computeProfiled(ggml_cgraph *graph);
 };

@@ -100,6 +100,9 @@ public:
   std::map<const ggml_tensor *, ggml_tensor *> grad, adamM, adamV;
   int64_t maxRows = 0;  // longest output dimension of any weight (size of GraphInputs::rows)
   int64_t step = 0;
+  // Bumped whenever trainable weights change (optimizer step, state load, test writes): a kept
+  // forward pass is only reused for a backward at the same version.
+  uint64_t weightsVersion = 0;
 
   bool lora() const { return options.loraRank > 0; }
   ggml_tensor *find(const std::string &name, bool required) const;

@@ -115,6 +115,7 @@ double Optimizer::step(const AdamWSettings &s) {
       throw Error("optimizer step failed");
   }
   model_.step = t;
+  model_.weightsVersion++;
   model_.zeroGrad();
   return norm;
 }

@@ -70,6 +70,12 @@ export interface GgmlLearnerConfig {
   readonly precision?: "f32" | "f16";
   /** Compiled graphs kept, one per batch shape (each holds its work buffer). Default 4. */
   readonly graphCacheSize?: number;
+  /**
+   * When `logprobs(batch)` fits one micro-batch, run it as the forward half of the training graph
+   * and keep its activations, so a following `backward(batch, …)` on the same batch array with
+   * unchanged weights skips the forward pass. Default true.
+   */
+  readonly reuseForward?: boolean;
   /** Seed of the LoRA A initialisation. Default 0. */
   readonly seed?: number;
 }
@@ -220,12 +226,27 @@ export const createGgmlLearner = (
   const entry = (plan: PackedMicroBatch, k: number, t: number) =>
     plan.placements[k].row * plan.length + plan.placements[k].offset + t - 1;
 
+  // The batch whose forward half ran last in the training graph (see `reuseForward`).
+  let kept: { batch: ReadonlyArray<LearnerSequence>; plan: PackedMicroBatch } | undefined;
+  const reuseForward = config.reuseForward ?? true;
+
   const logprobs: LearnerShape["logprobs"] = (batch) =>
     callAsync("logprobs", async () => {
       validate("logprobs", batch);
+      kept = undefined;
       const out = batch.map((s) => new Float32Array(s.tokens.length).fill(Number.NaN));
+      const single =
+        reuseForward &&
+        planPackedBatches(
+          batch.map((s) => s.tokens.length),
+          microBatchTokens,
+          info.context,
+        ).length === 1;
       await eachMicroBatch(batch, async (plan, tokens, segments) => {
-        const lp = await native.forward(tokens, segments, plan.length, plan.rows);
+        const lp = single
+          ? await native.forwardKept(tokens, segments, plan.length, plan.rows)
+          : await native.forward(tokens, segments, plan.length, plan.rows);
+        if (single) kept = { batch, plan };
         plan.placements.forEach((p, k) => {
           const { mask } = batch[p.sequence];
           for (let t = 1; t < mask.length; t++) if (mask[t] === 1) out[p.sequence][t] = lp[entry(plan, k, t)];
@@ -247,19 +268,35 @@ export const createGgmlLearner = (
           if (s.mask[t] === 1 && !Number.isFinite(c[t]))
             throw fail("backward", `sequence ${i}, position ${t}: coefficient ${c[t]} is not finite`);
       });
-      await eachMicroBatch(batch, async (plan, tokens, segments) => {
-        const coef = new Float32Array(tokens.length);
+      const coefficientsFor = (plan: PackedMicroBatch) => {
+        const coef = new Float32Array(plan.length * plan.rows);
         plan.placements.forEach((p, k) => {
           const { mask } = batch[p.sequence];
           const c = coefficients[p.sequence];
           for (let t = 1; t < mask.length; t++) if (mask[t] === 1) coef[entry(plan, k, t)] = c[t];
         });
-        await native.backward(tokens, segments, plan.length, plan.rows, coef);
+        return coef;
+      };
+      const reusable = kept !== undefined && kept.batch === batch;
+      const plan = kept?.plan;
+      kept = undefined;
+      if (reusable && plan !== undefined) {
+        // The same batch array right after its logprobs: the native side refuses if the weights
+        // changed in between, and the full pass below runs instead.
+        const done = await native.backwardKept(coefficientsFor(plan), plan.length, plan.rows).then(
+          () => true,
+          () => false,
+        );
+        if (done) return;
+      }
+      await eachMicroBatch(batch, async (plan, tokens, segments) => {
+        await native.backward(tokens, segments, plan.length, plan.rows, coefficientsFor(plan));
       });
     });
 
   const step: LearnerShape["step"] = () =>
     callAsync("step", async (): Promise<StepStats> => {
+      kept = undefined;
       const next = native.info().step + 1;
       const learningRate = opt.schedule ? opt.schedule(next, baseLr) : baseLr;
       if (!Number.isFinite(learningRate) || learningRate < 0)

@@ -20,6 +20,10 @@ export interface NativeLearnerHandle {
     rows: number,
     coefficients: Float32Array,
   ): Promise<Float32Array>;
+  /** The training graph's forward half; its activations are kept for `backwardKept`. */
+  forwardKept(tokens: Int32Array, segments: Int32Array, length: number, rows: number): Promise<Float32Array>;
+  /** The backward half after `forwardKept` (same shape, no weight change in between). */
+  backwardKept(coefficients: Float32Array, length: number, rows: number): Promise<void>;
   gradNorm(): Promise<number>;
   /** Clip + AdamW + zero the gradient; resolves to the gradient norm before clipping. */
   step(
@@ -74,6 +78,8 @@ export interface NativeInfo {
   readonly precision: "f32" | "f16";
   /** The token embedding's gradient as a one-hot product (GPU default) rather than GET_ROWS_BACK. */
   readonly denseEmbeddingGradient: boolean;
+  /** Backward passes that reused the activations of the preceding `logprobs` call. */
+  readonly reusedForwards: number;
   readonly memory: NativeMemory;
 }
 

@@ -172,3 +172,49 @@ describe("token embedding gradient as a one-hot product (the GPU default)", () =
     }
   });
 });
+
+describe("a backward after logprobs on the same batch reuses its forward pass", () => {
+  it("gives the full pass's gradient, and falls back to the full pass once the weights changed", async () => {
+    const model = await tinyModel(tmp.dir, "reuse-forward", { seed: 81 });
+    const config = { modelPath: model.path, threads: 1, optimizer: { learningRate: 1e-2 } };
+    const reusing = createGgmlLearner(config);
+    const plain = createGgmlLearner({ ...config, reuseForward: false });
+    const grads = (l: GgmlLearnerShape) =>
+      l.parameterNames().flatMap(([n, c]) => Array.from({ length: c }, (_, i) => l.gradient(n, i)));
+    try {
+      const batch = randomSequences(3, [11, 7, 15], model.vocab, 29).map(({ tokens, mask }) => ({
+        tokens,
+        mask,
+      }));
+      const coef = batch.map((s) => Float32Array.from(s.tokens, (_, t) => (t % 3 === 0 ? 1 : -0.5)));
+      const [a, b] = [
+        await Effect.runPromise(reusing.logprobs(batch)),
+        await Effect.runPromise(plain.logprobs(batch)),
+      ];
+      // The training graph's forward half gives the forward graph's log-probabilities.
+      a.forEach((lp, i) => {
+        for (let t = 1; t < lp.length; t++) expect(lp[t]).toBeCloseTo(b[i][t], 5);
+      });
+      for (const l of [reusing, plain]) await Effect.runPromise(l.backward(batch, coef));
+      expect(reusing.info().reusedForwards).toBe(1);
+      expect(plain.info().reusedForwards).toBe(0);
+      const [ga, gb] = [grads(reusing), grads(plain)];
+      ga.forEach((g, i) => {
+        expect(g).toBeCloseTo(gb[i], 5);
+      });
+
+      // logprobs, then a step, then backward: the kept activations are stale, the full pass runs.
+      for (const l of [reusing, plain]) await Effect.runPromise(l.logprobs(batch));
+      for (const l of [reusing, plain]) await Effect.runPromise(l.step());
+      for (const l of [reusing, plain]) await Effect.runPromise(l.backward(batch, coef));
+      expect(reusing.info().reusedForwards).toBe(1);
+      const [ha, hb] = [grads(reusing), grads(plain)];
+      ha.forEach((g, i) => {
+        expect(g).toBeCloseTo(hb[i], 5);
+      });
+    } finally {
+      await reusing.dispose();
+      await plain.dispose();
+    }
+  });
+});
