@@ -14,15 +14,11 @@ import { join } from "node:path";
 import {
   type ChatMessage,
   ContextOverflowError,
-  type Generation,
   ModelLoadError,
   Policy,
   PolicyError,
-  type PolicyInfo,
   type PolicySequence,
   type PolicyShape,
-  type SampleFinishReason,
-  type SamplingOptions,
   type WeightsSource,
 } from "@workflow-r1/core";
 import { Effect, Layer, type Scope, Semaphore } from "effect";
@@ -36,10 +32,10 @@ import {
   resolveModelFile,
   type Token,
 } from "node-llama-cpp";
-import { createRng } from "../gguf/tiny.js";
-import { ChatRenderer } from "./chat.js";
-import { BatchEngine, type NativeContext, type NativeSampler } from "./engine.js";
-import { nativeContextOf, newNativeSampler, sequenceIdOf } from "./internals.js";
+import type { NativeSampler } from "./engine.js";
+import { newNativeSampler, sequenceIdOf } from "./internals.js";
+import { describeLoaded, type Loaded, partsOf } from "./loading.js";
+import { createSequence } from "./sequence.js";
 
 export type KvCacheType = "F32" | "F16" | "Q8_0" | "Q4_0";
 
@@ -82,63 +78,6 @@ export interface LlamaCppPolicyShape extends PolicyShape {
 }
 
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
-
-const isTruncating = (o: SamplingOptions, vocab: number) =>
-  (o.topK !== undefined && o.topK > 0 && o.topK < vocab) || (o.topP !== undefined && o.topP < 1);
-
-/** Sample from raw logits with temperature / top-k / top-p; returns the token and its temperature-1 log-prob. */
-const sampleFromLogits = (
-  logits: Map<number, number>,
-  o: SamplingOptions,
-  u: number,
-): { token: number; logprob: number } => {
-  const entries = [...logits.entries()].sort((a, b) => b[1] - a[1]);
-  const max = entries[0][1];
-  let z1 = 0;
-  for (const [, l] of entries) z1 += Math.exp(l - max);
-  const logZ = max + Math.log(z1);
-  const t = o.temperature ?? 1;
-  let chosen: number;
-  if (t <= 0) chosen = entries[0][0];
-  else {
-    let cand = entries;
-    if (o.topK !== undefined && o.topK > 0) cand = cand.slice(0, o.topK);
-    const w = cand.map(([, l]) => Math.exp((l - max) / t));
-    let total = w.reduce((a, b) => a + b, 0);
-    if (o.topP !== undefined && o.topP < 1) {
-      let acc = 0;
-      let keep = 0;
-      while (keep < w.length) {
-        acc += w[keep] / total;
-        keep++;
-        if (acc >= o.topP) break;
-      }
-      cand = cand.slice(0, keep);
-      w.length = keep;
-      total = w.reduce((a, b) => a + b, 0);
-    }
-    let r = u * total;
-    let i = 0;
-    while (i < w.length - 1 && r >= w[i]) {
-      r -= w[i];
-      i++;
-    }
-    chosen = cand[i][0];
-  }
-  return { token: chosen, logprob: (logits.get(chosen) ?? Number.NEGATIVE_INFINITY) - logZ };
-};
-
-interface Loaded {
-  model: LlamaModel;
-  context: LlamaContext;
-  /** Sequences of the context not in use (node-llama-cpp reclaims disposed ids lazily, so we reuse them). */
-  free: LlamaContextSequence[];
-  native: NativeContext;
-  engine: BatchEngine;
-  renderer: ChatRenderer;
-  info: PolicyInfo;
-  modelPath: string;
-}
 
 /** Create the policy; `dispose` frees the context and model. Prefer {@link LlamaCppPolicy.layer}. */
 export const createLlamaCppPolicy = async (
@@ -201,41 +140,9 @@ export const createLlamaCppPolicy = async (
   };
 
   const stats = { decodes: 0, decodedTokens: 0 };
-  const contextParts = (context: LlamaContext) => {
-    const native = nativeContextOf(context);
-    return {
-      free: Array.from({ length: nSeq }, () => context.getSequence()),
-      native,
-      engine: new BatchEngine(native, context.batchSize, stats),
-    };
-  };
-
-  const describe = (model: LlamaModel, context: LlamaContext, modelPath: string): Loaded => {
-    const eog = new Set<number>();
-    for (const t of [model.tokens.eos, model.tokens.eot]) if (t !== null) eog.add(t);
-    const meta = model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: ReadonlyArray<string> } } };
-    const arch = model.fileInfo.architectureMetadata as { vocab_size?: number };
-    const vocabSize = arch?.vocab_size ?? meta.tokenizer?.ggml?.tokens?.length ?? 0;
-    for (let t = 0; t < vocabSize; t++) if (model.isEogToken(t as Token)) eog.add(t);
-    const endOfTurnTokens = [...eog].sort((a, b) => a - b);
-    const template = model.fileInfo.metadata?.tokenizer?.chat_template;
-    const eotToken = model.tokens.eot ?? model.tokens.eos;
-    const renderer = new ChatRenderer(typeof template === "string" ? template : undefined, {
-      tokenize: (text, special) => model.tokenize(text, special) as unknown as number[],
-      endOfTurnTokens,
-      endOfTurnText: eotToken === null ? undefined : model.detokenize([eotToken as Token], true),
-      bosText: model.tokens.bosString ?? undefined,
-      eosText: model.tokens.eosString ?? undefined,
-    });
-    return {
-      model,
-      context,
-      ...contextParts(context),
-      renderer,
-      modelPath,
-      info: { modelPath, contextSize: context.contextSize, vocabularySize: vocabSize, endOfTurnTokens },
-    };
-  };
+  const contextParts = (context: LlamaContext) => partsOf(context, nSeq, stats);
+  const describe = (model: LlamaModel, context: LlamaContext, modelPath: string): Loaded =>
+    describeLoaded(model, context, modelPath, contextParts(context));
 
   const first = await loadModel(config.modelPath);
   let loaded: Loaded;
@@ -284,110 +191,8 @@ export const createLlamaCppPolicy = async (
     newNativeSampler(llama, loaded.model, seq, seed);
   const sequenceId = sequenceIdOf;
 
-  const sequenceFor = (seq: LlamaContextSequence, prompt: Int32Array): PolicySequence => {
-    // Tokens in the KV cache, and sampled tokens not yet fed back (the last token of each turn).
-    const history: number[] = [];
-    let pending: number[] = Array.from(prompt);
-    let busy = false;
-    const vocab = loaded.info.vocabularySize;
-    const id = sequenceId(seq);
-
-    const run = async (append: Int32Array, o: SamplingOptions): Promise<Generation> => {
-      if (busy)
-        throw new PolicyError({
-          message: "generate called again on a sequence before the previous call finished",
-        });
-      busy = true;
-      const { engine, native } = loaded;
-      const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
-      const fast = (o.temperature ?? 1) === 1 && !isTruncating(o, vocab);
-      const sampler = makeSampler(seq, seed);
-      engine.enter();
-      try {
-        const input = [...pending, ...append];
-        const ctxSize = seq.contextSize;
-        if (history.length + input.length > ctxSize)
-          throw new ContextOverflowError({
-            message: `sequence needs ${history.length + input.length} tokens (${history.length} cached + ${input.length} new), the context holds ${ctxSize} per sequence`,
-            needed: history.length + input.length,
-            contextSize: ctxSize,
-          });
-        if (input.length === 0)
-          throw new PolicyError({ message: "nothing to evaluate: empty prompt and nothing appended" });
-        for (const t of append)
-          if (t < 0 || t >= vocab)
-            throw new PolicyError({ message: `appended token ${t} is outside the vocabulary (${vocab})` });
-        const tokens: number[] = [];
-        const logprobs: number[] = [];
-        const stops = o.stop ?? [];
-        const longestStop = stops.reduce((m, s) => Math.max(m, s.length), 0);
-        const rng = createRng(seed);
-        let finishReason: SampleFinishReason = "length";
-        let stopString: string | undefined;
-        let feed = input;
-        while (tokens.length < o.maxTokens) {
-          if (history.length + feed.length > ctxSize) {
-            finishReason = "context";
-            break;
-          }
-          const [r] = await engine.decode(id, history.length, feed, [feed.length - 1], (li) =>
-            fast
-              ? native.sampleToken(li, sampler, false, true)
-              : native.sampleToken(li, sampler, false, false, true),
-          );
-          history.push(...feed);
-          feed = [];
-          let token: number;
-          let logprob: number;
-          if (fast) {
-            if (r[0] < 0 || r[2] === undefined)
-              throw new PolicyError({ message: "llama.cpp returned no token" });
-            token = r[0];
-            logprob = Math.log(r[2]);
-          } else {
-            const flat = r[3];
-            if (flat === undefined) throw new PolicyError({ message: "llama.cpp returned no logits" });
-            const logits = new Map<number, number>();
-            for (let i = 0; i + 1 < flat.length; i += 2) logits.set(flat[i], flat[i + 1]);
-            ({ token, logprob } = sampleFromLogits(logits, o, rng.next()));
-          }
-          tokens.push(token);
-          logprobs.push(logprob);
-          feed = [token];
-          if (loaded.model.isEogToken(token as Token)) {
-            finishReason = "eos";
-            break;
-          }
-          if (longestStop > 0) {
-            // A stop string spans at most `longestStop` tokens (each token is ≥ 1 byte).
-            const tail = loaded.model.detokenize(tokens.slice(-longestStop - 1) as Token[], true);
-            const hit = stops.find((s) => tail.includes(s));
-            if (hit !== undefined) {
-              finishReason = "stop";
-              stopString = hit;
-              break;
-            }
-          }
-        }
-        pending = feed;
-        return {
-          tokens: Int32Array.from(tokens),
-          logprobs: Float32Array.from(logprobs),
-          finishReason,
-          ...(stopString === undefined ? {} : { stopString }),
-        };
-      } finally {
-        engine.leave();
-        sampler.dispose();
-        busy = false;
-      }
-    };
-    return {
-      tokens: () => Int32Array.from([...history, ...pending]),
-      generate: (append, options) =>
-        Effect.tryPromise({ try: () => run(append, options), catch: policyError("generate") }),
-    };
-  };
+  const sequenceFor = (seq: LlamaContextSequence, prompt: Int32Array): PolicySequence =>
+    createSequence({ current: () => loaded, makeSampler, policyError }, seq, prompt);
 
   const openSequence = (
     prompt: Int32Array,
