@@ -86,6 +86,7 @@ ModelOptions optionsOf(const Napi::Object &o) {
   if (precision == "f16") m.precision = Precision::F16;
   else if (precision != "f32") throw Error("precision must be \"f32\" or \"f16\", got " + precision);
   m.graphCacheSize = o.Get("graphCacheSize").As<Napi::Number>().Uint32Value();
+  m.transposedBase = o.Get("transposedBase").ToBoolean();
   return m;
 }
 
@@ -192,6 +193,7 @@ private:
       mem.Set("trainable", (double)r.trainable);
       mem.Set("gradients", (double)r.gradients);
       mem.Set("optimizer", (double)r.optimizer);
+      mem.Set("transposedBase", (double)r.transposed);
       mem.Set("compute", (double)r.compute);
       mem.Set("computeTokens", (double)r.computeTokens);
       o.Set("memory", mem);

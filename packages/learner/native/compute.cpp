@@ -222,6 +222,7 @@ MemoryReport GraphCache::memory() const {
   r.trainable = m.lbuf ? ggml_backend_buffer_get_size(m.lbuf.get()) : 0;
   r.gradients = ggml_backend_buffer_get_size(m.gbuf.get());
   r.optimizer = ggml_backend_buffer_get_size(m.mbuf.get());
+  r.transposed = m.xbuf ? ggml_backend_buffer_get_size(m.xbuf.get()) : 0;
   r.compute = peakCompute_;
   r.computeTokens = peakTokens_;
   return r;

@@ -63,6 +63,8 @@ ggml_cgraph *rewriteBackward(const Model &m, ggml_context *ctx, ggml_cgraph *gra
   // One transposed copy per source: q, k and v (and gate and up) share their input activation.
   std::map<ggml_tensor *, ggml_tensor *> copies;
   auto T = [&](ggml_tensor *x) {
+    auto kept = m.transposed.find(x);  // a frozen base matrix transposed once at load (LoRA)
+    if (kept != m.transposed.end()) return kept->second;
     auto it = copies.find(x);
     if (it != copies.end()) return it->second;
     return copies[x] = transposed(ctx, x, rows);

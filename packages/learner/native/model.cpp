@@ -54,6 +54,7 @@ Model::Model(const std::string &path, const std::string &backendsDir, const Mode
   if (const char *dense = std::getenv("WORKFLOW_R1_DENSE_EMBEDDING_GRAD")) options.denseEmbeddingGrad = std::string(dense) == "1";
   loadWeights(path);
   setupTraining();
+  if (lora() && options.transposedBase) buildTransposedBase();
   graphs_ = std::make_unique<GraphCache>(*this, o.graphCacheSize);
   optimizer_ = std::make_unique<Optimizer>(*this);
 }
@@ -185,6 +186,44 @@ void Model::setupTraining() {
   if (!gbuf || !mbuf) throw Error("could not allocate gradients and optimizer moments");
   ggml_backend_buffer_clear(gbuf.get(), 0);
   ggml_backend_buffer_clear(mbuf.get(), 0);
+}
+
+void Model::buildTransposedBase() {
+  std::vector<ggml_tensor *> mats;
+  for (const Layer &b : blocks)
+    for (ggml_tensor *w : {b.wq, b.wk, b.wv, b.wo, b.wg, b.wu, b.wd}) mats.push_back(w);
+  mats.push_back(output ? output : tokEmbd);
+  xctx = metadataContext(mats.size() + 1);
+  for (ggml_tensor *w : mats) {
+    // Quantized blocks cannot be transposed: their copy is dequantized to F16.
+    const ggml_type type = ggml_is_quantized(w->type) ? GGML_TYPE_F16 : w->type;
+    ggml_tensor *t = ggml_new_tensor_2d(xctx.get(), type, w->ne[1], w->ne[0]);
+    ggml_format_name(t, "%s.T", w->name);
+    transposed[w] = t;
+  }
+  xbuf.reset(ggml_backend_alloc_ctx_tensors(xctx.get(), backend.get()));
+  if (!xbuf) throw Error("could not allocate the transposed base weights (set transposedBase: false to save memory)");
+  // One small graph per matrix keeps the temporary buffers to one layer's size.
+  std::vector<int32_t> iota(maxRows);
+  for (size_t i = 0; i < iota.size(); i++) iota[i] = (int32_t)i;
+  for (ggml_tensor *w : mats) {
+    ContextPtr ctx = metadataContext(8, ggml_graph_overhead());
+    ggml_tensor *src = w;
+    ggml_tensor *rows = nullptr;
+    if (ggml_is_quantized(w->type)) {
+      rows = ggml_new_tensor_1d(ctx.get(), GGML_TYPE_I32, w->ne[1]);
+      ggml_set_input(rows);
+      src = ggml_get_rows(ctx.get(), w, rows);  // F32 [in, out]
+    }
+    ggml_tensor *out = ggml_cpy(ctx.get(), ggml_transpose(ctx.get(), src), transposed[w]);
+    ggml_cgraph *g = ggml_new_graph(ctx.get());
+    ggml_build_forward_expand(g, out);
+    GallocrPtr alloc(ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend.get())));
+    if (!ggml_gallocr_alloc_graph(alloc.get(), g)) throw Error(std::string("could not transpose ") + w->name);
+    if (rows) ggml_backend_tensor_set(rows, iota.data(), 0, w->ne[1] * sizeof(int32_t));
+    if (ggml_backend_graph_compute(backend.get(), g) != GGML_STATUS_SUCCESS)
+      throw Error(std::string("could not transpose ") + w->name);
+  }
 }
 
 ggml_tensor *Model::matmul(ggml_context *ctx, ggml_tensor *w, ggml_tensor *x) const {

@@ -57,6 +57,9 @@ struct ModelOptions {
   // CUDA computes in V·N·d steps). Default: on for GPU backends; WORKFLOW_R1_DENSE_EMBEDDING_GRAD=1|0
   // overrides (tests use it to check the dense path on the CPU).
   bool denseEmbeddingGrad = false;
+  // LoRA: keep a transposed copy of every frozen base matrix (quantized ones as F16), made once, so
+  // input gradients need no per-call transpose / dequantization (memory: about one more base in F16).
+  bool transposedBase = false;
 };
 
 class Model;
@@ -98,6 +101,9 @@ public:
   std::map<const ggml_tensor *, LoraPair> loras;
   std::vector<ggml_tensor *> params;  // trainable tensors
   std::map<const ggml_tensor *, ggml_tensor *> grad, adamM, adamV;
+  std::map<const ggml_tensor *, ggml_tensor *> transposed;  // frozen base matrix → its transpose (LoRA)
+  ContextPtr xctx;  // transposed copies, data in xbuf
+  BufferPtr xbuf;
   int64_t maxRows = 0;  // longest output dimension of any weight (size of GraphInputs::rows)
   int64_t step = 0;
   // Bumped whenever trainable weights change (optimizer step, state load, test writes): a kept
@@ -118,6 +124,7 @@ public:
 private:
   void loadWeights(const std::string &path);
   void setupTraining();
+  void buildTransposedBase();
   std::unique_ptr<GraphCache> graphs_;
   std::unique_ptr<Optimizer> optimizer_;
 };

@@ -59,6 +59,8 @@ export interface NativeMemory {
   readonly gradients: number;
   /** AdamW moments. */
   readonly optimizer: number;
+  /** Transposed copies of the frozen base (LoRA with `transposedBase`). */
+  readonly transposedBase: number;
   /** Work buffer of the largest compiled graph so far, and that graph's tokens (rows × length). */
   readonly compute: number;
   readonly computeTokens: number;
@@ -92,6 +94,7 @@ export interface NativeOptions {
   readonly seed: number;
   readonly precision: "f32" | "f16";
   readonly graphCacheSize: number;
+  readonly transposedBase: boolean;
 }
 
 export interface Addon {

@@ -38,10 +38,11 @@ const relativeError = (a: ReadonlyArray<number>, b: ReadonlyArray<number>) => {
 const base = () =>
   tinyModel(tmp.dir, "base-f32", { seed: 5, dim: 256, layers: 1, heads: 4, kvHeads: 2, ffn: 512 });
 
-const open = (modelPath: string) =>
+const open = (modelPath: string, transposedBase = false) =>
   createGgmlLearner({
     modelPath,
     threads: 1,
+    transposedBase,
     lora: { rank: 4, alpha: 8 },
     optimizer: { learningRate: 1e-2 },
   });
@@ -59,8 +60,11 @@ describe("LoRA over half-precision and quantized bases (CPU)", () => {
       // token_embd, 7 matrices per layer, output.
       expect(convertModel(model.path, path, type)).toBe(9);
       expect(convertModel(path, reference, "f32")).toBe(9);
-      const learner = open(path);
+      // BF16 and Q4_K also exercise the transposed-base cache (kept as BF16, and as F16 for Q4_K).
+      const cached = type === "bf16" || type === "q4_K";
+      const learner = open(path, cached);
       const exact = open(reference);
+      if (cached) expect(learner.info().memory.transposedBase).toBeGreaterThan(0);
       try {
         const batch = randomSequences(2, [10, 7], model.vocab, 3).map(({ tokens, mask }) => ({
           tokens,
