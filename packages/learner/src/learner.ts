@@ -68,7 +68,10 @@ export interface GgmlLearnerConfig {
    * product, F32 master weights, gradients and AdamW moments; faster on GPUs with F16 units).
    */
   readonly precision?: "f32" | "f16";
-  /** Compiled graphs kept, one per batch shape (each holds its work buffer). Default 4. */
+  /**
+   * Compiled graphs kept, one per batch shape; each holds its own work buffer (on a GPU, tens of GB
+   * for a 0.5B model at 4,096 tokens: see BENCHMARKS.md). Default 4 on the CPU, 2 on a GPU.
+   */
   readonly graphCacheSize?: number;
   /**
    * When `logprobs(batch)` fits one micro-batch, run it as the forward half of the training graph
@@ -149,7 +152,7 @@ export const createGgmlLearner = (
       loraTargets: lora?.targets ?? ALL_LORA_TARGETS,
       seed: config.seed ?? 0,
       precision: config.precision ?? "f32",
-      graphCacheSize: config.graphCacheSize ?? 4,
+      graphCacheSize: config.graphCacheSize ?? (config.gpu ? 2 : 4),
       transposedBase: config.transposedBase ?? false,
     });
   } catch (e) {
