@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { TrajectoryBuilder } from "@workflow-r1/core";
 import { TrajectoryLogWriter } from "@workflow-r1/rollout";
 import { describe, expect, it } from "vitest";
+import { defaultTrainConfig } from "../src/config.js";
 
 const cli = path.resolve(import.meta.dirname, "../dist/cli.js");
 const run = (...args: string[]) =>
@@ -43,6 +44,20 @@ describe("workflow-r1 command", () => {
     const r = run("train", "--env", "nonexistent-env", "--out", path.join(dir, "run"));
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("@workflow-r1/env-nonexistent-env");
+    // Nothing is written for a config that is refused.
+    expect(fs.existsSync(path.join(dir, "run", "config.json"))).toBe(false);
+  });
+
+  it("a failed --resume with a bad override leaves the run's config.json as it was", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-cli-"));
+    const out = path.join(dir, "run");
+    fs.mkdirSync(out);
+    const stored = `${JSON.stringify({ ...defaultTrainConfig, out, steps: 3 }, null, 2)}\n`;
+    fs.writeFileSync(path.join(out, "config.json"), stored);
+    const r = run("train", "--resume", "--out", out, "--env", "nonexistent-env");
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("@workflow-r1/env-nonexistent-env");
+    expect(fs.readFileSync(path.join(out, "config.json"), "utf8")).toBe(stored);
   });
 
   it("prints episodes of a trajectory log", async () => {

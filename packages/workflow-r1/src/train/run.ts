@@ -58,13 +58,13 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
       field: "out",
       message: `${out} already holds a run; pass --resume to continue it or choose another --out`,
     });
-  // Refuse an unusable GPU setting before anything is written.
+  // Everything that can refuse the config runs before it is written: a failed `--resume` with a
+  // bad override must leave the run's config.json as it was.
   const devices = resolveDevices(config.model.gpu);
-  fs.mkdirSync(out, { recursive: true });
-  writeFileAtomic(path.join(out, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
-
   await ensureAlgorithm(config.algorithm.name);
   const plugin = await resolveEnvironment(config.environment.name);
+  fs.mkdirSync(out, { recursive: true });
+  writeFileAtomic(path.join(out, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
   let modelPath = config.model.path;
   if (!modelPath) {
     modelPath = path.join(out, "model-init.gguf");
