@@ -218,16 +218,18 @@ export const createGgmlLearner = (
     });
   };
 
-  /** Run `f` per packed micro-batch; `at(p, t)` is the result index of sequence p.sequence's position t. */
-  const eachMicroBatch = async (
-    batch: ReadonlyArray<LearnerSequence>,
-    f: (plan: PackedMicroBatch, tokens: Int32Array, segments: Int32Array) => Promise<void>,
-  ) => {
-    const plans = planPackedBatches(
+  const planFor = (batch: ReadonlyArray<LearnerSequence>) =>
+    planPackedBatches(
       batch.map((s) => s.tokens.length),
       microBatchTokens,
       info.context,
     );
+  /** Run `f` per packed micro-batch of `plans` (from `planFor(batch)`). */
+  const eachMicroBatch = async (
+    batch: ReadonlyArray<LearnerSequence>,
+    plans: ReadonlyArray<PackedMicroBatch>,
+    f: (plan: PackedMicroBatch, tokens: Int32Array, segments: Int32Array) => Promise<void>,
+  ) => {
     for (const plan of plans) {
       const { tokens, segments } = packTokens(plan, batch);
       await f(plan, tokens, segments);
@@ -246,14 +248,9 @@ export const createGgmlLearner = (
       validate("logprobs", batch);
       kept = undefined;
       const out = batch.map((s) => new Float32Array(s.tokens.length).fill(Number.NaN));
-      const single =
-        reuseForward &&
-        planPackedBatches(
-          batch.map((s) => s.tokens.length),
-          microBatchTokens,
-          info.context,
-        ).length === 1;
-      await eachMicroBatch(batch, async (plan, tokens, segments) => {
+      const plans = planFor(batch);
+      const single = reuseForward && plans.length === 1;
+      await eachMicroBatch(batch, plans, async (plan, tokens, segments) => {
         const lp = single
           ? await native.forwardKept(tokens, segments, plan.length, plan.rows)
           : await native.forward(tokens, segments, plan.length, plan.rows);
@@ -300,7 +297,7 @@ export const createGgmlLearner = (
         );
         if (done) return;
       }
-      await eachMicroBatch(batch, async (plan, tokens, segments) => {
+      await eachMicroBatch(batch, planFor(batch), async (plan, tokens, segments) => {
         await native.backward(tokens, segments, plan.length, plan.rows, coefficientsFor(plan));
       });
     });

@@ -91,17 +91,7 @@ void Engine::submit(Request r) {
   incoming_.push_back(std::move(r));
 }
 
-bool Engine::live() const {
-  std::lock_guard<std::mutex> lock(incomingMutex_);
-  return !incoming_.empty() || !live_.empty();
-}
-
 void Engine::clear(int32_t sequence) { llama_memory_seq_rm(llama_get_memory(ctx_), sequence, -1, -1); }
-
-bool Engine::finish(Live &l, const std::string &reason) {
-  l.result.finish = reason;
-  return true;
-}
 
 std::vector<Result> Engine::run(int32_t steps) {
   std::vector<Result> done;
@@ -167,7 +157,7 @@ std::vector<Result> Engine::run(int32_t steps) {
       l.request.feed.assign(1, d.token);
       l.fed = 0;
       if (llama_vocab_is_eog(vocabHandle_, d.token)) {
-        finish(l, "eos");
+        l.result.finish = "eos";
         continue;
       }
       if (l.longestStop > 0) {
@@ -177,17 +167,17 @@ std::vector<Result> Engine::run(int32_t steps) {
         for (auto &s : l.request.stops)
           if (!s.empty() && l.tail.find(s) != std::string::npos) {
             l.result.stop = s;
-            finish(l, "stop");
+            l.result.finish = "stop";
             break;
           }
         if (!l.result.finish.empty()) continue;
         if (l.tail.size() > 4 * l.longestStop + 64) l.tail.erase(0, l.tail.size() - 2 * l.longestStop);
       }
       if ((int32_t)l.result.tokens.size() >= l.request.maxTokens) {
-        finish(l, "length");
+        l.result.finish = "length";
         continue;
       }
-      if (l.request.position + 1 > options_.contextPerSequence) finish(l, "context");
+      if (l.request.position + 1 > options_.contextPerSequence) l.result.finish = "context";
     }
     // Finished requests leave the batch; the last sampled token stays unevaluated (the caller
     // feeds it first next time, like the other engine's pending token).

@@ -65,7 +65,6 @@ public:
   int32_t vocab() const { return vocab_; }
   int32_t contextPerSequence() const { return options_.contextPerSequence; }
   int64_t decodes() const { return decodes_; }
-  bool live() const;
 
 private:
   struct Live {
@@ -77,7 +76,6 @@ private:
     size_t longestStop = 0;
     int32_t batchIndex = -1;  // logits row in this step's batch, -1: nothing to sample this step
   };
-  bool finish(Live &l, const std::string &reason);
   EngineOptions options_;
   llama_model *model_ = nullptr;
   llama_context *ctx_ = nullptr;
@@ -86,7 +84,7 @@ private:
   llama_batch batch_{};
   ggml_threadpool_t threadpool_ = nullptr;
   void (*freeThreadpool_)(ggml_threadpool_t) = nullptr;
-  mutable std::mutex incomingMutex_;
+  std::mutex incomingMutex_;
   std::vector<Request> incoming_;
   std::vector<Live> live_;
   std::vector<float> scratch_;
