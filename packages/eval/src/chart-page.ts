@@ -13,6 +13,10 @@ export interface ChartSeries {
   readonly values: ReadonlyArray<number | null>;
   /** Optional [low, high] per label, drawn as whiskers (e.g. a 95% bootstrap interval). */
   readonly intervals?: ReadonlyArray<readonly [number, number] | null>;
+  /** Line charts: draw a marker at each value (sparse series such as held-out evaluations). */
+  readonly points?: boolean;
+  /** Line charts: a thin, light line (the raw series behind a smoothed one). */
+  readonly faint?: boolean;
 }
 
 export interface ChartSpec {
@@ -148,9 +152,9 @@ const pageScript = `
             data: series.values,
             intervals: series.intervals,
             backgroundColor: colour,
-            borderColor: colour,
-            borderWidth: c.type === "line" ? 2 : 0,
-            pointRadius: c.type === "line" ? 0 : undefined,
+            borderColor: series.faint ? colour + "66" : colour,
+            borderWidth: c.type === "line" ? (series.faint ? 1 : 2) : 0,
+            pointRadius: c.type === "line" ? (series.points ? 3.5 : 0) : undefined,
             spanGaps: true
           };
         })

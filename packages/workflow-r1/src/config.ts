@@ -93,6 +93,8 @@ export const WarmStartConfig = Schema.Struct({
   steps: NonNegativeInt,
   learningRate: Positive,
   batchSize: PositiveInt,
+  /** Warm-start steps between checkpoints (a run killed during the warm start resumes from the last). */
+  checkpointEvery: PositiveInt,
 });
 
 export const TrainConfig = Schema.Struct({
@@ -160,7 +162,7 @@ export const defaultTrainConfig: TrainConfig = {
     miniBatches: 4,
     threads: 2,
   },
-  warmStart: { steps: 300, learningRate: 3e-3, batchSize: 16 },
+  warmStart: { steps: 300, learningRate: 3e-3, batchSize: 16, checkpointEvery: 50 },
 };
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };

@@ -81,4 +81,79 @@ describe("crash and resume", () => {
     // No partial checkpoint directories are left behind.
     expect(fs.readdirSync(path.join(out, "checkpoints")).filter((e) => e.includes(".partial-"))).toEqual([]);
   }, 600_000);
+
+  it("resumes a run killed during the warm start at its checkpoint, with the warm start's own schedule", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-resume-warm-"));
+    const warmRun = (out: string) => ({
+      out,
+      steps: 1,
+      evalTasks: 0,
+      environment: { name: "arith", options: { steps: 1 } },
+      model: {
+        tiny: { dim: 64, layers: 2, heads: 2, kvHeads: 1, ffn: 128, context: 512 },
+        contextSize: 512,
+        threads: 1,
+      },
+      warmStart: { steps: 300, batchSize: 8, learningRate: 0.01, checkpointEvery: 10 },
+      rollout: { tasksPerStep: 2, groupSize: 4, maxConcurrentEpisodes: 8, maxTurns: 3, maxTokens: 72 },
+      learner: { learningRate: 0.0001, threads: 1 },
+    });
+    const finalNll = (log: string) => {
+      const m = /\[warm-start\] step 300\/300 demonstration NLL\/token ([\d.]+)/.exec(log);
+      expect(m, log).not.toBeNull();
+      return Number(m![1]);
+    };
+
+    // The reference: the same run, never interrupted.
+    const refOut = path.join(dir, "reference");
+    fs.writeFileSync(path.join(dir, "reference.json"), JSON.stringify(warmRun(refOut)));
+    const refLog: string[] = [];
+    expect(
+      await exitOf(run(["train", "-c", path.join(dir, "reference.json")]), refLog),
+      refLog.join(""),
+    ).toBe(0);
+
+    // Killed as soon as the first warm-start checkpoints exist.
+    const out = path.join(dir, "run");
+    const configFile = path.join(dir, "config.json");
+    fs.writeFileSync(configFile, JSON.stringify(warmRun(out)));
+    const latestName = () => {
+      try {
+        return fs.readFileSync(path.join(out, "checkpoints", "latest"), "utf8").trim();
+      } catch {
+        return "";
+      }
+    };
+    const first = run(["train", "-c", configFile]);
+    const firstLog: string[] = [];
+    const firstExit = exitOf(first, firstLog);
+    const deadline = Date.now() + 300_000;
+    while (!/^warm-0000[2-9]0$/.test(latestName()) && first.exitCode === null && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 5));
+    first.kill("SIGKILL");
+    await firstExit;
+    const killedAt = latestName();
+    expect(killedAt, `the run was not killed during its warm start:\n${firstLog.join("")}`).toMatch(
+      /^warm-\d+$/,
+    );
+    const killedStep = Number(killedAt.slice(5));
+    expect(killedStep).toBeLessThan(300);
+
+    const second = run(["train", "-c", configFile, "--resume"]);
+    const secondLog: string[] = [];
+    expect(await exitOf(second, secondLog), secondLog.join("")).toBe(0);
+    const resumed = secondLog.join("");
+    expect(resumed).toContain(`resumed the warm start from`);
+    expect(resumed).toContain(`warm-start step ${killedStep}/300`);
+    // Same batches and learning rate as the uninterrupted run: the same final demonstration loss.
+    expect(finalNll(resumed)).toBeCloseTo(finalNll(refLog.join("")), 2);
+    // Each logged warm-start step once, in order.
+    const logged = fs
+      .readFileSync(path.join(out, "warm-start.jsonl"), "utf8")
+      .split("\n")
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l).step as number);
+    expect(logged).toEqual(Array.from({ length: 12 }, (_, i) => 25 * (i + 1)));
+    expect(fs.readFileSync(path.join(out, "checkpoints", "latest"), "utf8").trim()).toBe("step-000001");
+  }, 600_000);
 });

@@ -1,6 +1,7 @@
 /**
  * Checkpoints: `<out>/checkpoints/step-NNNNNN/` holds the learner state (weights + optimizer
- * moments), the exported policy weights and `state.json` (step, data position, RNG). The
+ * moments), the exported policy weights and `state.json` (step, data position, RNG, trajectory-log
+ * position). During the warm start, `warm-NNNNNN/` holds the learner state and `state.json` only. The
  * directory is filled under a temporary name and renamed when complete; `<out>/checkpoints/latest`
  * is then replaced atomically. A run killed at any point resumes from the last complete one.
  */
@@ -20,9 +21,24 @@ export interface LoopState {
   /** Path of the policy weights (GGUF or LoRA GGUF) exported at this step, relative to the checkpoint. */
   readonly policyWeights: string;
   readonly weightsKind: "gguf" | "lora";
+  /** "warm-start" while the supervised warm start runs; absent in checkpoints older than it (= "rl"). */
+  readonly phase?: "warm-start" | "rl";
+  /** Warm-start steps done. */
+  readonly warmStartStep?: number;
+  /** Records in the trajectory log at this checkpoint; a resume cuts the log back to them. */
+  readonly trajectoryRecords?: number;
 }
 
-const name = (step: number) => `step-${String(step).padStart(6, "0")}`;
+export const checkpointPhase = (state: LoopState): "warm-start" | "rl" => state.phase ?? "rl";
+
+const name = (state: LoopState) =>
+  checkpointPhase(state) === "warm-start"
+    ? `warm-${String(state.warmStartStep ?? 0).padStart(6, "0")}`
+    : `step-${String(state.step).padStart(6, "0")}`;
+
+/** Chronological order of checkpoint directory names: every warm-start one before every RL one. */
+const chronological = (a: string, b: string) =>
+  (a.startsWith("warm-") ? `0${a}` : `1${a}`).localeCompare(b.startsWith("warm-") ? `0${b}` : `1${b}`);
 
 export class Checkpoints {
   readonly root: string;
@@ -37,8 +53,8 @@ export class Checkpoints {
    */
   async save(state: LoopState, fill: (dir: string) => Promise<void>): Promise<string> {
     fs.mkdirSync(this.root, { recursive: true });
-    const final = path.join(this.root, name(state.step));
-    const temp = path.join(this.root, `.${name(state.step)}.partial-${process.pid}`);
+    const final = path.join(this.root, name(state));
+    const temp = path.join(this.root, `.${name(state)}.partial-${process.pid}`);
     fs.rmSync(temp, { recursive: true, force: true });
     fs.mkdirSync(temp);
     await fill(temp);
@@ -47,7 +63,7 @@ export class Checkpoints {
     fs.rmSync(final, { recursive: true, force: true });
     fs.renameSync(temp, final);
     fsyncDirectory(this.root);
-    writeFileAtomic(path.join(this.root, "latest"), name(state.step));
+    writeFileAtomic(path.join(this.root, "latest"), name(state));
     return final;
   }
 
@@ -71,7 +87,7 @@ export class Checkpoints {
     for (const entry of entries)
       if (entry.includes(".partial-"))
         fs.rmSync(path.join(this.root, entry), { recursive: true, force: true });
-    const complete = entries.filter((e) => /^step-\d+$/.test(e)).sort();
+    const complete = entries.filter((e) => /^(step|warm)-\d+$/.test(e)).sort(chronological);
     const latest = this.latest();
     for (const entry of complete.slice(0, Math.max(0, complete.length - keep)))
       if (!latest || path.join(this.root, entry) !== latest.dir)

@@ -18,7 +18,7 @@ import { rollout, TrajectoryLogWriter } from "@workflow-r1/rollout";
 import { Effect } from "effect";
 import type { TrainConfig } from "../config.js";
 import { writeFileAtomic } from "./atomic.js";
-import { Checkpoints, type LoopState } from "./checkpoint.js";
+import { Checkpoints, checkpointPhase, type LoopState } from "./checkpoint.js";
 import { writeDashboard } from "./dashboard.js";
 import { MetricsLog, type StepMetrics, trainingSteps } from "./metrics-log.js";
 import { createProgress } from "./progress.js";
@@ -31,6 +31,8 @@ export interface RunPaths {
   readonly out: string;
   readonly metrics: string;
   readonly trajectories: string;
+  /** Demonstration NLL of the warm start, one line per logged warm-start step. */
+  readonly warmStart: string;
   readonly dashboard: string;
   readonly weights: string;
 }
@@ -39,6 +41,7 @@ export const runPaths = (out: string, weightsKind: "gguf" | "lora"): RunPaths =>
   out,
   metrics: path.join(out, "metrics.jsonl"),
   trajectories: path.join(out, "trajectories.msgpack"),
+  warmStart: path.join(out, "warm-start.jsonl"),
   dashboard: path.join(out, "dashboard.html"),
   weights: path.join(out, weightsKind === "lora" ? "policy-adapter.gguf" : "policy.gguf"),
 });
@@ -84,17 +87,49 @@ export const nextTasks = (
   return { tasks: picked, dataPosition, epoch };
 };
 
-/** Supervised warm start on the environment's demonstrations (maximum likelihood: c_t = −1/N). */
+export interface WarmStartHooks {
+  /** Warm-start steps already done (a resumed warm start continues after them). */
+  readonly from: number;
+  /** Saves a warm-start checkpoint after `step` (every `warmStart.checkpointEvery` steps). */
+  readonly checkpoint: (step: number) => Effect.Effect<void>;
+  /** Records the demonstration NLL of a step (the dashboard's warm-start panel). */
+  readonly record: (step: number, nll: number) => void;
+}
+
+/** Mean negative log-likelihood per sampled token of `batch` under the learner. */
+const demonstrationNll = (
+  learner: LearnerShape,
+  batch: ReadonlyArray<{ tokens: Int32Array; mask: Uint8Array }>,
+) =>
+  Effect.map(learner.logprobs(batch), (logp) => {
+    let nll = 0;
+    let n = 0;
+    logp.forEach((lp, i) => {
+      for (let p = 0; p < lp.length; p++)
+        if (batch[i]!.mask[p] === 1) {
+          nll -= lp[p]!;
+          n++;
+        }
+    });
+    return nll / Math.max(1, n);
+  });
+
+/**
+ * Supervised warm start on the environment's demonstrations (maximum likelihood: c_t = −1/N).
+ * Checkpointed every `warmStart.checkpointEvery` steps, so a run killed during it resumes where it
+ * stopped, with the same batches (the RNG is part of the checkpoint) and the warm-start learning rate.
+ */
 export const warmStart = (
   config: TrainConfig,
   plugin: EnvironmentPlugin,
   tasks: ReadonlyArray<Task>,
   rng: Rng,
-  log: (line: string) => void,
+  hooks: WarmStartHooks,
 ) =>
   Effect.gen(function* () {
     const demonstrations = plugin.demonstrations;
-    if (config.warmStart.steps === 0 || !demonstrations) return;
+    const total = config.warmStart.steps;
+    if (total === 0 || !demonstrations || hooks.from >= total) return;
     const policy = yield* Policy;
     const learner = yield* Learner;
     const env = yield* Environment;
@@ -129,31 +164,24 @@ export const warmStart = (
       });
       examples.push({ tokens: t.tokens, mask: t.mask });
     }
-    for (let step = 1; step <= config.warmStart.steps; step++) {
+    const progress = createProgress(total, "warm-start", { start: hooks.from });
+    for (let step = hooks.from + 1; step <= total; step++) {
       const batch = Array.from(
         { length: config.warmStart.batchSize },
         () => examples[rng.int(examples.length)]!,
       );
-      const total = batch.reduce((n, e) => n + e.mask.reduce((s, m) => s + m, 0), 0);
-      const coefficients = batch.map((e) => Float64Array.from(e.mask, (m) => (m === 1 ? -1 / total : 0)));
+      const count = batch.reduce((n, e) => n + e.mask.reduce((s, m) => s + m, 0), 0);
+      const coefficients = batch.map((e) => Float64Array.from(e.mask, (m) => (m === 1 ? -1 / count : 0)));
       yield* learner.backward(batch, coefficients);
       yield* learner.step();
-      if (step % 25 === 0 || step === config.warmStart.steps) {
-        const logp = yield* learner.logprobs(batch.slice(0, 4));
-        let nll = 0;
-        let n = 0;
-        logp.forEach((lp, i) => {
-          for (let p = 0; p < lp.length; p++)
-            if (batch[i]!.mask[p] === 1) {
-              nll -= lp[p]!;
-              n++;
-            }
-        });
-        log(
-          `[warm-start] step ${step}/${config.warmStart.steps} demonstration NLL/token ${(nll / n).toFixed(3)}`,
-        );
+      if (step % 25 === 0 || step === total) {
+        const nll = yield* demonstrationNll(learner, batch.slice(0, 4));
+        hooks.record(step, nll);
+        progress.update(step, `demonstration NLL/token ${nll.toFixed(3)}`);
       }
+      if (step % config.warmStart.checkpointEvery === 0 && step < total) yield* hooks.checkpoint(step);
     }
+    progress.stop();
   });
 
 export interface TrainLoopOptions {
@@ -212,10 +240,20 @@ export const trainLoop = (options: TrainLoopOptions) =>
           ),
       );
 
+    const warmLog = new MetricsLog(paths.warmStart);
+    const saveCheckpoint = (snapshot: LoopState) =>
+      Effect.promise(() =>
+        checkpoints.save(snapshot, async (dir) => {
+          await Effect.runPromise(learner.saveState(path.join(dir, "learner.state")));
+          if (snapshot.policyWeights)
+            fs.copyFileSync(paths.weights, path.join(dir, path.basename(paths.weights)));
+        }),
+      );
+
     let state: LoopState;
     let rng: Rng;
     const previous = checkpoints.latest();
-    if (previous) {
+    if (previous && checkpointPhase(previous.state) === "rl") {
       state = previous.state;
       rng = new Rng(state.rngState);
       yield* learner.loadState(path.join(previous.dir, "learner.state"));
@@ -226,9 +264,44 @@ export const trainLoop = (options: TrainLoopOptions) =>
       progressLog(
         `[train] resumed from ${previous.dir} (step ${state.step}, data position ${state.dataPosition}, epoch ${state.epoch})`,
       );
+      // Killed between the step-0 checkpoint and the starting policy's evaluation: evaluate now.
+      if (state.step === 0 && evaluating && !metricsLog.read().some((r) => Number(r["step"]) === 0))
+        metricsLog.append({ step: 0, ...(yield* evaluate(0)) });
     } else {
-      rng = new Rng(config.seed);
-      yield* warmStart(config, plugin, trainTasks, rng, progressLog);
+      let from = 0;
+      if (previous) {
+        // Killed during the warm start: continue it from its checkpoint, at its own learning rate.
+        rng = new Rng(previous.state.rngState);
+        yield* learner.loadState(path.join(previous.dir, "learner.state"));
+        from = previous.state.warmStartStep ?? 0;
+        warmLog.truncateAfter(from);
+        checkpoints.prune(2);
+        progressLog(
+          `[train] resumed the warm start from ${previous.dir} (warm-start step ${from}/${config.warmStart.steps})`,
+        );
+      } else {
+        rng = new Rng(config.seed);
+        warmLog.truncateAfter(0);
+      }
+      yield* warmStart(config, plugin, trainTasks, rng, {
+        from,
+        checkpoint: (warmStartStep) =>
+          Effect.andThen(
+            saveCheckpoint({
+              step: 0,
+              dataPosition: 0,
+              epoch: 0,
+              rngState: rng.getState(),
+              policyWeights: "",
+              weightsKind,
+              phase: "warm-start",
+              warmStartStep,
+              trajectoryRecords: 0,
+            }),
+            Effect.sync(() => checkpoints.prune(2)),
+          ),
+        record: (step, nll) => warmLog.append({ step, "warm_start/nll": nll }),
+      });
       yield* learner.save(paths.weights, { format: weightsKind });
       yield* policy.reload({ kind: weightsKind, path: paths.weights });
       state = {
@@ -238,15 +311,15 @@ export const trainLoop = (options: TrainLoopOptions) =>
         rngState: rng.getState(),
         policyWeights: path.basename(paths.weights),
         weightsKind,
+        phase: "rl",
+        warmStartStep: config.warmStart.steps,
+        trajectoryRecords: 0,
       };
-      yield* Effect.promise(() =>
-        checkpoints.save(state, async (dir) => {
-          await Effect.runPromise(learner.saveState(path.join(dir, "learner.state")));
-          fs.copyFileSync(paths.weights, path.join(dir, path.basename(paths.weights)));
-        }),
-      );
+      yield* saveCheckpoint(state);
+      checkpoints.prune(2);
       // Step 0: the starting policy (after any warm start) on the eval tasks, the baseline of the curves.
       if (evaluating) metricsLog.append({ step: 0, ...(yield* evaluate(0)) });
+      writeDashboard(paths.dashboard, metricsLog.read(), config, warmLog.read());
     }
 
     // A fixed probe: the first eval (or train) task's prompt, tokenized once.
@@ -337,16 +410,10 @@ export const trainLoop = (options: TrainLoopOptions) =>
         rngState: rng.getState(),
       };
       if (step % config.checkpointEvery === 0 || step === config.steps) {
-        const snapshot = state;
-        yield* Effect.promise(() =>
-          checkpoints.save(snapshot, async (dir) => {
-            await Effect.runPromise(learner.saveState(path.join(dir, "learner.state")));
-            fs.copyFileSync(paths.weights, path.join(dir, path.basename(paths.weights)));
-          }),
-        );
+        yield* saveCheckpoint(state);
         checkpoints.prune(2);
       }
-      writeDashboard(paths.dashboard, metricsLog.read(), config);
+      writeDashboard(paths.dashboard, metricsLog.read(), config, warmLog.read());
     }
     progress.stop();
     const rows = metricsLog.read();

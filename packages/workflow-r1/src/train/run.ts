@@ -9,7 +9,14 @@ import { createGgmlLearner, GgmlLearner, type LoraTarget } from "@workflow-r1/le
 import { createTinyLlama, LlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect, Layer } from "effect";
 import { ensureAlgorithm } from "../algorithms.js";
-import { deepMerge, readConfigFile, resolveConfig, type TrainConfig, validateConfig } from "../config.js";
+import {
+  deepMerge,
+  defaultTrainConfig,
+  readConfigFile,
+  resolveConfig,
+  type TrainConfig,
+  validateConfig,
+} from "../config.js";
 import { resolveDevices } from "../device.js";
 import { resolveEnvironment } from "../environments.js";
 import { writeFileAtomic } from "./atomic.js";
@@ -43,7 +50,8 @@ const configFor = (options: RunTrainOptions): TrainConfig => {
       field: "out",
       message: `${requested.out} has no config.json: not a workflow-r1 run directory`,
     });
-  let merged = readConfigFile(stored);
+  // Over the current defaults: a run stored before a field existed resumes with its default.
+  let merged = deepMerge(defaultTrainConfig, readConfigFile(stored));
   if (options.file) merged = deepMerge(merged, readConfigFile(options.file));
   if (options.overrides) merged = deepMerge(merged, options.overrides);
   return validateConfig(merged, stored);
@@ -99,6 +107,8 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
         }),
       ).pipe(Layer.provide(basePolicy))
     : basePolicy;
+  // An environment without demonstrations has no warm start: RL starts at optimizer step 1.
+  const warmStartSteps = plugin.demonstrations ? config.warmStart.steps : 0;
   const learner = GgmlLearner.layer({
     modelPath,
     threads: config.learner.threads,
@@ -119,9 +129,9 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
       eps: config.learner.eps,
       weightDecay: config.learner.weightDecay,
       maxGradNorm: config.learner.gradClip,
-      // The warm start runs at its own rate; RL steps after it use the RL rate.
-      schedule: (step, rate) =>
-        step <= config.warmStart.steps && !options.resume ? config.warmStart.learningRate : rate,
+      // The warm start runs at its own rate, RL steps after it at the RL rate. `step` is the
+      // optimizer's own counter, restored from checkpoints, so a resumed run keeps this schedule.
+      schedule: (step, rate) => (step <= warmStartSteps ? config.warmStart.learningRate : rate),
     },
   });
   const environment = plugin.layer(config.environment.options);
