@@ -3,6 +3,8 @@
  * NAME is the package `@workflow-r1/env-NAME` (or a package name / path given as is) exporting
  * `environmentPlugin` — which is what `nx g @workflow-r1/tools:environment` generates.
  */
+import * as path from "node:path";
+import { pathToFileURL } from "node:url";
 import { ConfigError, type EnvironmentPlugin } from "@workflow-r1/core";
 
 const builtins: Record<string, () => Promise<EnvironmentPlugin>> = {
@@ -19,8 +21,14 @@ const isPlugin = (value: unknown): value is EnvironmentPlugin =>
 export const resolveEnvironment = async (name: string): Promise<EnvironmentPlugin> => {
   const builtin = builtins[name];
   if (builtin) return builtin();
-  const specifier =
-    name.startsWith("@") || name.startsWith(".") || name.startsWith("/") ? name : `@workflow-r1/env-${name}`;
+  // A path (./x.js, ../x.js, /abs/x.js) is the user's file: resolved against the working
+  // directory, not against this module's folder inside the installed package.
+  const isPath = name.startsWith(".") || path.isAbsolute(name);
+  const specifier = isPath
+    ? pathToFileURL(path.resolve(name)).href
+    : name.startsWith("@")
+      ? name
+      : `@workflow-r1/env-${name}`;
   let module: Record<string, unknown>;
   try {
     module = (await import(specifier)) as Record<string, unknown>;

@@ -8,9 +8,21 @@ import { setPath } from "./config.js";
 const collect = (value: string, previous: string[]) => [...previous, value];
 const int = (value: string) => {
   const n = Number(value);
-  if (!Number.isInteger(n))
+  if (value.trim() === "" || !Number.isInteger(n))
     throw new InvalidArgumentError(`expected an integer, got ${JSON.stringify(value)}`);
   return n;
+};
+
+/** `--episodes 0,3,7`: checked to be non-negative integers, passed on as given. */
+const indexList = (value: string) => {
+  for (const part of value.split(",")) {
+    const n = Number(part.trim());
+    if (part.trim() === "" || !Number.isInteger(n) || n < 0)
+      throw new InvalidArgumentError(
+        `expected comma-separated episode indices (0, 1, …), got ${JSON.stringify(part.trim())} in ${JSON.stringify(value)}`,
+      );
+  }
+  return value;
 };
 
 /** Turn `--set a.b=1` flags and shorthand flags into a config override object. */
@@ -18,7 +30,10 @@ const overridesFrom = (options: Record<string, unknown>): Record<string, unknown
   const overrides: Record<string, unknown> = {};
   for (const assignment of (options["set"] as string[] | undefined) ?? []) {
     const eq = assignment.indexOf("=");
-    if (eq <= 0) throw new InvalidArgumentError(`--set expects key=value, got ${JSON.stringify(assignment)}`);
+    if (eq <= 0)
+      throw new InvalidArgumentError(
+        `--set expects key=value (e.g. --set rollout.groupSize=4), got ${JSON.stringify(assignment)}`,
+      );
     setPath(overrides, assignment.slice(0, eq), assignment.slice(eq + 1));
   }
   const shorthand: Record<string, string> = {
@@ -86,23 +101,24 @@ program
   .option("--set <key=value>", "override any config field", collect, [])
   .action(async (options) => {
     const { runCompare } = await import("./train/compare.js");
-    await runCompare({
-      algorithms: String(options.algorithms).split(","),
-      seeds: options.seeds,
-      file: options.config,
-      out: options.out,
-      threshold: options.threshold,
-      parallel: options.parallel,
-      tabulateOnly: Boolean(options.tabulateOnly),
-      overrides: overridesFrom(options),
-    }).catch(fail);
+    await (async () =>
+      runCompare({
+        algorithms: String(options.algorithms).split(","),
+        seeds: options.seeds,
+        file: options.config,
+        out: options.out,
+        threshold: options.threshold,
+        parallel: options.parallel,
+        tabulateOnly: Boolean(options.tabulateOnly),
+        overrides: overridesFrom(options),
+      }))().catch(fail);
   });
 
 program
   .command("trajectories")
   .description("Print a readable view of episodes in a trajectory log.")
   .argument("<file>", "trajectories.msgpack written by a run")
-  .option("--episodes <list>", "comma-separated episode indices (default: the first 3)")
+  .option("--episodes <list>", "comma-separated episode indices (default: the first 3)", indexList)
   .option("--model <path>", "GGUF whose tokenizer decodes the tokens (optional)")
   .action(async (file, options) => {
     const { printTrajectories } = await import("./trajectories.js");
