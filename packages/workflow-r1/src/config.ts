@@ -104,6 +104,8 @@ export const TrainConfig = Schema.Struct({
   steps: PositiveInt,
   evalEvery: NonNegativeInt,
   evalTasks: NonNegativeInt,
+  /** Sampling temperature of the held-out evaluation; 0 = greedy (the default). */
+  evalTemperature: NonNegative,
   checkpointEvery: PositiveInt,
   model: ModelConfig,
   environment: EnvironmentConfig,
@@ -121,6 +123,7 @@ export const defaultTrainConfig: TrainConfig = {
   steps: 60,
   evalEvery: 10,
   evalTasks: 64,
+  evalTemperature: 0,
   checkpointEvery: 5,
   model: {
     path: "",

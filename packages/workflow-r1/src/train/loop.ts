@@ -225,11 +225,15 @@ export const trainLoop = (options: TrainLoopOptions) =>
     });
 
     const evaluating = evalTasks.length > 0 && config.evalEvery > 0;
-    /** One sample per held-out task with the same sampler settings, metrics under `eval/`. */
+    /**
+     * One sample per held-out task, greedy by default (`evalTemperature`), metrics under `eval/`.
+     * This is the environment's own held-out split, a training-time signal: not a benchmark protocol.
+     */
     const evaluate = (step: number) =>
       Effect.map(
         rollout(evalTasks, {
           ...rolloutOptions(config.seed + 17),
+          sampling: { temperature: config.evalTemperature, topP: 1, topK: 0, seed: config.seed + 17 },
           groupSize: 1,
           groupIdPrefix: `eval${step}-`,
         }),
