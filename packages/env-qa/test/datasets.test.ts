@@ -75,13 +75,17 @@ describe.skipIf(!hasData)("the QA files in /work/shared/data/qa", () => {
     expect(all.every((t) => t.question.endsWith("?") && t.question === t.question.trim())).toBe(true);
   });
 
-  it("loadBenchmarks selects by dataset or full name, checks row counts and rejects unknown names", async () => {
+  it("loadBenchmarks selects by dataset (its one preferred file) or full name, checks row counts and rejects unknown names", async () => {
+    // `hotpotqa` is its complete dev file only: dev.sample500 is a subset of it and would load 500
+    // questions twice.
     const picked = await Effect.runPromise(loadBenchmarks(DATA_DIR, ["hotpotqa", "bamboogle/test"]));
     expect(picked.map((b) => [b.name, b.tasks.length])).toEqual([
       ["bamboogle/test", 125],
       ["hotpotqa/dev", 7405],
-      ["hotpotqa/dev.sample500", 500],
     ]);
+    // A sample that keeps aliases is preferred to a complete file with primary answers only.
+    const musique = await Effect.runPromise(loadBenchmarks(DATA_DIR, ["musique", "hotpotqa/dev.sample500"]));
+    expect(musique.map((b) => b.name)).toEqual(["hotpotqa/dev.sample500", "musique/dev.sample500"]);
     const unknown = failureOf(await Effect.runPromiseExit(loadBenchmarks(DATA_DIR, ["squad"])));
     expect(unknown).toBeInstanceOf(DatasetError);
     expect((unknown as DatasetError).message).toContain("unknown benchmark squad");

@@ -7,6 +7,7 @@ import path from "node:path";
 import { DatasetError, type Task } from "@workflow-r1/core";
 import { Effect, Result, Schema } from "effect";
 import { defaultDataset, defaultSplit, loadFlashRagJsonl } from "./flashrag.js";
+import { preferredBenchmarkFile } from "./split.js";
 
 const Manifest = Schema.Array(
   Schema.Struct({ path: Schema.String, rows: Schema.Number, bytes: Schema.optional(Schema.Number) }),
@@ -85,8 +86,9 @@ export interface LoadBenchmarksOptions {
 
 /**
  * Load the benchmarks of `dataDir`. `names` picks files by full name (`hotpotqa/dev.sample500`) or
- * by dataset (`hotpotqa`: every file of that dataset); default all. Row counts are checked against
- * the manifest.
+ * by dataset (`hotpotqa`: that dataset's one preferred file, see `preferredBenchmarkFile` — never
+ * several files of one dataset, which would load the questions they share twice); default every
+ * file. Each file is loaded once. Row counts are checked against the manifest.
  */
 export const loadBenchmarks = (
   dataDir: string,
@@ -104,7 +106,10 @@ export const loadBenchmarks = (
           file: dataDir,
         });
       }
-      selected = all.filter((b) => names.includes(b.name) || names.includes(b.dataset));
+      const wanted = new Set(
+        names.map((n) => (all.some((b) => b.name === n) ? n : preferredBenchmarkFile(all, n)!.name)),
+      );
+      selected = all.filter((b) => wanted.has(b.name));
     }
     return yield* Effect.forEach(selected, (b) =>
       Effect.gen(function* () {

@@ -15,3 +15,13 @@ export {
 } from "./flashrag.js";
 export { type JsonlRecord, streamJsonl } from "./jsonl.js";
 export { loadSearchR1Parquet, SearchR1Row, searchR1Task } from "./parquet.js";
+export {
+  type BenchmarkFileRef,
+  benchmarkFileRank,
+  DEFAULT_HELD_OUT_FRACTION,
+  preferredBenchmarkFile,
+  type SplitPart,
+  splitKey,
+  splitPart,
+  tasksInPart,
+} from "./split.js";
