@@ -27,6 +27,17 @@ export interface EpisodeSettings {
   readonly operatorNames: ReadonlyArray<string>;
   /** Run an operator the agent called by a known name; a failure becomes an error observation. */
   readonly runOperator: (name: string, input: string) => Effect.Effect<string, unknown>;
+  /**
+   * When this returns an error, the episode refuses to go on: `step` and `finish` fail with it
+   * instead of showing the agent another observation (e.g. the executor is down). Checked before
+   * each step and after each failed operator call.
+   */
+  readonly stopped?: () => EnvironmentError | undefined;
+  /**
+   * Per-episode counters (e.g. executor calls and failures), added to the outcome's `rewardParts`
+   * when the episode ends. They are not part of the reward.
+   */
+  readonly diagnostics?: () => Readonly<Record<string, number>>;
 }
 
 /** Score a transcript: reward = format + answer, with EM, sub-EM and F1 in the parts. */
@@ -55,8 +66,18 @@ export const makeEpisode = (settings: EpisodeSettings): Episode => {
 
   const end = (reason: FinishReason): EpisodeOutcome => {
     finished = true;
-    return scoreTranscript(buildTranscript(actions, observations), settings.goldenAnswers, reason);
+    const outcome = scoreTranscript(buildTranscript(actions, observations), settings.goldenAnswers, reason);
+    const diagnostics = settings.diagnostics?.();
+    return diagnostics === undefined
+      ? outcome
+      : { ...outcome, rewardParts: { ...outcome.rewardParts, ...diagnostics } };
   };
+
+  /** Fails with the stop, when there is one. */
+  const checkStopped: Effect.Effect<void, EnvironmentError> = Effect.suspend(() => {
+    const stop = settings.stopped?.();
+    return stop === undefined ? Effect.void : Effect.fail(stop);
+  });
 
   const observe = (text: string, operatorCalls: ReadonlyArray<OperatorCall>): StepResult => {
     const observation = wrapInfo(truncateMiddle(text, settings.maxObservationChars));
@@ -64,7 +85,7 @@ export const makeEpisode = (settings: EpisodeSettings): Episode => {
     return { _tag: "Observation", observation, operatorCalls };
   };
 
-  const callOperator = (name: string, input: string): Effect.Effect<StepResult> =>
+  const callOperator = (name: string, input: string): Effect.Effect<StepResult, EnvironmentError> =>
     Effect.gen(function* () {
       const started = performance.now();
       const exit = yield* Effect.exit(settings.runOperator(name, input));
@@ -74,12 +95,14 @@ export const makeEpisode = (settings: EpisodeSettings): Episode => {
           { operator: name, input, output: exit.value, latencyMs },
         ]);
       if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.interrupt;
+      // The failure may have been the one that stopped the environment (or came after the stop).
+      yield* checkStopped;
       const error = errorMessage(exit.cause);
       const output = neutralizeAnswerTags(`Error: operator ${name} failed: ${error}`);
       return observe(output, [{ operator: name, input, output, latencyMs, error }]);
     });
 
-  const advance = (action: string): Effect.Effect<StepResult> =>
+  const advance = (action: string): Effect.Effect<StepResult, EnvironmentError> =>
     Effect.suspend(() => {
       actions.push(action);
       const turn = parseTurn(action);
@@ -114,7 +137,7 @@ export const makeEpisode = (settings: EpisodeSettings): Episode => {
           ? Effect.fail(
               new EnvironmentError({ message: `episode of task ${settings.taskId} already finished` }),
             )
-          : advance(action),
+          : Effect.andThen(checkStopped, advance(action)),
       ),
     finish: (reason) =>
       Effect.suspend(() =>
@@ -122,7 +145,10 @@ export const makeEpisode = (settings: EpisodeSettings): Episode => {
           ? Effect.fail(
               new EnvironmentError({ message: `episode of task ${settings.taskId} already finished` }),
             )
-          : Effect.succeed(end(reason)),
+          : Effect.andThen(
+              checkStopped,
+              Effect.sync(() => end(reason)),
+            ),
       ),
   };
 };

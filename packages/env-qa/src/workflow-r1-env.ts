@@ -1,6 +1,9 @@
 /**
  * `WorkflowR1Env`: the paper's QA environment. Operators run on the core `Executor` (an LLM) and the
- * core `Retriever` (search); the reward is the authors' format + answer score.
+ * core `Retriever` (search); the reward is the authors' format + answer score. Executor calls are
+ * counted per episode (`rewardParts.executorCalls` / `executorFailures`) and over the environment's
+ * life (`executorStats()`); after `executor.maxConsecutiveFailures` failures in a row the environment
+ * stops with an `ExecutorUnavailableError`.
  */
 import {
   Environment,
@@ -14,6 +17,14 @@ import {
 } from "@workflow-r1/core";
 import { Effect, Layer } from "effect";
 import { makeEpisode } from "./episode.js";
+import type { ExecutorUnavailableError } from "./executors/errors.js";
+import { isProbeableExecutor } from "./executors/http.js";
+import {
+  type ExecutorCounts,
+  type ExecutorMonitor,
+  type ExecutorStats,
+  monitorExecutor,
+} from "./executors/monitor.js";
 import {
   defaultExecutorSettings,
   type ExecutorSettings,
@@ -34,18 +45,35 @@ export interface WorkflowR1EnvConfig {
   readonly operatorBudget?: number;
   /** Observation length limit in characters. Default 2048. */
   readonly maxObservationChars?: number;
-  /** Executor sampling: temperature (default 0), maxTokens (default 1024), attempts (default 3). */
-  readonly executor?: Partial<ExecutorSettings>;
+  /**
+   * Executor sampling: temperature (default 0), maxTokens (default 1024), attempts (default 3); and
+   * `maxConsecutiveFailures` (default 8; 0 = never): executor calls failing in a row that stop the
+   * environment with an `ExecutorUnavailableError`.
+   */
+  readonly executor?: Partial<EnvExecutorSettings>;
   /** Passages per Search. Default 5. */
   readonly searchTopK?: number;
+  /**
+   * Check the executor endpoint when the environment is built (executors that can be checked, i.e.
+   * `HttpExecutor`), failing with the `ExecutorUnreachableError` as cause. Default false here; the
+   * `workflow-r1` trainer plugin checks by default.
+   */
+  readonly checkExecutor?: boolean;
 }
+
+export interface EnvExecutorSettings extends ExecutorSettings {
+  /** Executor calls failing in a row that stop the environment; 0 = never. Default 8. */
+  readonly maxConsecutiveFailures: number;
+}
+
+export const defaultMaxConsecutiveFailures = 8;
 
 export interface ResolvedWorkflowR1EnvConfig {
   readonly name: string;
   readonly operators: ReadonlyArray<OperatorName>;
   readonly operatorBudget: number;
   readonly maxObservationChars: number;
-  readonly executor: ExecutorSettings;
+  readonly executor: EnvExecutorSettings;
   readonly searchTopK: number;
 }
 
@@ -53,8 +81,18 @@ const positiveInteger = (field: string, value: number, min = 1): EnvironmentErro
   Number.isInteger(value) && value >= min
     ? undefined
     : new EnvironmentError({
-        message: `WorkflowR1Env config: ${field} must be an integer ≥ ${min}, got ${value}`,
+        message: `WorkflowR1Env config: ${field} must be an integer ≥ ${min}, got ${JSON.stringify(value) ?? String(value)}`,
       });
+
+const EXECUTOR_SETTINGS = ["temperature", "maxTokens", "attempts", "maxConsecutiveFailures"] as const;
+
+/** The environment's own executor settings (the plugin's `executor` option also holds HTTP ones). */
+const pickExecutorSettings = (
+  settings: Partial<EnvExecutorSettings> | undefined,
+): Partial<EnvExecutorSettings> =>
+  Object.fromEntries(
+    EXECUTOR_SETTINGS.flatMap((k) => (settings?.[k] === undefined ? [] : [[k, settings[k]]])),
+  ) as Partial<EnvExecutorSettings>;
 
 /** Fill defaults and check the config; fails with a message naming the bad field. */
 export const resolveWorkflowR1EnvConfig = (
@@ -74,7 +112,11 @@ export const resolveWorkflowR1EnvConfig = (
       operators: [...new Set(names)],
       operatorBudget: config.operatorBudget ?? 20,
       maxObservationChars: config.maxObservationChars ?? 2048,
-      executor: { ...defaultExecutorSettings, ...config.executor },
+      executor: {
+        ...defaultExecutorSettings,
+        maxConsecutiveFailures: defaultMaxConsecutiveFailures,
+        ...pickExecutorSettings(config.executor),
+      },
       searchTopK: config.searchTopK ?? 5,
     };
     const bad =
@@ -82,6 +124,7 @@ export const resolveWorkflowR1EnvConfig = (
       positiveInteger("maxObservationChars", resolved.maxObservationChars, 16) ??
       positiveInteger("executor.attempts", resolved.executor.attempts) ??
       positiveInteger("executor.maxTokens", resolved.executor.maxTokens) ??
+      positiveInteger("executor.maxConsecutiveFailures", resolved.executor.maxConsecutiveFailures, 0) ??
       positiveInteger("searchTopK", resolved.searchTopK);
     if (bad) return Effect.fail(bad);
     if (!(resolved.executor.temperature >= 0))
@@ -93,39 +136,74 @@ export const resolveWorkflowR1EnvConfig = (
     return Effect.succeed(resolved);
   });
 
+/** The Workflow-R1 environment: the core contract plus its executor counters. */
+export interface WorkflowR1EnvShape extends EnvironmentShape {
+  /** Cumulative executor counters over every episode of this environment. */
+  readonly executorStats: () => ExecutorStats;
+  /** The stop, once `executor.maxConsecutiveFailures` calls failed in a row; undefined before. */
+  readonly executorUnavailable: () => ExecutorUnavailableError | undefined;
+}
+
+const stoppedError = (monitor: ExecutorMonitor): EnvironmentError | undefined => {
+  const stop = monitor.unavailable();
+  return stop === undefined ? undefined : new EnvironmentError({ message: stop.message, cause: stop });
+};
+
 /** The environment over given executor and retriever services. */
 export const makeWorkflowR1Env = (
   config: ResolvedWorkflowR1EnvConfig,
   executor: ExecutorShape,
   retriever: RetrieverShape,
-): EnvironmentShape => {
-  const context: OperatorContext = {
-    executor,
-    retriever,
-    executorSettings: config.executor,
-    searchTopK: config.searchTopK,
-  };
+): WorkflowR1EnvShape => {
+  const monitor = monitorExecutor(executor, {
+    maxConsecutiveFailures: config.executor.maxConsecutiveFailures,
+  });
   const described = config.operators.map((name) => operators[name]);
   return {
     name: config.name,
     stopSequences,
+    executorStats: monitor.stats,
+    executorUnavailable: monitor.unavailable,
     reset: (task: Task) =>
-      Effect.sync(() =>
-        makeEpisode({
-          taskId: task.id,
-          messages: buildPrompt(task.question, {
-            operators: described,
+      Effect.suspend(() => {
+        const stop = stoppedError(monitor);
+        if (stop !== undefined) return Effect.fail(stop);
+        // This episode's executor calls, counted here and in the environment's totals.
+        const counts: ExecutorCounts = { calls: 0, failures: 0 };
+        const context: OperatorContext = {
+          executor: monitor.executor(counts),
+          retriever,
+          executorSettings: config.executor,
+          searchTopK: config.searchTopK,
+        };
+        return Effect.succeed(
+          makeEpisode({
+            taskId: task.id,
+            messages: buildPrompt(task.question, {
+              operators: described,
+              operatorBudget: config.operatorBudget,
+            }),
+            goldenAnswers: task.goldenAnswers ?? [],
             operatorBudget: config.operatorBudget,
+            maxObservationChars: config.maxObservationChars,
+            operatorNames: config.operators,
+            runOperator: (name, input) => operators[name as OperatorName].run(input, context),
+            stopped: () => stoppedError(monitor),
+            diagnostics: () => ({ executorCalls: counts.calls, executorFailures: counts.failures }),
           }),
-          goldenAnswers: task.goldenAnswers ?? [],
-          operatorBudget: config.operatorBudget,
-          maxObservationChars: config.maxObservationChars,
-          operatorNames: config.operators,
-          runOperator: (name, input) => operators[name as OperatorName].run(input, context),
-        }),
-      ),
+        );
+      }),
   };
 };
+
+/**
+ * The start-up check of an executor that can be checked (`HttpExecutor`); nothing for others.
+ * Fails with an `EnvironmentError` whose cause is the `ExecutorUnreachableError`.
+ */
+export const checkEnvExecutor = (executor: ExecutorShape): Effect.Effect<void, EnvironmentError> =>
+  isProbeableExecutor(executor)
+    ? executor.probe().pipe(Effect.mapError((e) => new EnvironmentError({ message: e.message, cause: e })))
+    : Effect.void;
 
 export const WorkflowR1Env = {
   /** The `Environment` layer; requires the core `Executor` and `Retriever`. */
@@ -138,9 +216,45 @@ export const WorkflowR1Env = {
         const resolved = yield* resolveWorkflowR1EnvConfig(config);
         const executor = yield* Executor;
         const retriever = yield* Retriever;
+        if (config.checkExecutor === true) yield* checkEnvExecutor(executor);
         return makeWorkflowR1Env(resolved, executor, retriever);
       }),
     ),
   make: makeWorkflowR1Env,
   resolveConfig: resolveWorkflowR1EnvConfig,
 } as const;
+
+// ───────────────────────────── reading the counters ─────────────────────────────
+
+/** The executor counters of an environment that keeps them (`WorkflowR1Env`); undefined otherwise. */
+export const executorStatsOf = (env: EnvironmentShape): ExecutorStats | undefined => {
+  const stats = (env as Partial<WorkflowR1EnvShape>).executorStats;
+  return typeof stats === "function" ? stats() : undefined;
+};
+
+/**
+ * Fails with the environment's `ExecutorUnavailableError` once it stopped on its executor; succeeds
+ * otherwise (and for environments without an executor). Call it after a rollout to end the run.
+ */
+export const ensureExecutorAvailable = (
+  env: EnvironmentShape,
+): Effect.Effect<void, ExecutorUnavailableError> =>
+  Effect.suspend(() => {
+    const unavailable = (env as Partial<WorkflowR1EnvShape>).executorUnavailable;
+    const stop = typeof unavailable === "function" ? unavailable() : undefined;
+    return stop === undefined ? Effect.void : Effect.fail(stop);
+  });
+
+/**
+ * Step metrics from two snapshots of {@link executorStatsOf}: `executor/calls` and
+ * `executor/failures` since `before` (all of them without it), `executor/consecutive_failures` now.
+ */
+export const executorMetrics = (
+  after: ExecutorStats,
+  before?: ExecutorStats,
+  prefix = "",
+): Record<string, number> => ({
+  [`${prefix}executor/calls`]: after.calls - (before?.calls ?? 0),
+  [`${prefix}executor/failures`]: after.failures - (before?.failures ?? 0),
+  [`${prefix}executor/consecutive_failures`]: after.consecutiveFailures,
+});

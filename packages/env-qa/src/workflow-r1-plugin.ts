@@ -1,7 +1,7 @@
 /**
  * `workflowR1Plugin`: the paper's QA environment as a trainer plugin, wired from plain options —
- * an OpenAI-compatible executor (`HttpExecutor`), a retriever (Search-R1 server or BM25 over a
- * FlashRAG corpus) and FlashRAG benchmark files as tasks.
+ * an OpenAI-compatible executor (`HttpExecutor`, checked once when the environment is built), a
+ * retriever (Search-R1 server or BM25 over a FlashRAG corpus) and FlashRAG benchmark files as tasks.
  */
 import { Environment, EnvironmentError, type EnvironmentPlugin, type Task } from "@workflow-r1/core";
 import { Effect, Layer } from "effect";
@@ -10,6 +10,7 @@ import { HttpExecutor, type HttpExecutorConfig } from "./executors/index.js";
 import { Bm25Retriever, HttpRetriever } from "./retrieval/index.js";
 import { mulberry32 } from "./synthetic.js";
 import {
+  checkEnvExecutor,
   makeWorkflowR1Env,
   resolveWorkflowR1EnvConfig,
   type WorkflowR1EnvConfig,
@@ -17,7 +18,10 @@ import {
 
 /**
  * Options (the config's `environment.options`): the {@link WorkflowR1EnvConfig} fields, plus
- * `executor` ({@link HttpExecutorConfig}; env `WORKFLOW_R1_EXECUTOR_*` fill the gaps), `retrieverUrl`
+ * `executor` ({@link HttpExecutorConfig} — `baseUrl`, `model`, `timeoutMs`, `maxRetries`, … — and the
+ * environment's `temperature`, `maxTokens`, `attempts`, `maxConsecutiveFailures`; env
+ * `WORKFLOW_R1_EXECUTOR_*` fill the gaps), `checkExecutor` (default true: the environment is not
+ * built when the executor endpoint does not answer), `retrieverUrl`
  * (a Search-R1 `/retrieve` endpoint) or `corpusPath` (FlashRAG jsonl for BM25), `dataDir` (laid out
  * like /work/shared/data/qa), `trainDatasets` (default nq, hotpotqa), `evalDatasets` (default
  * bamboogle), `trainTasks` / `evalTasks` (at most this many, shuffled by the seed; default all).
@@ -49,24 +53,38 @@ const layer = (raw: Readonly<Record<string, unknown>>): Layer.Layer<Environment,
     Effect.gen(function* () {
       const options = raw as WorkflowR1PluginOptions;
       const resolved = yield* resolveWorkflowR1EnvConfig(options);
+      if (options.checkExecutor !== undefined && typeof options.checkExecutor !== "boolean")
+        return yield* Effect.fail(
+          optionError(
+            "checkExecutor",
+            `expected true or false, got ${JSON.stringify(options.checkExecutor)}`,
+          ),
+        );
       const executor = yield* HttpExecutor.make(options.executor ?? {}).pipe(
         Effect.mapError((e) => optionError("executor", e.message, e)),
       );
+      const retrieverUrl = typeof options.retrieverUrl === "string" ? options.retrieverUrl : undefined;
+      const corpusPath = typeof options.corpusPath === "string" ? options.corpusPath : undefined;
+      if (retrieverUrl === undefined && corpusPath === undefined)
+        return yield* Effect.fail(
+          optionError(
+            "retrieverUrl",
+            "set retrieverUrl (Search-R1 server) or corpusPath (FlashRAG jsonl for BM25)",
+          ),
+        );
+      // Before the retriever (a BM25 index over a large corpus takes a while to build).
+      if (options.checkExecutor !== false)
+        yield* checkEnvExecutor(executor).pipe(
+          Effect.mapError((e) => optionError("executor", e.message, e.cause)),
+        );
       const retriever =
-        typeof options.retrieverUrl === "string"
-          ? yield* HttpRetriever.make({ url: options.retrieverUrl }).pipe(
+        retrieverUrl !== undefined
+          ? yield* HttpRetriever.make({ url: retrieverUrl }).pipe(
               Effect.mapError((e) => optionError("retrieverUrl", e.message, e)),
             )
-          : typeof options.corpusPath === "string"
-            ? yield* Bm25Retriever.make({ corpusPath: options.corpusPath }).pipe(
-                Effect.mapError((e) => optionError("corpusPath", e.message, e)),
-              )
-            : yield* Effect.fail(
-                optionError(
-                  "retrieverUrl",
-                  "set retrieverUrl (Search-R1 server) or corpusPath (FlashRAG jsonl for BM25)",
-                ),
-              );
+          : yield* Bm25Retriever.make({ corpusPath: corpusPath ?? "" }).pipe(
+              Effect.mapError((e) => optionError("corpusPath", e.message, e)),
+            );
       return makeWorkflowR1Env(resolved, executor, retriever);
     }),
   );

@@ -174,8 +174,13 @@ describe("WorkflowR1Env episode over HttpExecutor", () => {
     expect(observation).toContain("HTTP 500");
     expect(observation).not.toContain(SECRET);
     expect(failed?.operatorCalls[0]?.error).toBeDefined();
-    // 1 operator attempt (the operator gives up on executor errors) × (1 + 3 HTTP retries).
-    expect(server.requests).toHaveLength(4);
-    expect(done).toMatchObject({ _tag: "Done", reward: 1 });
+    // 1 operator attempt (the operator gives up on executor errors) × (1 + 2 HTTP retries, the default).
+    expect(server.requests).toHaveLength(3);
+    // The agent saw the error and answered; the failed call is counted in the episode's parts.
+    expect(done).toMatchObject({
+      _tag: "Done",
+      reward: 1,
+      rewardParts: { executorCalls: 1, executorFailures: 1 },
+    });
   });
 });

@@ -200,7 +200,15 @@ describe("WorkflowR1Env episodes", () => {
     expect(out.done).toEqual({
       reward: -1.5,
       finishReason: "max-tokens",
-      rewardParts: { format: -0.5, answer: -1, em: 0, subEm: 0, f1: 0 },
+      rewardParts: {
+        format: -0.5,
+        answer: -1,
+        em: 0,
+        subEm: 0,
+        f1: 0,
+        executorCalls: 0,
+        executorFailures: 0,
+      },
     });
   });
 

@@ -6,11 +6,17 @@ import { Environment } from "@workflow-r1/core";
 import { Effect, Exit } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { workflowR1Plugin } from "../src/index.js";
+import { json, startServer, type TestServer } from "./executors-server.js";
 
 const DATA = "/work/shared/data/qa";
 let tmp = "";
 let corpusPath = "";
+/** The executor endpoint: the plugin checks it (GET /models) when it builds the environment. */
+let server: TestServer;
+let executor: { baseUrl: string; model: string; apiKey: string };
 beforeAll(async () => {
+  server = await startServer((_r, _i, res) => json(res, 200, { object: "list", data: [{ id: "executor" }] }));
+  executor = { baseUrl: `${server.url}/v1`, model: "executor", apiKey: "k" };
   tmp = await mkdtemp(path.join(tmpdir(), "env-qa-plugin-"));
   corpusPath = path.join(tmp, "corpus.jsonl");
   await writeFile(
@@ -24,10 +30,9 @@ beforeAll(async () => {
   );
 });
 afterAll(async () => {
+  await server.close();
   await rm(tmp, { recursive: true, force: true });
 });
-
-const executor = { baseUrl: "http://127.0.0.1:9/v1", model: "executor", apiKey: "k" };
 
 describe("workflowR1Plugin", () => {
   it("builds the environment from plain options and searches the BM25 corpus", async () => {
@@ -43,6 +48,7 @@ describe("workflowR1Plugin", () => {
       }).pipe(Effect.provide(workflowR1Plugin.layer({ executor, corpusPath, operatorBudget: 3 }))),
     );
     expect(step._tag === "Observation" && step.observation).toMatch(/^<info>Doc 1 \(Title: Hamlet\)/);
+    expect(server.requests.map((r) => r.url)).toEqual(["/v1/models"]);
   });
 
   it("names the missing or bad option", async () => {

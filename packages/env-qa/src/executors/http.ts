@@ -1,7 +1,8 @@
 /**
  * An `Executor` over any OpenAI-compatible chat-completions server (`POST {baseUrl}/chat/completions`):
  * vLLM, llama-server, OpenAI, … Timeouts, bounded retries and a concurrency limit come from Effect;
- * the response body is validated with Schema; the API key is kept `Redacted`.
+ * the response body is validated with Schema; the API key is kept `Redacted`. `probe` checks the
+ * endpoint once (at start-up) and fails with an `ExecutorUnreachableError` naming the URL and cause.
  */
 import {
   type Completion,
@@ -13,7 +14,19 @@ import {
   ExecutorTimeoutError,
 } from "@workflow-r1/core";
 import { Effect, Layer, Redacted, Result, Schema, Semaphore } from "effect";
-import { type PostFailure, postJson, type RetryPolicy } from "./transport.js";
+import { ExecutorUnreachableError } from "./errors.js";
+import {
+  type AttemptError,
+  checkStatus,
+  excerpt,
+  type PostFailure,
+  parseJsonBody,
+  postJson,
+  type RetryPolicy,
+  requestOnce,
+  scrub,
+  statusError,
+} from "./transport.js";
 
 export interface HttpExecutorConfig {
   /** e.g. `http://127.0.0.1:8000/v1`. Default: env `WORKFLOW_R1_EXECUTOR_URL`. */
@@ -22,9 +35,12 @@ export interface HttpExecutorConfig {
   readonly apiKey?: string | Redacted.Redacted<string>;
   /** Model name sent in the body. Default: env `WORKFLOW_R1_EXECUTOR_MODEL`. */
   readonly model?: string;
-  /** Per-attempt time limit. Default 60 000 ms. */
+  /**
+   * Per-attempt time limit. Default 40 000 ms: with the default `maxRetries` a hung server costs at
+   * most 3 × 40 s plus ~2 s of backoff, about 2 minutes per call.
+   */
   readonly timeoutMs?: number;
-  /** Retries after the first attempt on 429, 5xx, network errors and timeouts. Default 3. */
+  /** Retries after the first attempt on 429, 5xx, network errors and timeouts. Default 2. */
   readonly maxRetries?: number;
   /** First backoff delay (doubles per retry, ±20% jitter). Default 500 ms. */
   readonly baseDelayMs?: number;
@@ -32,6 +48,8 @@ export interface HttpExecutorConfig {
   readonly maxDelayMs?: number;
   /** Requests in flight at once (an Effect semaphore). Default 8. */
   readonly concurrency?: number;
+  /** Time limit of the start-up check (`probe`). Default 10 000 ms. */
+  readonly probeTimeoutMs?: number;
   /** Defaults for requests that leave them out. */
   readonly temperature?: number;
   readonly maxTokens?: number;
@@ -43,28 +61,44 @@ export interface HttpExecutorConfig {
 
 /** The config after env defaults, as the executor uses it. */
 export interface ResolvedHttpExecutorConfig extends RetryPolicy {
+  /** The base URL without trailing slashes, e.g. `http://127.0.0.1:8000/v1`. */
+  readonly baseUrl: string;
+  /** `{baseUrl}/chat/completions`. */
   readonly url: string;
   readonly model: string;
   readonly apiKey?: Redacted.Redacted<string>;
   readonly concurrency: number;
+  readonly probeTimeoutMs: number;
   readonly temperature?: number;
   readonly maxTokens?: number;
   readonly extraBody: Readonly<Record<string, unknown>>;
 }
 
-const positive = (
+/** Defaults of the HTTP executor's time limits and retries. */
+export const httpExecutorDefaults = {
+  timeoutMs: 40_000,
+  maxRetries: 2,
+  baseDelayMs: 500,
+  maxDelayMs: 30_000,
+  concurrency: 8,
+  probeTimeoutMs: 10_000,
+} as const;
+
+/** An integer option ≥ `min` (milliseconds, counts); anything else is a `ConfigError` naming it. */
+const integerAtLeast = (
   name: string,
-  value: number | undefined,
+  value: unknown,
   fallback: number,
-  min = 1,
+  min: number,
+  unit = "",
 ): Effect.Effect<number, ConfigError> =>
   value === undefined
     ? Effect.succeed(fallback)
-    : Number.isFinite(value) && value >= min
+    : typeof value === "number" && Number.isInteger(value) && value >= min
       ? Effect.succeed(value)
       : Effect.fail(
           new ConfigError({
-            message: `executor.${name} must be a number >= ${min}, got ${value}`,
+            message: `executor.${name} must be an integer >= ${min}${unit}, got ${JSON.stringify(value) ?? String(value)}`,
             field: `executor.${name}`,
           }),
         );
@@ -83,9 +117,9 @@ export const resolveHttpExecutorConfig = (
         field: "executor.baseUrl",
       });
     }
-    if (!URL.canParse(baseUrl)) {
+    if (!URL.canParse(baseUrl) || !/^https?:$/.test(new URL(baseUrl).protocol)) {
       return yield* new ConfigError({
-        message: `executor base URL is not a URL: ${baseUrl}`,
+        message: `executor base URL is not an http(s) URL: ${baseUrl} (e.g. http://127.0.0.1:8000/v1)`,
         field: "executor.baseUrl",
       });
     }
@@ -103,15 +137,31 @@ export const resolveHttpExecutorConfig = (
         : Redacted.isRedacted(rawKey)
           ? rawKey
           : Redacted.make(rawKey, { label: "WORKFLOW_R1_EXECUTOR_KEY" });
+    const base = baseUrl.replace(/\/+$/, "");
+    const d = httpExecutorDefaults;
     return {
-      url: `${baseUrl.replace(/\/+$/, "")}/chat/completions`,
+      baseUrl: base,
+      url: `${base}/chat/completions`,
       model,
       ...(apiKey === undefined ? {} : { apiKey }),
-      timeoutMs: yield* positive("timeoutMs", config.timeoutMs, 60_000),
-      maxRetries: yield* positive("maxRetries", config.maxRetries, 3, 0),
-      baseDelayMs: yield* positive("baseDelayMs", config.baseDelayMs, 500, 0),
-      maxDelayMs: yield* positive("maxDelayMs", config.maxDelayMs, 30_000, 0),
-      concurrency: yield* positive("concurrency", config.concurrency, 8),
+      timeoutMs: yield* integerAtLeast("timeoutMs", config.timeoutMs, d.timeoutMs, 1, " (milliseconds)"),
+      maxRetries: yield* integerAtLeast("maxRetries", config.maxRetries, d.maxRetries, 0),
+      baseDelayMs: yield* integerAtLeast(
+        "baseDelayMs",
+        config.baseDelayMs,
+        d.baseDelayMs,
+        0,
+        " (milliseconds)",
+      ),
+      maxDelayMs: yield* integerAtLeast("maxDelayMs", config.maxDelayMs, d.maxDelayMs, 0, " (milliseconds)"),
+      concurrency: yield* integerAtLeast("concurrency", config.concurrency, d.concurrency, 1),
+      probeTimeoutMs: yield* integerAtLeast(
+        "probeTimeoutMs",
+        config.probeTimeoutMs,
+        d.probeTimeoutMs,
+        1,
+        " (milliseconds)",
+      ),
       ...(config.temperature === undefined ? {} : { temperature: config.temperature }),
       ...(config.maxTokens === undefined ? {} : { maxTokens: config.maxTokens }),
       extraBody: config.extraBody ?? {},
@@ -149,8 +199,100 @@ const toExecutorError = (
         attempts: f.attempts,
       });
 
+/** An HTTP executor: the core `ExecutorShape`, its base URL and its start-up check. */
+export interface HttpExecutorShape extends ExecutorShape {
+  readonly baseUrl: string;
+  /**
+   * Check the endpoint once, with a short time limit and no retries: `GET {baseUrl}/models`, and
+   * when the server has no such route (or its answer is not a JSON object) a 1-token completion.
+   * Fails with an `ExecutorUnreachableError` naming the URL and the cause.
+   */
+  readonly probe: (options?: {
+    readonly timeoutMs?: number;
+  }) => Effect.Effect<void, ExecutorUnreachableError>;
+}
+
+/** Whether an executor can be checked at start-up (an {@link HttpExecutorShape}). */
+export const isProbeableExecutor = (
+  executor: ExecutorShape,
+): executor is ExecutorShape & Pick<HttpExecutorShape, "probe" | "baseUrl"> =>
+  typeof (executor as Partial<HttpExecutorShape>).probe === "function" &&
+  typeof (executor as Partial<HttpExecutorShape>).baseUrl === "string";
+
+const HINT =
+  "start the executor server, or fix executor.baseUrl / WORKFLOW_R1_EXECUTOR_URL (environment.options.checkExecutor: false skips this check)";
+
+const unreachable = (
+  config: ResolvedHttpExecutorConfig,
+  what: string,
+  e: AttemptError,
+): ExecutorUnreachableError =>
+  new ExecutorUnreachableError({
+    message: `executor ${config.baseUrl} is not reachable: ${what}: ${e.message}; ${HINT}`,
+    url: config.baseUrl,
+    reason: e.kind,
+    ...(e.status === undefined ? {} : { status: e.status }),
+  });
+
+/** The start-up check of {@link HttpExecutorShape.probe}, over a resolved config. */
+export const probeHttpExecutor = (
+  config: ResolvedHttpExecutorConfig,
+  options: { readonly timeoutMs?: number } = {},
+): Effect.Effect<void, ExecutorUnreachableError> => {
+  const timeoutMs = options.timeoutMs ?? config.probeTimeoutMs;
+  const key = config.apiKey === undefined ? {} : { apiKey: config.apiKey };
+  const modelsUrl = `${config.baseUrl}/models`;
+  const completion = Effect.gen(function* () {
+    const what = `POST ${config.url} (1-token check)`;
+    const answer = yield* requestOnce({
+      url: config.url,
+      method: "POST",
+      body: JSON.stringify({
+        ...config.extraBody,
+        model: config.model,
+        messages: [{ role: "user", content: "Reply with OK." }],
+        max_tokens: 1,
+        temperature: 0,
+      }),
+      ...key,
+      timeoutMs,
+    }).pipe(
+      Effect.flatMap((a) => checkStatus(a, config.apiKey)),
+      Effect.flatMap((a) => parseJsonBody(a, config.apiKey)),
+      Effect.mapError((e) => unreachable(config, what, e)),
+    );
+    const decoded = decodeResponse(answer);
+    if (Result.isFailure(decoded))
+      return yield* new ExecutorUnreachableError({
+        message: `executor ${config.baseUrl} is not an OpenAI-compatible chat-completions server: ${what}: unexpected response body: ${scrub(excerpt(JSON.stringify(answer) ?? ""), config.apiKey)}; ${HINT}`,
+        url: config.baseUrl,
+        reason: "body",
+      });
+  });
+  return Effect.gen(function* () {
+    // Nothing behind the port, or a hung server: fail now (a completion would not fare better).
+    const models = yield* requestOnce({ url: modelsUrl, method: "GET", ...key, timeoutMs }).pipe(
+      Effect.mapError((e) => unreachable(config, `GET ${modelsUrl}`, e)),
+    );
+    if (models.status === 401 || models.status === 403) {
+      return yield* unreachable(
+        config,
+        `GET ${modelsUrl} (check executor.apiKey / WORKFLOW_R1_EXECUTOR_KEY)`,
+        statusError(models, config.apiKey),
+      );
+    }
+    if (models.status >= 200 && models.status < 300) {
+      const json = yield* Effect.option(parseJsonBody(models));
+      if (json._tag === "Some" && typeof json.value === "object" && json.value !== null) return;
+    }
+    // No /models route (404, 405), an error status, or a body that is not an OpenAI list: the
+    // completion route the executor uses decides.
+    yield* completion;
+  });
+};
+
 /** Build the executor from a resolved config (one semaphore per executor). */
-export const makeHttpExecutor = (config: ResolvedHttpExecutorConfig): Effect.Effect<ExecutorShape> =>
+export const makeHttpExecutor = (config: ResolvedHttpExecutorConfig): Effect.Effect<HttpExecutorShape> =>
   Effect.gen(function* () {
     const semaphore = yield* Semaphore.make(config.concurrency);
     const complete = (
@@ -193,13 +335,20 @@ export const makeHttpExecutor = (config: ResolvedHttpExecutorConfig): Effect.Eff
         semaphore.withPermits(1),
       );
     };
-    return { complete };
+    return {
+      complete,
+      baseUrl: config.baseUrl,
+      probe: (options) => probeHttpExecutor(config, options),
+    };
   });
 
 export const HttpExecutor = {
   /** An `Executor` layer over an OpenAI-compatible server; fails with `ConfigError` on a bad config. */
   layer: (config: HttpExecutorConfig = {}): Layer.Layer<Executor, ConfigError> =>
     Layer.effect(Executor, Effect.flatMap(resolveHttpExecutorConfig(config), makeHttpExecutor)),
-  make: (config: HttpExecutorConfig = {}): Effect.Effect<ExecutorShape, ConfigError> =>
+  make: (config: HttpExecutorConfig = {}): Effect.Effect<HttpExecutorShape, ConfigError> =>
     Effect.flatMap(resolveHttpExecutorConfig(config), makeHttpExecutor),
+  /** Resolve the config and run the start-up check once (see {@link HttpExecutorShape.probe}). */
+  check: (config: HttpExecutorConfig = {}): Effect.Effect<void, ConfigError | ExecutorUnreachableError> =>
+    Effect.flatMap(resolveHttpExecutorConfig(config), (resolved) => probeHttpExecutor(resolved)),
 } as const;

@@ -60,7 +60,7 @@ export const scrub = (text: string, secret: Redacted.Redacted<string> | undefine
  * operator errors become observations in the agent's transcript, where a half-quoted HTML error
  * page would open tags the agent never wrote (and cost it the format reward).
  */
-const excerpt = (body: string): string => {
+export const excerpt = (body: string): string => {
   const short = body.length > 200 ? `${body.slice(0, 200)}…` : body;
   return short.replace(/</g, "‹").replace(/>/g, "›");
 };
@@ -98,55 +98,116 @@ export const postJson = (options: PostJsonOptions): Effect.Effect<PostResult, Po
   // Suspended so that every run counts its own attempts.
   Effect.suspend(() => postJsonOnce(options));
 
+/** What one HTTP exchange returned (any status). */
+export interface RawAnswer {
+  readonly status: number;
+  readonly retryAfter: string | null;
+  readonly text: string;
+}
+
+export interface RequestOnceOptions {
+  readonly url: string;
+  readonly method: "GET" | "POST";
+  /** Sent as is (already JSON for a POST). */
+  readonly body?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly apiKey?: Redacted.Redacted<string>;
+  readonly timeoutMs: number;
+}
+
+/**
+ * One HTTP exchange with a time limit and no retries: the answer whatever its status, or an
+ * `AttemptError` of kind "network" or "timeout". The API key never reaches an error message.
+ */
+export const requestOnce = (options: RequestOnceOptions): Effect.Effect<RawAnswer, AttemptError> => {
+  const { url, apiKey } = options;
+  const headers: Record<string, string> =
+    options.body === undefined
+      ? { ...options.headers }
+      : { "content-type": "application/json", ...options.headers };
+  if (apiKey !== undefined) headers.authorization = `Bearer ${Redacted.value(apiKey)}`;
+  // The signal aborts the request when the timeout (or the caller) interrupts the fiber.
+  return Effect.tryPromise({
+    try: async (signal) => {
+      const res = await fetch(url, {
+        method: options.method,
+        headers,
+        ...(options.body === undefined ? {} : { body: options.body }),
+        signal,
+      });
+      return { status: res.status, retryAfter: res.headers.get("retry-after"), text: await res.text() };
+    },
+    catch: (cause) =>
+      new AttemptError({
+        kind: "network",
+        message: scrub(
+          `network error: ${cause instanceof Error ? describeCause(cause) : String(cause)}`,
+          apiKey,
+        ),
+      }),
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: Duration.millis(options.timeoutMs),
+      orElse: () =>
+        Effect.fail(
+          new AttemptError({ kind: "timeout", message: `no answer within ${options.timeoutMs} ms` }),
+        ),
+    }),
+  );
+};
+
+/** The `AttemptError` of kind "status" for a non-2xx answer (with its Retry-After). */
+export const statusError = (answer: RawAnswer, apiKey?: Redacted.Redacted<string>): AttemptError => {
+  const retryAfterMs = parseRetryAfter(answer.retryAfter);
+  return new AttemptError({
+    kind: "status",
+    status: answer.status,
+    message: scrub(`HTTP ${answer.status}: ${excerpt(answer.text)}`, apiKey),
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  });
+};
+
+/** A non-2xx answer fails with {@link statusError}; a 2xx one passes through. */
+export const checkStatus = (
+  answer: RawAnswer,
+  apiKey?: Redacted.Redacted<string>,
+): Effect.Effect<RawAnswer, AttemptError> =>
+  answer.status >= 200 && answer.status < 300
+    ? Effect.succeed(answer)
+    : Effect.fail(statusError(answer, apiKey));
+
+/** Parse a 2xx body as JSON, or fail with an `AttemptError` of kind "body". */
+export const parseJsonBody = (
+  answer: RawAnswer,
+  apiKey?: Redacted.Redacted<string>,
+): Effect.Effect<unknown, AttemptError> =>
+  Effect.try({
+    try: () => JSON.parse(answer.text) as unknown,
+    catch: () =>
+      new AttemptError({
+        kind: "body",
+        message: scrub(`response is not JSON: ${excerpt(answer.text)}`, apiKey),
+      }),
+  });
+
 const postJsonOnce = (options: PostJsonOptions): Effect.Effect<PostResult, PostFailure> => {
   const { url, policy, apiKey } = options;
   const payload = JSON.stringify(options.body);
   let attempts = 0;
 
-  const attempt = Effect.gen(function* () {
+  const attempt = Effect.suspend(() => {
     attempts++;
-    const headers: Record<string, string> = { "content-type": "application/json", ...options.headers };
-    if (apiKey !== undefined) headers.authorization = `Bearer ${Redacted.value(apiKey)}`;
-    // The signal aborts the request when the timeout (or the caller) interrupts the fiber.
-    const response = yield* Effect.tryPromise({
-      try: async (signal) => {
-        const res = await fetch(url, { method: "POST", headers, body: payload, signal });
-        return { status: res.status, retryAfter: res.headers.get("retry-after"), text: await res.text() };
-      },
-      catch: (cause) =>
-        new AttemptError({
-          kind: "network",
-          message: scrub(
-            `network error: ${cause instanceof Error ? describeCause(cause) : String(cause)}`,
-            apiKey,
-          ),
-        }),
+    return requestOnce({
+      url,
+      method: "POST",
+      body: payload,
+      ...(options.headers === undefined ? {} : { headers: options.headers }),
+      ...(apiKey === undefined ? {} : { apiKey }),
+      timeoutMs: policy.timeoutMs,
     }).pipe(
-      Effect.timeoutOrElse({
-        duration: Duration.millis(policy.timeoutMs),
-        orElse: () =>
-          Effect.fail(
-            new AttemptError({ kind: "timeout", message: `no answer within ${policy.timeoutMs} ms` }),
-          ),
-      }),
+      Effect.flatMap((answer) => checkStatus(answer, apiKey)),
+      Effect.flatMap((answer) => parseJsonBody(answer, apiKey)),
     );
-    if (response.status < 200 || response.status >= 300) {
-      const retryAfterMs = parseRetryAfter(response.retryAfter);
-      return yield* new AttemptError({
-        kind: "status",
-        status: response.status,
-        message: scrub(`HTTP ${response.status}: ${excerpt(response.text)}`, apiKey),
-        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-      });
-    }
-    try {
-      return JSON.parse(response.text) as unknown;
-    } catch {
-      return yield* new AttemptError({
-        kind: "body",
-        message: scrub(`response is not JSON: ${excerpt(response.text)}`, apiKey),
-      });
-    }
   });
 
   return attempt.pipe(
