@@ -28,15 +28,40 @@ export const OPERATOR_NAMES = [
 
 export type OperatorName = (typeof OPERATOR_NAMES)[number];
 
+/**
+ * The paper's operator set: the seven closed-book operators. Search (retrieval) is this
+ * project's opt-in extra: it turns the task into retrieval QA and needs a retriever.
+ */
+export const PAPER_OPERATORS: ReadonlyArray<OperatorName> = [
+  "AnswerGenerate",
+  "MultiAnswerGenerate",
+  "ScEnsemble",
+  "Review",
+  "Revise",
+  "PromptOptimizer",
+  "Custom",
+];
+
 export interface ExecutorSettings {
   /** Default 0 (the authors' setting). */
   readonly temperature: number;
   readonly maxTokens: number;
   /** Calls per operator request: the first try plus retries with a hint. Default 3. */
   readonly attempts: number;
+  /**
+   * Temperature of MultiAnswerGenerate's three samples. Default 0.7, so that they can differ: the
+   * authors' code samples them at the executor temperature, 0, which makes the three identical
+   * (set 0 to reproduce that exactly).
+   */
+  readonly multiAnswerTemperature: number;
 }
 
-export const defaultExecutorSettings: ExecutorSettings = { temperature: 0, maxTokens: 1024, attempts: 3 };
+export const defaultExecutorSettings: ExecutorSettings = {
+  temperature: 0,
+  maxTokens: 1024,
+  attempts: 3,
+  multiAnswerTemperature: 0.7,
+};
 
 /** What an operator needs to run. */
 export interface OperatorContext {
@@ -83,6 +108,7 @@ export const completeWithTags = (
   prompt: string,
   required: ReadonlyArray<string>,
   accept: (tags: Readonly<Record<string, string>>) => boolean = () => true,
+  temperature?: number,
 ): Effect.Effect<TaggedReply, ExecutorError> =>
   Effect.gen(function* () {
     const executor = context.executor;
@@ -94,7 +120,7 @@ export const completeWithTags = (
     for (let attempt = 0; attempt < attempts; attempt++) {
       const completion = yield* executor.complete({
         messages: [...messages],
-        temperature: settings.temperature,
+        temperature: temperature ?? settings.temperature,
         maxTokens: settings.maxTokens,
       });
       const reply = completion.text;
@@ -160,13 +186,20 @@ const answerGenerate: Operator = {
 const multiAnswerGenerate: Operator = {
   name: "MultiAnswerGenerate",
   usage: "input",
-  description: "answers a question three times independently and returns the three answers.",
+  description:
+    "answers a question three times independently (sampled, so the answers may differ) and returns the three answers.",
   run: (input, context) =>
     input.trim() === ""
       ? Effect.succeed(emptyInput(multiAnswerGenerate))
       : Effect.map(
           Effect.forEach([1, 2, 3], () =>
-            completeWithTags(context, answerPrompt(input.trim()), ["think", "answer"]),
+            completeWithTags(
+              context,
+              answerPrompt(input.trim()),
+              ["think", "answer"],
+              undefined,
+              context.executorSettings.multiAnswerTemperature,
+            ),
           ),
           (replies) =>
             replies
@@ -181,7 +214,7 @@ const scEnsemble: Operator = {
   name: "ScEnsemble",
   usage: "<query>…</query><solution>…</solution><solution>…</solution>",
   description:
-    "given a question and two or more candidate solutions, picks the solution most consistent with the others (self-consistency).",
+    "given a question and two or more candidate solutions, returns the answer most of them agree on (self-consistency).",
   run: (input, context) => {
     const query = requirePart(input, "query");
     if (query === undefined) return Effect.succeed(missingPart(scEnsemble, "query", "the question"));
@@ -205,9 +238,9 @@ const scEnsemble: Operator = {
       (r) => {
         const index = letterOf(r.tags);
         if (index < 0) return r.reply.trim();
-        const think = r.tags["think"] ?? "";
-        const thought = think === "" ? "" : `Thought: ${think}\n`;
-        return `${thought}Most consistent solution: ${LETTERS[index]}: ${solutions[index]}`;
+        // The chosen answer itself, as the authors' operator returns it; the letters exist
+        // only inside the executor's prompt.
+        return `Most consistent answer: ${solutions[index]}`;
       },
     );
   },
@@ -216,16 +249,30 @@ const scEnsemble: Operator = {
 const review: Operator = {
   name: "Review",
   usage: "<question>…</question><solution>…</solution>",
-  description: "reviews a solution to a question and returns feedback on its correctness.",
+  description:
+    "checks a solution to a question: confirms it, or, only when highly confident that it is wrong, says so and gives feedback.",
   run: (input, context) => {
     const question = requirePart(input, "question");
     if (question === undefined) return Effect.succeed(missingPart(review, "question", "the question"));
     const solution = requirePart(input, "solution");
     if (solution === undefined)
       return Effect.succeed(missingPart(review, "solution", "the solution to review"));
-    const prompt = `Question: ${question}\n\nSolution: ${solution}\n\nReview the solution critically: is its reasoning sound and is its final answer correct? Point out any mistake. Think inside <think>…</think>, then give your feedback inside <feedback>…</feedback>.`;
-    return Effect.map(completeWithTags(context, prompt, ["feedback"]), (r) =>
-      labelled(r, "Feedback", "feedback", false),
+    // The authors' Review flags a solution only when it is confidently wrong; otherwise it
+    // confirms it, so that a correct answer is not talked out of by a doubtful critique.
+    const prompt = `Question: ${question}\n\nSolution: ${solution}\n\nCheck whether the solution's final answer is correct. Say it is wrong only if you are highly confident that it is; if it may well be right, accept it. Think inside <think>…</think>, give your verdict, the single word correct or wrong, inside <verdict>…</verdict>, and, only when the verdict is wrong, explain the mistake inside <feedback>…</feedback>.`;
+    const verdictOf = (tags: Readonly<Record<string, string>>) => {
+      const word = (tags["verdict"] ?? "").toLowerCase().replace(/[^a-z]/g, "");
+      return word === "correct" || word === "wrong" ? word : undefined;
+    };
+    return Effect.map(
+      completeWithTags(context, prompt, ["verdict"], (tags) => verdictOf(tags) !== undefined),
+      (r) => {
+        const verdict = verdictOf(r.tags);
+        if (verdict === undefined) return r.reply.trim();
+        if (verdict === "correct") return "Review: the solution is judged correct; no change needed.";
+        const feedback = firstTag(r.reply, "feedback");
+        return `Review: the solution is judged wrong.${feedback === "" ? "" : `\nFeedback: ${feedback}`}`;
+      },
     );
   },
 };

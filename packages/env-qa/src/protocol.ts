@@ -53,7 +53,7 @@ export const buildPrompt = (question: string, options: PromptOptions): ReadonlyA
     "Available operators:",
     operatorLines,
     "",
-    `You may call operators at most ${options.operatorBudget} times in total.`,
+    `You may call operators at most ${options.operatorBudget} times in total. Use them freely within that budget: operators can be combined into a workflow (for example several answers, then an ensemble of them, then a review and a revision), and trying different combinations is encouraged.`,
     "",
     `Query: ${question}`,
   ].join("\n");

@@ -15,7 +15,7 @@ import {
   type RetrieverShape,
   type Task,
 } from "@workflow-r1/core";
-import { Effect, Layer } from "effect";
+import { Effect, Layer, Option } from "effect";
 import { makeEpisode } from "./episode.js";
 import type { ExecutorUnavailableError } from "./executors/errors.js";
 import { isProbeableExecutor } from "./executors/http.js";
@@ -33,20 +33,25 @@ import {
   type OperatorContext,
   type OperatorName,
   operators,
+  PAPER_OPERATORS,
 } from "./operators.js";
 import { buildPrompt, stopSequences } from "./protocol.js";
 
 export interface WorkflowR1EnvConfig {
   /** Environment name in logs. Default "workflow-r1-qa". */
   readonly name?: string;
-  /** Operators the agent may call (and the prompt lists). Default: all eight. */
+  /**
+   * Operators the agent may call (and the prompt lists). Default: the paper's seven closed-book
+   * operators (`PAPER_OPERATORS`); add "Search" to opt in to retrieval (it needs a retriever).
+   */
   readonly operators?: ReadonlyArray<OperatorName>;
   /** Operator calls per episode. Default 20. */
   readonly operatorBudget?: number;
   /** Observation length limit in characters. Default 2048. */
   readonly maxObservationChars?: number;
   /**
-   * Executor sampling: temperature (default 0), maxTokens (default 1024), attempts (default 3); and
+   * Executor sampling: temperature (default 0), maxTokens (default 1024), attempts (default 3),
+   * multiAnswerTemperature (MultiAnswerGenerate's three samples, default 0.7); and
    * `maxConsecutiveFailures` (default 8; 0 = never): executor calls failing in a row that stop the
    * environment with an `ExecutorUnavailableError`.
    */
@@ -84,7 +89,13 @@ const positiveInteger = (field: string, value: number, min = 1): EnvironmentErro
         message: `WorkflowR1Env config: ${field} must be an integer ≥ ${min}, got ${JSON.stringify(value) ?? String(value)}`,
       });
 
-const EXECUTOR_SETTINGS = ["temperature", "maxTokens", "attempts", "maxConsecutiveFailures"] as const;
+const EXECUTOR_SETTINGS = [
+  "temperature",
+  "maxTokens",
+  "attempts",
+  "multiAnswerTemperature",
+  "maxConsecutiveFailures",
+] as const;
 
 /** The environment's own executor settings (the plugin's `executor` option also holds HTTP ones). */
 const pickExecutorSettings = (
@@ -99,7 +110,7 @@ export const resolveWorkflowR1EnvConfig = (
   config: WorkflowR1EnvConfig = {},
 ): Effect.Effect<ResolvedWorkflowR1EnvConfig, EnvironmentError> =>
   Effect.suspend(() => {
-    const names = config.operators ?? OPERATOR_NAMES;
+    const names = config.operators ?? PAPER_OPERATORS;
     const unknown = names.filter((n) => !isOperatorName(n));
     if (unknown.length > 0)
       return Effect.fail(
@@ -127,12 +138,13 @@ export const resolveWorkflowR1EnvConfig = (
       positiveInteger("executor.maxConsecutiveFailures", resolved.executor.maxConsecutiveFailures, 0) ??
       positiveInteger("searchTopK", resolved.searchTopK);
     if (bad) return Effect.fail(bad);
-    if (!(resolved.executor.temperature >= 0))
-      return Effect.fail(
-        new EnvironmentError({
-          message: `WorkflowR1Env config: executor.temperature must be ≥ 0, got ${resolved.executor.temperature}`,
-        }),
-      );
+    for (const field of ["temperature", "multiAnswerTemperature"] as const)
+      if (!(typeof resolved.executor[field] === "number" && resolved.executor[field] >= 0))
+        return Effect.fail(
+          new EnvironmentError({
+            message: `WorkflowR1Env config: executor.${field} must be a number ≥ 0, got ${JSON.stringify(resolved.executor[field])}`,
+          }),
+        );
     return Effect.succeed(resolved);
   });
 
@@ -149,12 +161,22 @@ const stoppedError = (monitor: ExecutorMonitor): EnvironmentError | undefined =>
   return stop === undefined ? undefined : new EnvironmentError({ message: stop.message, cause: stop });
 };
 
-/** The environment over given executor and retriever services. */
+/** Whether the operator set needs a retriever (only Search does). */
+export const needsRetriever = (operatorNames: ReadonlyArray<OperatorName>): boolean =>
+  operatorNames.includes("Search");
+
+/**
+ * The environment over given executor and (when Search is enabled) retriever services. Throws
+ * when Search is enabled without a retriever: a programming error, which the layers and the
+ * plugin report as an `EnvironmentError` before getting here.
+ */
 export const makeWorkflowR1Env = (
   config: ResolvedWorkflowR1EnvConfig,
   executor: ExecutorShape,
-  retriever: RetrieverShape,
+  retriever?: RetrieverShape,
 ): WorkflowR1EnvShape => {
+  if (needsRetriever(config.operators) && retriever === undefined)
+    throw new Error("WorkflowR1Env: the Search operator is enabled but no retriever was given");
   const monitor = monitorExecutor(executor, {
     maxConsecutiveFailures: config.executor.maxConsecutiveFailures,
   });
@@ -172,7 +194,7 @@ export const makeWorkflowR1Env = (
         const counts: ExecutorCounts = { calls: 0, failures: 0 };
         const context: OperatorContext = {
           executor: monitor.executor(counts),
-          retriever,
+          ...(retriever !== undefined && { retriever }),
           executorSettings: config.executor,
           searchTopK: config.searchTopK,
         };
@@ -206,16 +228,24 @@ export const checkEnvExecutor = (executor: ExecutorShape): Effect.Effect<void, E
     : Effect.void;
 
 export const WorkflowR1Env = {
-  /** The `Environment` layer; requires the core `Executor` and `Retriever`. */
-  layer: (
-    config: WorkflowR1EnvConfig = {},
-  ): Layer.Layer<Environment, EnvironmentError, Executor | Retriever> =>
+  /**
+   * The `Environment` layer; requires the core `Executor`, and a `Retriever` in context when the
+   * Search operator is enabled (it is read if present, and refused as missing only then).
+   */
+  layer: (config: WorkflowR1EnvConfig = {}): Layer.Layer<Environment, EnvironmentError, Executor> =>
     Layer.effect(
       Environment,
       Effect.gen(function* () {
         const resolved = yield* resolveWorkflowR1EnvConfig(config);
         const executor = yield* Executor;
-        const retriever = yield* Retriever;
+        const retriever = Option.getOrUndefined(yield* Effect.serviceOption(Retriever));
+        if (needsRetriever(resolved.operators) && retriever === undefined)
+          return yield* Effect.fail(
+            new EnvironmentError({
+              message:
+                "WorkflowR1Env config: the Search operator is enabled but no Retriever was provided (give a corpus or a retrieval server, or leave Search out of operators)",
+            }),
+          );
         if (config.checkExecutor === true) yield* checkEnvExecutor(executor);
         return makeWorkflowR1Env(resolved, executor, retriever);
       }),

@@ -5,13 +5,20 @@
  */
 import { Environment, EnvironmentError, type EnvironmentPlugin, type Task } from "@workflow-r1/core";
 import { Effect, Layer } from "effect";
-import { loadBenchmarks } from "./datasets/index.js";
+import {
+  DEFAULT_HELD_OUT_FRACTION,
+  listBenchmarks,
+  loadBenchmarks,
+  preferredBenchmarkFile,
+  tasksInPart,
+} from "./datasets/index.js";
 import { HttpExecutor, type HttpExecutorConfig } from "./executors/index.js";
 import { Bm25Retriever, HttpRetriever } from "./retrieval/index.js";
 import { mulberry32 } from "./synthetic.js";
 import {
   checkEnvExecutor,
   makeWorkflowR1Env,
+  needsRetriever,
   resolveWorkflowR1EnvConfig,
   type WorkflowR1EnvConfig,
 } from "./workflow-r1-env.js";
@@ -24,7 +31,13 @@ import {
  * built when the executor endpoint does not answer), `retrieverUrl`
  * (a Search-R1 `/retrieve` endpoint) or `corpusPath` (FlashRAG jsonl for BM25), `dataDir` (laid out
  * like /work/shared/data/qa), `trainDatasets` (default nq, hotpotqa), `evalDatasets` (default
- * bamboogle), `trainTasks` / `evalTasks` (at most this many, shuffled by the seed; default all).
+ * bamboogle), `trainTasks` / `evalTasks` (at most this many, shuffled by the seed; default all),
+ * `heldOutFraction` (default 0.2).
+ *
+ * Train and eval never share a question: training reads the train part of each training dataset
+ * (a stable hash of the question id, see `splitPart`), and evaluating a dataset that is also
+ * trained on reads only its held-out part (the whole file otherwise). Each dataset name stands for
+ * one file (`preferredBenchmarkFile`), loaded once.
  */
 export interface WorkflowR1PluginOptions extends WorkflowR1EnvConfig {
   readonly executor?: HttpExecutorConfig & WorkflowR1EnvConfig["executor"];
@@ -35,6 +48,8 @@ export interface WorkflowR1PluginOptions extends WorkflowR1EnvConfig {
   readonly evalDatasets?: ReadonlyArray<string>;
   readonly trainTasks?: number;
   readonly evalTasks?: number;
+  /** Share of each training dataset held out for evaluation (stable hash of the id). Default 0.2. */
+  readonly heldOutFraction?: number;
 }
 
 const optionError = (field: string, message: string, cause?: unknown): EnvironmentError =>
@@ -65,11 +80,13 @@ const layer = (raw: Readonly<Record<string, unknown>>): Layer.Layer<Environment,
       );
       const retrieverUrl = typeof options.retrieverUrl === "string" ? options.retrieverUrl : undefined;
       const corpusPath = typeof options.corpusPath === "string" ? options.corpusPath : undefined;
-      if (retrieverUrl === undefined && corpusPath === undefined)
+      // Only the opt-in Search operator needs a retriever; the paper's seven are closed-book.
+      const searching = needsRetriever(resolved.operators);
+      if (searching && retrieverUrl === undefined && corpusPath === undefined)
         return yield* Effect.fail(
           optionError(
-            "retrieverUrl",
-            "set retrieverUrl (Search-R1 server) or corpusPath (FlashRAG jsonl for BM25)",
+            "operators",
+            "Search is enabled: set retrieverUrl (Search-R1 server) or corpusPath (FlashRAG jsonl for BM25), or leave Search out of operators",
           ),
         );
       // Before the retriever (a BM25 index over a large corpus takes a while to build).
@@ -77,8 +94,9 @@ const layer = (raw: Readonly<Record<string, unknown>>): Layer.Layer<Environment,
         yield* checkEnvExecutor(executor).pipe(
           Effect.mapError((e) => optionError("executor", e.message, e.cause)),
         );
-      const retriever =
-        retrieverUrl !== undefined
+      const retriever = !searching
+        ? undefined
+        : retrieverUrl !== undefined
           ? yield* HttpRetriever.make({ url: retrieverUrl }).pipe(
               Effect.mapError((e) => optionError("retrieverUrl", e.message, e)),
             )
@@ -86,6 +104,20 @@ const layer = (raw: Readonly<Record<string, unknown>>): Layer.Layer<Environment,
               Effect.mapError((e) => optionError("corpusPath", e.message, e)),
             );
       return makeWorkflowR1Env(resolved, executor, retriever);
+    }),
+  );
+
+/** The training datasets by default: NQ and HotpotQA, as the authors train. */
+export const DEFAULT_TRAIN_DATASETS: ReadonlyArray<string> = ["nq", "hotpotqa"];
+/** The in-training held-out datasets by default. */
+export const DEFAULT_EVAL_DATASETS: ReadonlyArray<string> = ["bamboogle"];
+
+/** The files that dataset names stand for (no loading). */
+const loadBenchmarkFiles = (dataDir: string, names: ReadonlyArray<string>) =>
+  Effect.map(listBenchmarks(dataDir), (files) =>
+    names.flatMap((n) => {
+      const file = files.find((f) => f.name === n) ?? preferredBenchmarkFile(files, n);
+      return file === undefined ? [] : [file];
     }),
   );
 
@@ -109,17 +141,37 @@ const tasks = (
     const dataDir = raw["dataDir"];
     if (typeof dataDir !== "string" || dataDir === "")
       return yield* Effect.fail(optionError("dataDir", "expected the path of a FlashRAG data directory"));
+    const fraction = raw["heldOutFraction"] ?? DEFAULT_HELD_OUT_FRACTION;
+    if (typeof fraction !== "number" || !(fraction > 0 && fraction < 1))
+      return yield* Effect.fail(
+        optionError(
+          "heldOutFraction",
+          `expected a number between 0 and 1 (exclusive), got ${JSON.stringify(fraction)}`,
+        ),
+      );
+    const trainNames = yield* stringList(raw["trainDatasets"], "trainDatasets", DEFAULT_TRAIN_DATASETS);
     const field = split === "train" ? "trainDatasets" : "evalDatasets";
-    const names = yield* stringList(
-      raw[field],
-      field,
-      split === "train" ? ["nq", "hotpotqa"] : ["bamboogle"],
-    );
+    const names =
+      split === "train" ? trainNames : yield* stringList(raw[field], field, DEFAULT_EVAL_DATASETS);
     const benchmarks = yield* loadBenchmarks(dataDir, names, { searchR1Question: true }).pipe(
       Effect.mapError((e) => optionError(field, e.message, e)),
     );
+    const trainedOn =
+      split === "train"
+        ? new Set(benchmarks.map((b) => b.dataset))
+        : new Set(
+            (yield* loadBenchmarkFiles(dataDir, trainNames).pipe(
+              Effect.mapError((e) => optionError("trainDatasets", e.message, e)),
+            )).map((b) => b.dataset),
+          );
     const all = shuffle(
-      benchmarks.flatMap((b) => b.tasks),
+      benchmarks.flatMap((b) =>
+        split === "train"
+          ? tasksInPart(b.tasks, "train", fraction)
+          : trainedOn.has(b.dataset)
+            ? tasksInPart(b.tasks, "held-out", fraction)
+            : b.tasks,
+      ),
       seed,
     );
     const countField = split === "train" ? "trainTasks" : "evalTasks";
@@ -136,7 +188,7 @@ const tasks = (
 export const workflowR1Plugin: EnvironmentPlugin = {
   name: "workflow-r1",
   description:
-    "The Workflow-R1 QA environment: eight operators on an executor LLM and a retriever, FlashRAG benchmarks, format + EM reward.",
+    "The Workflow-R1 QA environment: the paper's seven closed-book operators on an executor LLM (Search opt-in), FlashRAG benchmarks, format + EM reward.",
   layer,
   tasks,
 };

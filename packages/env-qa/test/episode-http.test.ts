@@ -5,7 +5,7 @@
 import { Environment, type EpisodeOutcome, type StepResult, type Task } from "@workflow-r1/core";
 import { Effect, Layer } from "effect";
 import { afterEach, describe, expect, it } from "vitest";
-import { Bm25Retriever, HttpExecutor, WorkflowR1Env } from "../src/index.js";
+import { Bm25Retriever, HttpExecutor, OPERATOR_NAMES, WorkflowR1Env } from "../src/index.js";
 import { chatAnswer, json, type Recorded, startServer, type TestServer } from "./executors-server.js";
 
 const SECRET = "sk-episode-SECRET-42";
@@ -36,12 +36,8 @@ const promptOf = (r: Recorded) => (r.body as Body).messages.map((m) => m.content
 const executorServer = () =>
   startServer((req, _i, res) => {
     const prompt = promptOf(req);
-    if (prompt.includes("Review the solution")) {
-      return json(
-        res,
-        200,
-        chatAnswer("<think>Hamlet is by Shakespeare.</think><feedback>The solution is correct.</feedback>"),
-      );
+    if (prompt.includes("Check whether the solution")) {
+      return json(res, 200, chatAnswer("<think>Hamlet is by Shakespeare.</think><verdict>correct</verdict>"));
     }
     if (prompt.includes("Question: Who wrote the play Hamlet?")) {
       const hinted = prompt.includes("did not contain a valid <answer>");
@@ -65,7 +61,7 @@ afterEach(async () => {
 });
 
 const layers = (url: string) =>
-  WorkflowR1Env.layer({ operatorBudget: 5 }).pipe(
+  WorkflowR1Env.layer({ operatorBudget: 5, operators: OPERATOR_NAMES }).pipe(
     Layer.provide(
       Layer.mergeAll(
         HttpExecutor.layer({
@@ -123,7 +119,7 @@ describe("WorkflowR1Env episode over HttpExecutor", () => {
       { operator: "AnswerGenerate", input: "Who wrote the play Hamlet?" },
     ]);
     expect(review?._tag === "Observation" && review.observation).toBe(
-      "<info>Feedback: The solution is correct.</info>",
+      "<info>Review: the solution is judged correct; no change needed.</info>",
     );
 
     expect(done?._tag).toBe("Done");
@@ -137,7 +133,7 @@ describe("WorkflowR1Env episode over HttpExecutor", () => {
     expect(prompts).toHaveLength(3);
     expect(prompts[0]).not.toContain("did not contain a valid <answer>");
     expect(prompts[1]).toContain("did not contain a valid <answer>");
-    expect(prompts[2]).toContain("Review the solution");
+    expect(prompts[2]).toContain("Check whether the solution");
     for (const r of server.requests) {
       expect(r.url).toBe("/v1/chat/completions");
       expect(r.headers.authorization).toBe(`Bearer ${SECRET}`);

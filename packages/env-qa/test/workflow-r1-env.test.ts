@@ -14,6 +14,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   FORMAT_WARNING,
+  OPERATOR_NAMES,
   operators,
   parseTurn,
   stopSequences,
@@ -71,7 +72,12 @@ const withEnv = <A>(
       const env = yield* Environment;
       return yield* body(env);
     }).pipe(
-      Effect.provide(WorkflowR1Env.layer(config).pipe(Layer.provide(Layer.mergeAll(executor, retriever)))),
+      // All eight operators unless a test says otherwise: these tests exercise Search too.
+      Effect.provide(
+        WorkflowR1Env.layer({ operators: OPERATOR_NAMES, ...config }).pipe(
+          Layer.provide(Layer.mergeAll(executor, retriever)),
+        ),
+      ),
     ) as Effect.Effect<A>,
   );
 
@@ -161,6 +167,8 @@ describe("WorkflowR1Env episodes", () => {
     expect(result.messages[1]?.content).toContain("Query: What is the capital of France?");
     expect(result.messages[1]?.content).toContain("<tool>ScEnsemble: <query>…</query><solution>…</solution>");
     expect(result.messages[1]?.content).toContain("at most 20 times");
+    // The instructions encourage combining operators within the budget.
+    expect(result.messages[1]?.content).toContain("trying different combinations is encouraged");
     expect(retriever.queries).toEqual([{ query: "capital of France", topK: 5 }]);
     expect(result.first).toMatchObject({
       _tag: "Observation",
@@ -313,7 +321,7 @@ const runOp = async (name: keyof typeof operators, input: string, replies: Compl
             return next;
           }),
       },
-      executorSettings: { temperature: 0, maxTokens: 64, attempts: 3 },
+      executorSettings: { temperature: 0, maxTokens: 64, attempts: 3, multiAnswerTemperature: 0.7 },
       searchTopK: 5,
     }),
   );
@@ -376,6 +384,14 @@ describe("operators", () => {
     expect(output).toBe("[Answer 1]\nAnswer: A\n\n[Answer 2]\nAnswer: B\n\n[Answer 3]\nAnswer: C");
   });
 
+  it("MultiAnswerGenerate samples its three answers at multiAnswerTemperature (the others at the executor temperature)", async () => {
+    const replies = () => [1, 2, 3].map(() => stop("<think>t</think><answer>A</answer>"));
+    const { requests } = await runOp("MultiAnswerGenerate", "q", replies());
+    expect(requests.map((r) => r.temperature)).toEqual([0.7, 0.7, 0.7]);
+    const single = await runOp("AnswerGenerate", "q", replies());
+    expect(single.requests.map((r) => r.temperature)).toEqual([0]);
+  });
+
   it("ScEnsemble returns the chosen solution and retries on an invalid letter", async () => {
     const { output, requests } = await runOp(
       "ScEnsemble",
@@ -385,15 +401,24 @@ describe("operators", () => {
     expect(requests).toHaveLength(2);
     expect(requests[0]?.messages[0]?.content).toContain("B: Lyon");
     expect(requests[1]?.messages[2]?.content).toContain("not valid");
-    expect(output).toBe("Thought: A and C agree\nMost consistent solution: C: Paris.");
+    // The answer itself, as the authors' operator returns it; not a letter.
+    expect(output).toBe("Most consistent answer: Paris.");
+    expect(output).not.toMatch(/\b[A-C]:/);
   });
 
   it("Review, Revise, PromptOptimizer and Custom read their reply tags", async () => {
-    const reviewed = await runOp("Review", "<question>q</question><solution>s</solution>", [
-      stop("<feedback>wrong city</feedback>"),
+    // Review speaks up only when confident the answer is wrong; otherwise it confirms it.
+    const confirmed = await runOp("Review", "<question>q</question><solution>s</solution>", [
+      stop("<think>plausible</think><verdict>correct</verdict>"),
     ]);
-    expect(reviewed.output).toBe("Feedback: wrong city");
-    expect(reviewed.requests[0]?.messages[0]?.content).toContain("<feedback>…</feedback>");
+    expect(confirmed.output).toBe("Review: the solution is judged correct; no change needed.");
+    expect(confirmed.requests[0]?.messages[0]?.content).toContain("highly confident");
+    const reviewed = await runOp("Review", "<question>q</question><solution>s</solution>", [
+      stop("<verdict>maybe</verdict>"),
+      stop("<verdict>Wrong</verdict><feedback>wrong city</feedback>"),
+    ]);
+    expect(reviewed.requests).toHaveLength(2);
+    expect(reviewed.output).toBe("Review: the solution is judged wrong.\nFeedback: wrong city");
     const revised = await runOp(
       "Revise",
       "<question>q</question><solution>s</solution><feedback>f</feedback>",

@@ -5,7 +5,7 @@ import path from "node:path";
 import { Environment } from "@workflow-r1/core";
 import { Effect, Exit } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { workflowR1Plugin } from "../src/index.js";
+import { OPERATOR_NAMES, PAPER_OPERATORS, workflowR1Plugin } from "../src/index.js";
 import { json, startServer, type TestServer } from "./executors-server.js";
 
 const DATA = "/work/shared/data/qa";
@@ -45,16 +45,41 @@ describe("workflowR1Plugin", () => {
           goldenAnswers: ["Shakespeare"],
         });
         return yield* episode.step("<think>look</think><tool>Search: Hamlet tragedy</tool>");
-      }).pipe(Effect.provide(workflowR1Plugin.layer({ executor, corpusPath, operatorBudget: 3 }))),
+      }).pipe(
+        Effect.provide(
+          workflowR1Plugin.layer({ executor, corpusPath, operatorBudget: 3, operators: [...OPERATOR_NAMES] }),
+        ),
+      ),
     );
     expect(step._tag === "Observation" && step.observation).toMatch(/^<info>Doc 1 \(Title: Hamlet\)/);
     expect(server.requests.map((r) => r.url)).toEqual(["/v1/models"]);
   });
 
+  it("is closed-book by default: the paper's seven operators, no retriever needed", async () => {
+    const prompt = await Effect.runPromise(
+      Effect.gen(function* () {
+        const env = yield* Environment;
+        const episode = yield* env.reset({
+          id: "q",
+          question: "Who wrote Hamlet?",
+          goldenAnswers: ["Shakespeare"],
+        });
+        return episode.messages.map((m) => m.content).join("\n");
+      }).pipe(Effect.provide(workflowR1Plugin.layer({ executor }))),
+    );
+    for (const name of PAPER_OPERATORS) expect(prompt).toContain(`<tool>${name}:`);
+    expect(prompt).not.toContain("Search");
+  });
+
   it("names the missing or bad option", async () => {
     const noRetriever = await Effect.runPromiseExit(
-      Effect.asVoid(Environment.pipe(Effect.provide(workflowR1Plugin.layer({ executor })))),
+      Effect.asVoid(
+        Environment.pipe(
+          Effect.provide(workflowR1Plugin.layer({ executor, operators: [...OPERATOR_NAMES] })),
+        ),
+      ),
     );
+    // Search opted in without a retriever.
     expect(Exit.isFailure(noRetriever) && JSON.stringify(noRetriever.cause)).toContain("retrieverUrl");
     const noData = await Effect.runPromiseExit(workflowR1Plugin.tasks({}, "train", 1));
     expect(Exit.isFailure(noData) && JSON.stringify(noData.cause)).toContain("dataDir");
@@ -74,5 +99,24 @@ describe("workflowR1Plugin", () => {
       workflowR1Plugin.tasks({ dataDir: DATA, evalDatasets: ["nope"] }, "eval", 3),
     );
     expect(Exit.isFailure(bad) && JSON.stringify(bad.cause)).toContain("evalDatasets");
+  });
+
+  it.skipIf(!existsSync(DATA))("never shares a question between training and evaluation", async () => {
+    const options = { dataDir: DATA, evalDatasets: ["nq", "bamboogle"] };
+    const train = await Effect.runPromise(workflowR1Plugin.tasks(options, "train", 1));
+    const evaluation = await Effect.runPromise(workflowR1Plugin.tasks(options, "eval", 2));
+    // nq and hotpotqa train parts, each file once (hotpotqa/dev only, not also dev.sample500).
+    expect(train).toHaveLength(2883 + 5919);
+    const key = (t: { id: string; metadata?: Readonly<Record<string, unknown>> }) =>
+      `${t.metadata?.["dataset"]}:${t.id}`;
+    expect(new Set(train.map(key)).size).toBe(train.length);
+    // nq is trained on: only its held-out part is evaluated; bamboogle is not: all of it.
+    expect(evaluation).toHaveLength(727 + 125);
+    const trained = new Set(train.map(key));
+    expect(evaluation.filter((t) => trained.has(key(t)))).toEqual([]);
+    const bad = await Effect.runPromiseExit(
+      workflowR1Plugin.tasks({ ...options, heldOutFraction: 1.5 }, "train", 1),
+    );
+    expect(Exit.isFailure(bad) && JSON.stringify(bad.cause)).toContain("heldOutFraction");
   });
 });
