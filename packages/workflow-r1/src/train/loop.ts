@@ -14,6 +14,7 @@ import {
   type Trajectory,
   TrajectoryBuilder,
 } from "@workflow-r1/core";
+import { ensureExecutorAvailable, executorMetrics, executorStatsOf } from "@workflow-r1/env-qa";
 import { rollout, TrajectoryLogWriter } from "@workflow-r1/rollout";
 import { Effect } from "effect";
 import type { TrainConfig } from "../config.js";
@@ -60,8 +61,14 @@ export const rewardMetrics = (trajectories: ReadonlyArray<Trajectory>, prefix = 
     [`${prefix}turns/mean`]: mean(trajectories.map((t) => t.turns.length)),
     [`${prefix}tokens/sampled_per_episode`]: mean(trajectories.map((t) => t.mask.reduce((s, m) => s + m, 0))),
   };
+  // Parts named executor* are counts the environment reports per episode (executor calls and
+  // failures), not parts of the reward: logged under executor/ as means per episode.
   for (const part of parts)
-    out[`${prefix}reward/${part}`] = mean(trajectories.map((t) => t.rewardParts[part] ?? 0));
+    out[
+      part.startsWith("executor")
+        ? `${prefix}executor/${part.slice("executor".length).toLowerCase()}_per_episode`
+        : `${prefix}reward/${part}`
+    ] = mean(trajectories.map((t) => t.rewardParts[part] ?? 0));
   return out;
 };
 
@@ -230,19 +237,20 @@ export const trainLoop = (options: TrainLoopOptions) =>
      * This is the environment's own held-out split, a training-time signal: not a benchmark protocol.
      */
     const evaluate = (step: number) =>
-      Effect.map(
-        rollout(evalTasks, {
+      Effect.gen(function* () {
+        const evaluation = yield* rollout(evalTasks, {
           ...rolloutOptions(config.seed + 17),
           sampling: { temperature: config.evalTemperature, topP: 1, topK: 0, seed: config.seed + 17 },
           groupSize: 1,
           groupIdPrefix: `eval${step}-`,
-        }),
-        (evaluation) =>
-          rewardMetrics(
-            evaluation.groups.flatMap((g) => g.trajectories),
-            "eval/",
-          ),
-      );
+        });
+        // A dead executor ends the run here too, rather than reporting accuracy over error observations.
+        yield* ensureExecutorAvailable(yield* Environment);
+        return rewardMetrics(
+          evaluation.groups.flatMap((g) => g.trajectories),
+          "eval/",
+        );
+      });
 
     const warmLog = new MetricsLog(paths.warmStart);
     const saveCheckpoint = (snapshot: LoopState) =>
@@ -350,11 +358,16 @@ export const trainLoop = (options: TrainLoopOptions) =>
       const step = state.step + 1;
       const picked = nextTasks(trainTasks, config.rollout.tasksPerStep, state, config.seed);
       const t0 = performance.now();
+      const executorBefore = executorStatsOf(probeEnv);
       const result = yield* rollout(picked.tasks, {
         ...rolloutOptions(rng.seed()),
         groupIdPrefix: `s${step}-`,
         onTrajectory: (t) => Effect.promise(() => logWriter.append(t)),
       });
+      // An executor that failed maxConsecutiveFailures calls in a row ends the run here, before
+      // the policy is updated on episodes made of error observations.
+      yield* ensureExecutorAvailable(probeEnv);
+      const executorAfter = executorStatsOf(probeEnv);
       const trajectories = result.groups.flatMap((g) => g.trajectories);
       const t1 = performance.now();
 
@@ -386,6 +399,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
         "time/sync": (t3 - t2) / 1000,
         "time/export_reload": (t2b - t2) / 1000,
         "time/probe": (t3 - t2b) / 1000,
+        ...(executorAfter && executorMetrics(executorAfter, executorBefore)),
         "rollout/batch_occupancy": result.metrics.meanBatchOccupancy,
         "rollout/operator_wait_s": result.metrics.operatorWaitMs / 1000,
         "rollout/episodes_per_s": result.metrics.episodesPerSecond,
