@@ -65,7 +65,10 @@ program
     "Train a policy; with no arguments, the embedded default (tiny model, synthetic QA, GSsPO, CPU).",
   )
   .option("-c, --config <file>", "config file (JSON or YAML) merged over the default")
-  .option("--preset <name>", "a shipped config: gpu (a ~76M model on one CUDA GPU)")
+  .option(
+    "--preset <name>",
+    "a shipped config: gpu (a ~76M model on one CUDA GPU), workflow-r1-paper (the authors' schedule), workflow-r1-lora (a single-GPU LoRA recipe)",
+  )
   .option("--out <dir>", "output directory (default runs/<timestamp>)")
   .option("--resume", "continue the run in --out from its last complete checkpoint")
   .option("--steps <n>", "number of RL steps", int)

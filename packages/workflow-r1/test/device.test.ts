@@ -33,6 +33,29 @@ describe("train --preset", () => {
     expect(() => presetFile("nope")).toThrow(/no preset "nope"; available: .*gpu/);
   });
 
+  it("ships the authors' schedule as workflow-r1-paper, and the LoRA recipe as a second, labelled preset", () => {
+    const paper = resolveConfig({ file: presetFile("workflow-r1-paper") });
+    expect(paper.environment.name).toBe("workflow-r1");
+    expect(paper.rollout).toMatchObject({ groupSize: 8, tasksPerStep: 512, maxTurns: 21, maxTokens: 8192 });
+    expect(paper.learner).toMatchObject({
+      mode: "full",
+      learningRate: 1e-6,
+      weightDecay: 0.01,
+      beta2: 0.999,
+      gradClip: 1,
+      ppoEpochs: 1,
+      miniBatches: 4,
+    });
+    expect(paper.algorithm).toMatchObject({ name: "gsspo", klCoef: 0.001, klEstimator: "k3" });
+    expect(paper.steps).toBe(38);
+    expect(paper.environment.options["operators"]).toBeUndefined(); // the paper's seven (env-qa's default)
+    expect(paper.environment.options["operatorBudget"]).toBe(20);
+    const lora = resolveConfig({ file: presetFile("workflow-r1-lora") });
+    expect(lora.learner).toMatchObject({ mode: "lora", learningRate: 1e-5, weightDecay: 0, beta2: 0.99 });
+    expect(lora.rollout).toMatchObject({ groupSize: 5, tasksPerStep: 64, maxTurns: 21, maxTokens: 8192 });
+    expect(fs.readFileSync(presetFile("workflow-r1-lora"), "utf8")).toContain("NOT the authors' schedule");
+  });
+
   it("refuses clearly on a machine without the CUDA build, before writing a run", () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-preset-"));
     const cli = path.resolve(import.meta.dirname, "../dist/cli.js");
