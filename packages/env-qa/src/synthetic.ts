@@ -34,9 +34,20 @@ export interface SyntheticWorld {
   readonly relations: ReadonlyArray<SyntheticRelation>;
 }
 
+/** A count, or an inclusive range `[min, max]` drawn uniformly per task (or per observation). */
+export type CountOrRange = number | readonly [number, number];
+
 export interface SyntheticQAConfig {
-  /** Hops per question (1–4): each needs one Search cycle. Default 2. */
-  readonly difficulty?: number;
+  /**
+   * Hops per question (1–12), or a range `[min, max]` drawn per task: each hop needs one Search
+   * cycle. Default 2.
+   */
+  readonly difficulty?: CountOrRange;
+  /**
+   * Distractor facts around the looked-up fact in each Search result (0–50, or a range drawn per
+   * observation): observations of unequal length, some long, some short. Default 0.
+   */
+  readonly distractors?: CountOrRange;
   /** Names per task world (≥ 3). Default 6. */
   readonly entities?: number;
   /**
@@ -51,7 +62,8 @@ export interface SyntheticQAConfig {
 }
 
 export interface ResolvedSyntheticQAConfig {
-  readonly difficulty: number;
+  readonly difficulty: CountOrRange;
+  readonly distractors: CountOrRange;
   readonly entities: number;
   readonly prompt: "compact" | "full";
   readonly operatorBudget: number;
@@ -66,6 +78,18 @@ const configError = (field: string, expected: string, got: unknown): Environment
 const intIn = (value: unknown, min: number, max: number): value is number =>
   typeof value === "number" && Number.isInteger(value) && value >= min && value <= max;
 
+const countOrRangeIn = (value: unknown, min: number, max: number): value is CountOrRange =>
+  intIn(value, min, max) ||
+  (Array.isArray(value) &&
+    value.length === 2 &&
+    intIn(value[0], min, max) &&
+    intIn(value[1], min, max) &&
+    value[0] <= value[1]);
+
+/** A count from a count or a range (one draw of `random` for a range, none for a count). */
+const draw = (value: CountOrRange, random: () => number): number =>
+  typeof value === "number" ? value : value[0] + Math.floor(random() * (value[1] - value[0] + 1));
+
 /** Fill defaults and check the config (plain data, e.g. a config file's `environment.options`). */
 export const resolveSyntheticQAConfig = (
   config: Readonly<Record<string, unknown>> | SyntheticQAConfig = {},
@@ -74,13 +98,20 @@ export const resolveSyntheticQAConfig = (
     const c = config as Record<string, unknown>;
     const resolved = {
       difficulty: c["difficulty"] ?? 2,
+      distractors: c["distractors"] ?? 0,
       entities: c["entities"] ?? 6,
       prompt: c["prompt"] ?? "compact",
       operatorBudget: c["operatorBudget"] ?? 20,
       maxObservationChars: c["maxObservationChars"] ?? 2048,
     };
-    if (!intIn(resolved.difficulty, 1, 4))
-      return Effect.fail(configError("difficulty", "an integer from 1 to 4", resolved.difficulty));
+    if (!countOrRangeIn(resolved.difficulty, 1, 12))
+      return Effect.fail(
+        configError("difficulty", "an integer from 1 to 12 or a range [min, max]", resolved.difficulty),
+      );
+    if (!countOrRangeIn(resolved.distractors, 0, 50))
+      return Effect.fail(
+        configError("distractors", "an integer from 0 to 50 or a range [min, max]", resolved.distractors),
+      );
     if (!intIn(resolved.entities, 3, 200))
       return Effect.fail(configError("entities", "an integer from 3 to 200", resolved.entities));
     if (resolved.prompt !== "compact" && resolved.prompt !== "full")
@@ -150,10 +181,12 @@ export const syntheticTasks = (
   },
 ): ReadonlyArray<Task> => {
   const split = config.split ?? "train";
-  const hops = config.difficulty ?? 2;
+  const difficulty = config.difficulty ?? 2;
   const entities = config.entities ?? 6;
   const random = mulberry32((config.seed * 2 + (split === "eval" ? 1 : 0)) ^ 0x5eed);
   return Array.from({ length: config.count }, (_, i) => {
+    // A fixed difficulty draws nothing, so its task stream is what it always was.
+    const hops = draw(difficulty, random);
     const world = generateWorld(random, entities, hops);
     const chain = syntheticChain(world);
     return {
@@ -209,6 +242,35 @@ export const syntheticSearch = (world: SyntheticWorld, input: string): string =>
   return value === undefined ? `no entry for ${name}` : `${relation} of ${name} is ${value}`;
 };
 
+/** A 32-bit FNV-1a hash of a string (seeds the distractors of one observation). */
+const hashString = (text: string): number => {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+};
+
+/**
+ * A Search result with `count` other facts of the same world around it, in a random order fixed by
+ * `seed`: the agent has to read the fact it asked for out of a longer observation.
+ */
+export const withDistractors = (
+  world: SyntheticWorld,
+  result: string,
+  count: number,
+  seed: number,
+): string => {
+  if (count === 0) return result;
+  const random = mulberry32(seed);
+  const others = Object.entries(world.facts)
+    .map(([key, value]) => `${key} is ${value}`)
+    .filter((fact) => fact !== result);
+  const lines: string[] = [];
+  for (let i = 0; i < count && others.length > 0; i++)
+    lines.push(others.splice(Math.floor(random() * others.length), 1)[0]!);
+  lines.splice(Math.floor(random() * (lines.length + 1)), 0, result);
+  return lines.join("; ");
+};
+
 /** The environment for a resolved config. */
 export const makeSyntheticQAEnv = (config: ResolvedSyntheticQAConfig): EnvironmentShape => ({
   name: "synthetic-qa",
@@ -222,6 +284,7 @@ export const makeSyntheticQAEnv = (config: ResolvedSyntheticQAConfig): Environme
             message: `task ${task.id} has no metadata.synthetic world; make tasks with syntheticTasks`,
           }),
         );
+      let calls = 0;
       const messages: ReadonlyArray<ChatMessage> =
         config.prompt === "compact"
           ? [{ role: "user", content: `Query: ${task.question}` }]
@@ -234,7 +297,19 @@ export const makeSyntheticQAEnv = (config: ResolvedSyntheticQAConfig): Environme
           operatorBudget: config.operatorBudget,
           maxObservationChars: config.maxObservationChars,
           operatorNames: ["Search"],
-          runOperator: (_name, input) => Effect.succeed(syntheticSearch(world, input)),
+          runOperator: (_name, input) =>
+            Effect.sync(() => {
+              const result = syntheticSearch(world, input);
+              if (config.distractors === 0 || !result.includes(" is ")) return result;
+              // Fixed by the task, the query and the call's index: reproducible episodes.
+              const seed = hashString(`${task.id}\u0000${input}\u0000${calls++}`);
+              return withDistractors(
+                world,
+                result,
+                draw(config.distractors, mulberry32(seed ^ 0x9e37)),
+                seed,
+              );
+            }),
         }),
       );
     }),

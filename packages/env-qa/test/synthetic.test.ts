@@ -100,6 +100,44 @@ describe("SyntheticQAEnv episodes", () => {
     }
   });
 
+  it("long episodes: difficulty ranges draw the hops per task, distractors lengthen observations unequally", async () => {
+    const fixed = syntheticTasks({ count: 20, seed: 3, difficulty: 2 });
+    // A fixed difficulty keeps the task stream it always had (the default run depends on it).
+    expect(fixed.map((t) => t.id)).toEqual(syntheticTasks({ count: 20, seed: 3 }).map((t) => t.id));
+    const tasks = syntheticTasks({ count: 60, seed: 3, difficulty: [6, 10] });
+    const hops = tasks.map((t) => (t.metadata?.["synthetic"] as SyntheticWorld).relations.length);
+    expect(Math.min(...hops)).toBe(6);
+    expect(Math.max(...hops)).toBe(10);
+    const config = { difficulty: [6, 10], distractors: [0, 6] } as const;
+    const outcomes = await run(config, (env) =>
+      Effect.forEach(tasks.slice(0, 10), (task) =>
+        Effect.map(drive(env, task, syntheticDemonstrations(task)), ({ results }) => ({ task, results })),
+      ),
+    );
+    const lengths: number[] = [];
+    for (const { task, results } of outcomes) {
+      const world = task.metadata?.["synthetic"] as SyntheticWorld;
+      const chain = syntheticChain(world);
+      // Every hop's observation holds its fact among 0–6 others; the demonstrations still solve it.
+      results.slice(0, -1).forEach((r, i) => {
+        const observation = r._tag === "Observation" ? r.observation : "";
+        const from = i === 0 ? world.start : chain[i - 1];
+        expect(observation).toContain(`${world.relations[i]} of ${from} is ${chain[i]}`);
+        const facts = observation.slice("<info>".length, -"</info>".length).split("; ");
+        expect(facts.length).toBeGreaterThanOrEqual(1);
+        expect(facts.length).toBeLessThanOrEqual(7);
+        lengths.push(observation.length);
+      });
+      expect(results.at(-1)).toMatchObject({ reward: 1 });
+    }
+    expect(Math.max(...lengths)).toBeGreaterThan(3 * Math.min(...lengths));
+    // The same episode gets the same observations.
+    const again = await run(config, (env) => drive(env, tasks[0]!, syntheticDemonstrations(tasks[0]!)));
+    const observations = (results: ReadonlyArray<{ _tag: string }>) =>
+      results.map((r) => ("observation" in r ? r.observation : r._tag));
+    expect(observations(again.results)).toEqual(observations(outcomes[0]!.results));
+  });
+
   it("observations carry the looked-up fact; compact prompt by default, full on request", async () => {
     const [task] = syntheticTasks({ count: 1, seed: 5 });
     if (!task) throw new Error("no task");
@@ -149,8 +187,14 @@ describe("SyntheticQAEnv episodes", () => {
       }).pipe(Effect.provide(SyntheticQAEnv.layer())),
     );
     expect(Exit.isFailure(exit) && JSON.stringify(exit.cause)).toContain("metadata.synthetic");
-    const bad = await Effect.runPromiseExit(SyntheticQAEnv.resolveConfig({ difficulty: 9 }));
-    expect(Exit.isFailure(bad) && JSON.stringify(bad.cause)).toContain("difficulty");
+    for (const difficulty of [13, 0, [5, 3], [1, 2, 3]]) {
+      const bad = await Effect.runPromiseExit(SyntheticQAEnv.resolveConfig({ difficulty }));
+      expect(Exit.isFailure(bad) && JSON.stringify(bad.cause)).toContain("difficulty");
+    }
+    const badDistractors = await Effect.runPromiseExit(
+      SyntheticQAEnv.resolveConfig({ distractors: [2, 99] }),
+    );
+    expect(Exit.isFailure(badDistractors) && JSON.stringify(badDistractors.cause)).toContain("distractors");
   });
 
   it("random agent turns never break an episode", async () => {
