@@ -94,13 +94,18 @@ program
   .description(
     "Train each algorithm with several seeds on the synthetic environment and tabulate final accuracy.",
   )
-  .option("--algorithms <list>", "comma-separated algorithms", "grpo,gspo,gsspo")
+  .option(
+    "--algorithms <list>",
+    "comma-separated algorithms, each NAME or NAME@key=value@… (e.g. gsspo@clipLow=0.2@clipHigh=0.2@aggregation=token-mean)",
+    "grpo,gspo,gsspo",
+  )
   .option("--seeds <n>", "seeds per algorithm", int, 3)
   .option("-c, --config <file>", "base config file")
   .option("--out <dir>", "output directory", "runs/compare")
   .option("--threshold <x>", "accuracy threshold for steps-to-threshold", Number, 0.5)
   .option("--parallel <n>", "runs at a time (child processes)", int, 1)
   .option("--tabulate-only", "only tabulate the runs already in --out; train nothing")
+  .option("--no-share-warm-start", "run each algorithm's warm start itself (default: one per seed, shared)")
   .option("--set <key=value>", "override any config field", collect, [])
   .action(async (options) => {
     const { runCompare } = await import("./train/compare.js");
@@ -113,6 +118,7 @@ program
         threshold: options.threshold,
         parallel: options.parallel,
         tabulateOnly: Boolean(options.tabulateOnly),
+        shareWarmStart: options.shareWarmStart !== false,
         overrides: overridesFrom(options),
       }))().catch(fail);
   });

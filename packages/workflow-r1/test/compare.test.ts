@@ -81,3 +81,80 @@ describe("workflow-r1 compare (child runs)", () => {
     ).rejects.toThrow(/gsspo seed \d failed \(exit \d+\); see .*gsspo-seed\d\.log/);
   }, 120_000);
 });
+
+describe("workflow-r1 compare with a shared warm start", () => {
+  const arith = (out: string) => ({
+    out,
+    steps: 2,
+    evalTasks: 4,
+    evalEvery: 1,
+    environment: { name: "arith", options: { steps: 1 } },
+    model: {
+      tiny: { dim: 32, layers: 1, heads: 2, kvHeads: 1, ffn: 64, context: 512 },
+      contextSize: 512,
+      threads: 1,
+    },
+    warmStart: { steps: 20, batchSize: 8, learningRate: 0.01 },
+    rollout: {
+      tasksPerStep: 2,
+      groupSize: 4,
+      maxConcurrentEpisodes: 8,
+      maxTurns: 3,
+      maxTokens: 72,
+      maxTokensPerTurn: 24,
+    },
+    learner: { learningRate: 0.003, threads: 1 },
+  });
+  const metrics = (run: string) =>
+    fs
+      .readFileSync(path.join(run, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, number>)
+      // Timings differ between runs; everything else must not.
+      .map((row) =>
+        Object.fromEntries(Object.entries(row).filter(([k]) => !/^(time|throughput|rollout)\//.test(k))),
+      );
+
+  it("warm-starts once per seed and trains exactly as separate runs would, with settings per entry", async () => {
+    const shared = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-compare-shared-"));
+    const separate = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-compare-separate-"));
+    const entries = ["gsspo", "gsspo@clipLow=0.2@clipHigh=0.2@aggregation=token-mean"];
+    const table = await runCompare({
+      algorithms: entries,
+      seeds: 1,
+      out: shared,
+      threshold: 0.5,
+      overrides: arith(shared),
+    });
+    await runCompare({
+      algorithms: entries,
+      seeds: 1,
+      out: separate,
+      threshold: 0.5,
+      shareWarmStart: false,
+      overrides: arith(separate),
+    });
+    expect(fs.existsSync(path.join(shared, "warm-start-seed1", "checkpoints", "step-000000"))).toBe(true);
+    expect(fs.existsSync(path.join(separate, "warm-start-seed1"))).toBe(false);
+    const dirs = ["gsspo-seed1", "gsspo_clipLow_0.2_clipHigh_0.2_aggregation_token-mean-seed1"];
+    for (const dir of dirs)
+      expect(metrics(path.join(shared, dir))).toEqual(metrics(path.join(separate, dir)));
+    // The entry's settings reached the run.
+    const config = JSON.parse(fs.readFileSync(path.join(shared, dirs[1]!, "config.json"), "utf8"));
+    expect(config.algorithm).toMatchObject({
+      name: "gsspo",
+      clipLow: 0.2,
+      clipHigh: 0.2,
+      aggregation: "token-mean",
+    });
+    expect(table.map((r) => r.algorithm)).toEqual(entries);
+    for (const row of table) {
+      expect(row.curveArea).toHaveLength(1);
+      expect(row.clipFraction).toHaveLength(1);
+    }
+    const markdown = fs.readFileSync(path.join(shared, "compare.md"), "utf8");
+    expect(markdown).toContain("final held-out accuracy, mean [95% CI]");
+    expect(markdown).toContain("clip fraction");
+  }, 600_000);
+});

@@ -1,12 +1,19 @@
 /**
  * `workflow-r1 compare`: the paper's GRPO / GSPO / GSsPO table on the synthetic environment —
- * each algorithm trained with several seeds from the same config; final accuracy (mean ± std
- * over seeds) and steps until the accuracy first reaches a threshold.
+ * each algorithm trained with several seeds from the same config; final held-out accuracy and the
+ * area under the training curve (mean over seeds with a bootstrap 95% interval), the clip
+ * fraction, and the steps until the accuracy first reaches a threshold.
+ *
+ * An algorithm entry is a registered name (`gsspo`) or a name with settings, e.g.
+ * `gsspo@clipLow=0.2@clipHigh=0.2@aggregation=token-mean`: the same algorithm under another
+ * hyperparameter convention, labelled by the whole entry.
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { bootstrapMean } from "@workflow-r1/eval";
+import * as YAML from "yaml";
 import { deepMerge, resolveConfig } from "../config.js";
 import { writeFileAtomic } from "./atomic.js";
 import { MetricsLog, type StepMetrics, trainingSteps } from "./metrics-log.js";
@@ -27,13 +34,67 @@ export interface CompareOptions {
   readonly parallel?: number;
   /** Only tabulate the runs already in `out` (e.g. with another threshold); train nothing. */
   readonly tabulateOnly?: boolean;
+  /**
+   * With a warm start, run it once per seed and start every algorithm of that seed from its step-0
+   * checkpoint (default true): identical to separate warm starts, which do not depend on the
+   * algorithm, at a fraction of the time.
+   */
+  readonly shareWarmStart?: boolean;
 }
 
 export interface CompareRow {
+  /** The entry as given (`gsspo`, or `gsspo@clipLow=0.2@…`). */
   readonly algorithm: string;
+  /** Per seed: the last held-out evaluation (see {@link finalAccuracy}). */
   readonly finalAccuracy: ReadonlyArray<number>;
+  /** Per seed: the area under the training-accuracy curve (see {@link trainingCurveArea}). */
+  readonly curveArea: ReadonlyArray<number>;
+  /** Per seed: the mean clip fraction over the RL steps. */
+  readonly clipFraction: ReadonlyArray<number>;
   readonly stepsToThreshold: ReadonlyArray<number | null>;
 }
+
+/** An algorithm entry: its registered name and the `algorithm.*` settings it overrides. */
+export interface AlgorithmEntry {
+  readonly label: string;
+  readonly name: string;
+  readonly settings: Readonly<Record<string, unknown>>;
+}
+
+/** `gsspo@clipLow=0.2@aggregation=token-mean` → name gsspo, settings {clipLow: 0.2, aggregation: "token-mean"}. */
+export const parseAlgorithmEntry = (entry: string): AlgorithmEntry => {
+  const [name, ...assignments] = entry.split("@");
+  if (!name) throw new Error(`compare: empty algorithm name in ${JSON.stringify(entry)}`);
+  const settings: Record<string, unknown> = {};
+  for (const assignment of assignments) {
+    const eq = assignment.indexOf("=");
+    if (eq <= 0)
+      throw new Error(
+        `compare: ${JSON.stringify(entry)}: expected NAME@key=value@key=value (e.g. gsspo@clipLow=0.2), got ${JSON.stringify(assignment)}`,
+      );
+    settings[assignment.slice(0, eq)] = YAML.parse(assignment.slice(eq + 1));
+  }
+  return { label: entry, name, settings };
+};
+
+/** A directory name for an entry's runs. */
+const slug = (label: string) => label.replace(/[^A-Za-z0-9._-]+/g, "_");
+
+/**
+ * The area under the training-accuracy curve, normalised by the number of RL steps: the mean
+ * training accuracy over all steps. It rewards learning early as well as ending high, and uses
+ * every step's episodes rather than one final evaluation.
+ */
+export const trainingCurveArea = (rows: ReadonlyArray<StepMetrics>): number =>
+  mean(trainingSteps(rows).map((r) => Number(r["accuracy"] ?? 0)));
+
+/** The mean clip fraction over the RL steps that updated the policy. */
+export const meanClipFraction = (rows: ReadonlyArray<StepMetrics>): number =>
+  mean(
+    trainingSteps(rows)
+      .filter((r) => r["clip_fraction"] !== undefined)
+      .map((r) => Number(r["clip_fraction"])),
+  );
 
 /** Final accuracy: the last evaluation when there is one, else the mean training accuracy of the last quarter. */
 export const finalAccuracy = (rows: ReadonlyArray<StepMetrics>): number => {
@@ -65,21 +126,35 @@ export const stepsToThreshold = (
 /** Steps averaged by {@link stepsToThreshold}. */
 export const STEPS_TO_THRESHOLD_WINDOW = 5;
 
+/** `0.412 [0.371, 0.455]`: the mean over seeds with its seeded bootstrap 95% interval. */
+const withInterval = (values: ReadonlyArray<number>): string => {
+  const estimate = bootstrapMean(values, { resamples: 2000, seed: 7 });
+  return `${estimate.mean.toFixed(3)} [${estimate.low.toFixed(3)}, ${estimate.high.toFixed(3)}]`;
+};
+
 export const compareTable = (rows: ReadonlyArray<CompareRow>, threshold: number): string => {
+  const seeds = Math.max(0, ...rows.map((r) => r.finalAccuracy.length));
   const lines = [
-    `| algorithm | final accuracy (mean ± std) | steps to accuracy ≥ ${threshold}, mean of ${STEPS_TO_THRESHOLD_WINDOW} steps (per seed) |`,
-    "| --- | --- | --- |",
+    `| algorithm | final held-out accuracy, mean [95% CI] | training-curve area, mean [95% CI] | clip fraction | final accuracy ± std | steps to accuracy ≥ ${threshold}, mean of ${STEPS_TO_THRESHOLD_WINDOW} steps (per seed) |`,
+    "| --- | --- | --- | --- | --- | --- |",
   ];
   for (const row of rows)
     lines.push(
-      `| ${row.algorithm} | ${mean(row.finalAccuracy).toFixed(3)} ± ${std(row.finalAccuracy).toFixed(3)} | ` +
+      `| ${row.algorithm} | ${withInterval(row.finalAccuracy)} | ${withInterval(row.curveArea)} | ` +
+        `${mean(row.clipFraction).toFixed(3)} | ${mean(row.finalAccuracy).toFixed(3)} ± ${std(row.finalAccuracy).toFixed(3)} | ` +
         `${row.stepsToThreshold.map((s) => (s === null ? "—" : String(s))).join(", ")} |`,
     );
+  lines.push(
+    "",
+    `${seeds} seed(s) per algorithm; intervals: percentile bootstrap over seeds (2,000 resamples). ` +
+      "Training-curve area: mean training accuracy over all RL steps.",
+  );
   return lines.join("\n");
 };
 
 interface CompareJob {
   readonly algorithm: string;
+  readonly entry: AlgorithmEntry;
   readonly seed: number;
   readonly out: string;
 }
@@ -88,11 +163,12 @@ interface CompareJob {
 const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
 
 /** One run as a child process; its output goes to `<run>.log` and, line-prefixed, to stderr. */
-const runChild = (job: CompareJob, configFile: string): Promise<void> =>
+const runChild = (job: CompareJob, configFile: string, resume: boolean): Promise<void> =>
   new Promise((resolve, reject) => {
     const label = `[${job.algorithm} seed ${job.seed}] `;
     const log = fs.createWriteStream(`${job.out}.log`);
-    const child = spawn(process.execPath, [CLI, "train", "--config", configFile], {
+    const args = [CLI, "train", "--config", configFile, ...(resume ? ["--resume"] : [])];
+    const child = spawn(process.execPath, args, {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let pending = "";
@@ -134,34 +210,93 @@ const pool = async <A>(items: ReadonlyArray<A>, limit: number, run: (item: A) =>
   if (failure !== undefined) throw failure;
 };
 
+/**
+ * Start a run directory from a shared warm start: the warm-start run's step-0 checkpoint (learner
+ * state with optimizer moments, policy weights, RNG state), its starting model, its step-0
+ * evaluation and warm-start log, and this run's own resolved config. Resuming it is exactly a
+ * fresh run of this algorithm: the warm start does not depend on the algorithm.
+ */
+const seedFromWarmStart = (from: string, to: string, config: unknown): void => {
+  const checkpoint = path.join(from, "checkpoints", "step-000000");
+  if (!fs.existsSync(path.join(checkpoint, "state.json")))
+    throw new Error(`compare: the shared warm start ${from} has no step-0 checkpoint`);
+  fs.mkdirSync(path.join(to, "checkpoints"), { recursive: true });
+  fs.cpSync(checkpoint, path.join(to, "checkpoints", "step-000000"), { recursive: true });
+  writeFileAtomic(path.join(to, "checkpoints", "latest"), "step-000000");
+  for (const file of ["model-init.gguf", "warm-start.jsonl"])
+    if (fs.existsSync(path.join(from, file))) fs.copyFileSync(path.join(from, file), path.join(to, file));
+  const start = new MetricsLog(path.join(from, "metrics.jsonl"))
+    .read()
+    .filter((r) => Number(r["step"]) === 0);
+  fs.writeFileSync(path.join(to, "metrics.jsonl"), start.map((r) => `${JSON.stringify(r)}\n`).join(""));
+  writeFileAtomic(path.join(to, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
+};
+
 const trainAll = async (jobs: ReadonlyArray<CompareJob>, options: CompareOptions): Promise<void> => {
   const overridesFor = (job: CompareJob) =>
-    deepMerge(options.overrides ?? {}, { seed: job.seed, out: job.out, algorithm: { name: job.algorithm } });
+    deepMerge(options.overrides ?? {}, {
+      seed: job.seed,
+      out: job.out,
+      algorithm: { ...job.entry.settings, name: job.entry.name },
+    });
   for (const job of jobs) fs.rmSync(job.out, { recursive: true, force: true });
-  if ((options.parallel ?? 1) <= 1) {
-    for (const job of jobs)
-      await runTrain({ file: options.file, overrides: overridesFor(job), resume: false });
-    return;
-  }
-  // Each child gets its fully resolved config, so every run is reproducible from its own file.
+  const parallel = options.parallel ?? 1;
   const configs = path.join(options.out, "configs");
   fs.mkdirSync(configs, { recursive: true });
-  await pool(jobs, options.parallel ?? 1, async (job) => {
-    const config = resolveConfig({ file: options.file, overrides: overridesFor(job) });
-    const file = path.join(configs, `${job.algorithm}-seed${job.seed}.json`);
+  const runJob = async (job: CompareJob, overrides: unknown, resume: boolean) => {
+    if (parallel <= 1) {
+      await runTrain({ file: options.file, overrides, resume });
+      return;
+    }
+    // Each child gets its fully resolved config, so every run is reproducible from its own file.
+    const config = resolveConfig({ file: options.file, overrides });
+    const file = path.join(configs, `${slug(job.algorithm)}-seed${job.seed}.json`);
     writeFileAtomic(file, `${JSON.stringify(config, null, 2)}\n`);
-    await runChild(job, file);
+    await runChild(job, file, resume);
+  };
+
+  const base = resolveConfig({ file: options.file, overrides: options.overrides });
+  const share = (options.shareWarmStart ?? true) && base.warmStart.steps > 0 && jobs.length > 1;
+  if (!share) {
+    await pool(jobs, parallel, (job) => runJob(job, overridesFor(job), false));
+    return;
+  }
+  // One warm start per seed (a 1-step run keeps its step-0 checkpoint), then every algorithm of
+  // that seed resumes from it.
+  const seeds = [...new Set(jobs.map((job) => job.seed))];
+  const warmJobs = seeds.map((seed) => {
+    const out = path.join(options.out, `warm-start-seed${seed}`);
+    fs.rmSync(out, { recursive: true, force: true });
+    const entry = parseAlgorithmEntry("warm-start");
+    return { algorithm: "warm-start", entry, seed, out };
+  });
+  process.stderr.write(
+    `[compare] one shared warm start per seed: ${warmJobs.map((j) => j.out).join(", ")}\n`,
+  );
+  await pool(warmJobs, parallel, (job) =>
+    runJob(job, deepMerge(options.overrides ?? {}, { seed: job.seed, out: job.out, steps: 1 }), false),
+  );
+  await pool(jobs, parallel, async (job) => {
+    const overrides = overridesFor(job);
+    seedFromWarmStart(
+      path.join(options.out, `warm-start-seed${job.seed}`),
+      job.out,
+      resolveConfig({ file: options.file, overrides }),
+    );
+    await runJob(job, overrides, true);
   });
 };
 
 export const runCompare = async (options: CompareOptions): Promise<CompareRow[]> => {
-  const jobs: CompareJob[] = options.algorithms.flatMap((algorithm) =>
-    Array.from({ length: options.seeds }, (_, i) => ({
+  const jobs: CompareJob[] = options.algorithms.flatMap((algorithm) => {
+    const entry = parseAlgorithmEntry(algorithm);
+    return Array.from({ length: options.seeds }, (_, i) => ({
       algorithm,
+      entry,
       seed: i + 1,
-      out: path.join(options.out, `${algorithm}-seed${i + 1}`),
-    })),
-  );
+      out: path.join(options.out, `${slug(algorithm)}-seed${i + 1}`),
+    }));
+  });
   fs.mkdirSync(options.out, { recursive: true });
   if (options.tabulateOnly) {
     const missing = jobs.filter((job) => !fs.existsSync(path.join(job.out, "metrics.jsonl")));
@@ -177,6 +312,8 @@ export const runCompare = async (options: CompareOptions): Promise<CompareRow[]>
     return {
       algorithm,
       finalAccuracy: runs.map(finalAccuracy),
+      curveArea: runs.map(trainingCurveArea),
+      clipFraction: runs.map(meanClipFraction),
       stepsToThreshold: runs.map((rows) => stepsToThreshold(rows, options.threshold)),
     };
   });
