@@ -48,6 +48,11 @@ export interface SyntheticQAConfig {
    * observation): observations of unequal length, some long, some short. Default 0.
    */
   readonly distractors?: CountOrRange;
+  /**
+   * Where the looked-up fact sits among the distractors: "shuffled" (default; the agent must find
+   * it) or "fact-first" (always first: observations of unequal length, the same copy skill).
+   */
+  readonly distractorOrder?: "shuffled" | "fact-first";
   /** Names per task world (≥ 3). Default 6. */
   readonly entities?: number;
   /**
@@ -64,6 +69,7 @@ export interface SyntheticQAConfig {
 export interface ResolvedSyntheticQAConfig {
   readonly difficulty: CountOrRange;
   readonly distractors: CountOrRange;
+  readonly distractorOrder: "shuffled" | "fact-first";
   readonly entities: number;
   readonly prompt: "compact" | "full";
   readonly operatorBudget: number;
@@ -99,6 +105,7 @@ export const resolveSyntheticQAConfig = (
     const resolved = {
       difficulty: c["difficulty"] ?? 2,
       distractors: c["distractors"] ?? 0,
+      distractorOrder: c["distractorOrder"] ?? "shuffled",
       entities: c["entities"] ?? 6,
       prompt: c["prompt"] ?? "compact",
       operatorBudget: c["operatorBudget"] ?? 20,
@@ -111,6 +118,10 @@ export const resolveSyntheticQAConfig = (
     if (!countOrRangeIn(resolved.distractors, 0, 50))
       return Effect.fail(
         configError("distractors", "an integer from 0 to 50 or a range [min, max]", resolved.distractors),
+      );
+    if (resolved.distractorOrder !== "shuffled" && resolved.distractorOrder !== "fact-first")
+      return Effect.fail(
+        configError("distractorOrder", '"shuffled" or "fact-first"', resolved.distractorOrder),
       );
     if (!intIn(resolved.entities, 3, 200))
       return Effect.fail(configError("entities", "an integer from 3 to 200", resolved.entities));
@@ -258,6 +269,7 @@ export const withDistractors = (
   result: string,
   count: number,
   seed: number,
+  order: "shuffled" | "fact-first" = "shuffled",
 ): string => {
   if (count === 0) return result;
   const random = mulberry32(seed);
@@ -267,7 +279,7 @@ export const withDistractors = (
   const lines: string[] = [];
   for (let i = 0; i < count && others.length > 0; i++)
     lines.push(others.splice(Math.floor(random() * others.length), 1)[0]!);
-  lines.splice(Math.floor(random() * (lines.length + 1)), 0, result);
+  lines.splice(order === "fact-first" ? 0 : Math.floor(random() * (lines.length + 1)), 0, result);
   return lines.join("; ");
 };
 
@@ -308,6 +320,7 @@ export const makeSyntheticQAEnv = (config: ResolvedSyntheticQAConfig): Environme
                 result,
                 draw(config.distractors, mulberry32(seed ^ 0x9e37)),
                 seed,
+                config.distractorOrder,
               );
             }),
         }),
