@@ -369,14 +369,17 @@ describe("LlamaCppPolicy on a tiny model (CPU)", () => {
           Effect.gen(function* () {
             const seq = yield* p.openSequence(new Int32Array(ctx - 5).fill(66));
             const g = yield* seq.generate(new Int32Array(0), { maxTokens: 50, seed: 1 });
+            const total = seq.tokens().length;
             const over = yield* Effect.flip(seq.generate(new Int32Array(10).fill(67), { maxTokens: 5 }));
             const reload = yield* Effect.flip(p.reload({ kind: "gguf", path: base.path }));
-            return { g, over, reload };
+            return { g, over, reload, total };
           }),
         ),
       );
       expect(run.g.finishReason === "context" || run.g.finishReason === "eos").toBe(true);
-      if (run.g.finishReason === "context") expect(run.g.tokens.length).toBe(6);
+      // The whole sequence, the last sampled token included, fits the context (never ctx + 1).
+      if (run.g.finishReason === "context") expect(run.g.tokens.length).toBe(5);
+      expect(run.total).toBeLessThanOrEqual(ctx);
       expect(run.over).toBeInstanceOf(ContextOverflowError);
       expect(run.over.message).toMatch(/context holds \d+ per sequence/);
       expect(run.reload).toBeInstanceOf(ModelLoadError);

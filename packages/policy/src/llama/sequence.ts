@@ -75,7 +75,10 @@ export const createSequence = (
       let stopString: string | undefined;
       let feed = input;
       while (tokens.length < o.maxTokens) {
-        if (history.length + feed.length > ctxSize) {
+        // Decode only when the token it samples still fits: a sequence (cached tokens plus the
+        // last sampled one, not yet decoded) never exceeds the context, so the learner, whose
+        // model context is at least this one, can always score the whole trajectory.
+        if (history.length + feed.length + 1 > ctxSize) {
           finishReason = "context";
           break;
         }
