@@ -50,9 +50,10 @@ export interface SyntheticQAConfig {
   readonly distractors?: CountOrRange;
   /**
    * Where the looked-up fact sits among the distractors: "shuffled" (default; the agent must find
-   * it) or "fact-first" (always first: observations of unequal length, the same copy skill).
+   * it) or "fact-last" (always last, right before the observation ends, where it is without
+   * distractors: observations of unequal length, the same copy skill).
    */
-  readonly distractorOrder?: "shuffled" | "fact-first";
+  readonly distractorOrder?: "shuffled" | "fact-last";
   /** Names per task world (≥ 3). Default 6. */
   readonly entities?: number;
   /**
@@ -69,7 +70,7 @@ export interface SyntheticQAConfig {
 export interface ResolvedSyntheticQAConfig {
   readonly difficulty: CountOrRange;
   readonly distractors: CountOrRange;
-  readonly distractorOrder: "shuffled" | "fact-first";
+  readonly distractorOrder: "shuffled" | "fact-last";
   readonly entities: number;
   readonly prompt: "compact" | "full";
   readonly operatorBudget: number;
@@ -119,9 +120,9 @@ export const resolveSyntheticQAConfig = (
       return Effect.fail(
         configError("distractors", "an integer from 0 to 50 or a range [min, max]", resolved.distractors),
       );
-    if (resolved.distractorOrder !== "shuffled" && resolved.distractorOrder !== "fact-first")
+    if (resolved.distractorOrder !== "shuffled" && resolved.distractorOrder !== "fact-last")
       return Effect.fail(
-        configError("distractorOrder", '"shuffled" or "fact-first"', resolved.distractorOrder),
+        configError("distractorOrder", '"shuffled" or "fact-last"', resolved.distractorOrder),
       );
     if (!intIn(resolved.entities, 3, 200))
       return Effect.fail(configError("entities", "an integer from 3 to 200", resolved.entities));
@@ -269,7 +270,7 @@ export const withDistractors = (
   result: string,
   count: number,
   seed: number,
-  order: "shuffled" | "fact-first" = "shuffled",
+  order: "shuffled" | "fact-last" = "shuffled",
 ): string => {
   if (count === 0) return result;
   const random = mulberry32(seed);
@@ -279,7 +280,7 @@ export const withDistractors = (
   const lines: string[] = [];
   for (let i = 0; i < count && others.length > 0; i++)
     lines.push(others.splice(Math.floor(random() * others.length), 1)[0]!);
-  lines.splice(order === "fact-first" ? 0 : Math.floor(random() * (lines.length + 1)), 0, result);
+  lines.splice(order === "fact-last" ? lines.length : Math.floor(random() * (lines.length + 1)), 0, result);
   return lines.join("; ");
 };
 
