@@ -6,6 +6,7 @@
 export { type FormatTrajectoryOptions, formatTrajectory } from "./format.js";
 export {
   appendTrajectory,
+  type CorruptRegion,
   type FsyncPolicy,
   readTrajectoryLog,
   readTrajectoryLogAll,

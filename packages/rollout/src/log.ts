@@ -6,7 +6,12 @@
  * in one `write` call, so a process killed at any moment leaves a prefix of whole records plus at
  * most one torn record at the end; the reader yields every whole record and reports how many tail
  * bytes it ignored. Opening an existing log for append first truncates such a torn tail, so new
- * records never land behind garbage.
+ * records never land behind garbage. Corruption inside the file (bytes overwritten on disk) costs
+ * only the records it touches: readers skip the bad stretch, resynchronise on the next valid
+ * record (plausible length and matching CRC-32) and report the stretches they skipped.
+ *
+ * Positions: a writer's `existingRecords + records` is the number of records in the log; store it
+ * with a checkpoint and reopen with `keepRecords` to cut a resumed run's log back to it.
  *
  * fsync policy (`fsync` option): a killed process loses nothing that was written (the data is in
  * the kernel's page cache), so the default `"close"` syncs only when the writer closes. Use
@@ -17,7 +22,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { open, stat } from "node:fs/promises";
 import { crc32 } from "node:zlib";
-import { decodeTrajectory, encodeTrajectory, ParseError, type Trajectory } from "@workflow-r1/core";
+import { decodeTrajectory, encodeTrajectory, type Trajectory } from "@workflow-r1/core";
 import { Data, Effect, type Scope } from "effect";
 
 const MAGIC = Uint8Array.from([0x57, 0x52, 0x31, 0x54, 0x4c, 0x4f, 0x47, 0x01]); // "WR1TLOG" v1
@@ -40,6 +45,13 @@ export type FsyncPolicy = "none" | "record" | "close";
 export interface TrajectoryLogWriterOptions {
   /** When to fsync; default "close" (see the module comment). */
   readonly fsync?: FsyncPolicy;
+  /**
+   * Keep only the first `keepRecords` records of an existing log and append after them: a resumed
+   * run cuts the killed attempt's episodes back to its checkpoint's position
+   * (`existingRecords + records` of the writer when the checkpoint was written). Fails when the
+   * log holds fewer records.
+   */
+  readonly keepRecords?: number;
 }
 
 const frame = (payload: Uint8Array): Uint8Array => {
@@ -56,18 +68,81 @@ interface Scan {
   readonly end: number;
   readonly records: number;
   readonly size: number;
+  /** Offset just past each whole record, in order. */
+  readonly ends: ReadonlyArray<number>;
+}
+
+/** A stretch of a log that holds no valid record, skipped by readers. */
+export interface CorruptRegion {
+  /** File offset where the bad bytes start. */
+  readonly offset: number;
+  readonly bytes: number;
 }
 
 const hasMagic = (bytes: Uint8Array): boolean => MAGIC.every((b, i) => bytes[i] === b);
 
+/** Random-access reads through a 1 MiB window (records are read in order; resync scans forward). */
+class Window {
+  private buffer = new Uint8Array(0);
+  private start = 0;
+  private readonly handle: FileHandle;
+  readonly size: number;
+  // Plain fields rather than parameter properties: the crash test runs this file with Node's type stripping.
+  constructor(handle: FileHandle, size: number) {
+    this.handle = handle;
+    this.size = size;
+  }
+
+  /** `length` bytes at `offset`, or undefined past the end of the file. */
+  async read(offset: number, length: number): Promise<Uint8Array | undefined> {
+    if (offset + length > this.size) return undefined;
+    if (offset < this.start || offset + length > this.start + this.buffer.length) {
+      const want = Math.min(this.size - offset, Math.max(length, 1 << 20));
+      const next = new Uint8Array(want);
+      let done = 0;
+      while (done < want) {
+        const { bytesRead } = await this.handle.read(next, done, want - done, offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      if (done < length) return undefined;
+      this.buffer = next.subarray(0, done);
+      this.start = offset;
+    }
+    return this.buffer.subarray(offset - this.start, offset - this.start + length);
+  }
+}
+
+/** The payload of a valid record at `at` (plausible length, fits, CRC matches), else undefined. */
+const validRecord = async (window: Window, at: number): Promise<Uint8Array | undefined> => {
+  const head = await window.read(at, RECORD_HEAD);
+  if (head === undefined) return undefined;
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const length = view.getUint32(0, true);
+  const checksum = view.getUint32(4, true);
+  // The writer never writes an empty payload: a zero length is not a record (8 zero bytes inside
+  // a payload would otherwise pass, the CRC-32 of nothing being 0).
+  if (length === 0 || length > MAX_RECORD || at + RECORD_HEAD + length > window.size) return undefined;
+  const payload = await window.read(at + RECORD_HEAD, length);
+  return payload !== undefined && crc32(payload) === checksum ? payload.slice() : undefined;
+};
+
+/** The next offset after `from` where a valid record starts, or undefined when none does. */
+const resync = async (window: Window, from: number): Promise<number | undefined> => {
+  for (let at = from; at + RECORD_HEAD <= window.size; at++)
+    if ((await validRecord(window, at)) !== undefined) return at;
+  return undefined;
+};
+
 /**
- * Reads a log in chunks. Yields each whole record's payload; stops at a torn tail (a record cut
- * short, or a last record whose checksum does not match). A bad checksum before the last record is
- * corruption and throws.
+ * Reads a log in order. Yields each valid record's payload. A bad record (absurd length, CRC
+ * mismatch) is skipped: the reader resynchronises on the next offset that holds a valid record
+ * and notes the skipped stretch in `state.corrupt`; when no valid record follows, the rest is a
+ * torn tail (a writer killed mid-record), counted by `state.size - state.offset`.
  */
 async function* records(
   file: string,
-  state: { offset: number; size: number },
+  state: { offset: number; size: number; corrupt: CorruptRegion[] },
 ): AsyncGenerator<{ payload: Uint8Array; offset: number }> {
   let handle: FileHandle;
   try {
@@ -101,50 +176,21 @@ async function* records(
         message: `${file} is not a trajectory log (no WR1TLOG v1 header)`,
       });
     state.offset = HEADER;
-    const chunk = 1 << 20;
-    let buffer = new Uint8Array(0);
-    let bufferStart = HEADER; // file offset of buffer[0]
-    let fileOffset = HEADER;
-    const fill = async (need: number): Promise<boolean> => {
-      while (buffer.length < need && fileOffset < size) {
-        const want = Math.max(chunk, need - buffer.length);
-        const next = new Uint8Array(buffer.length + want);
-        next.set(buffer);
-        const { bytesRead: n } = await handle.read(next, buffer.length, want, fileOffset);
-        if (n === 0) break;
-        fileOffset += n;
-        buffer = next.subarray(0, buffer.length + n);
+    const window = new Window(handle, size);
+    let at = HEADER;
+    while (at + RECORD_HEAD <= size) {
+      const payload = await validRecord(window, at);
+      if (payload === undefined) {
+        const next = await resync(window, at + 1);
+        if (next === undefined) return; // a torn tail
+        state.corrupt.push({ offset: at, bytes: next - at });
+        at = next;
+        continue;
       }
-      return buffer.length >= need;
-    };
-    while (true) {
-      if (!(await fill(RECORD_HEAD))) return;
-      const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-      const length = view.getUint32(0, true);
-      const checksum = view.getUint32(4, true);
-      const at = bufferStart;
-      if (length > MAX_RECORD) {
-        if (at + RECORD_HEAD + length >= size) return;
-        throw new TrajectoryLogError({
-          file,
-          offset: at,
-          message: `${file}: record at byte ${at} claims ${length} bytes`,
-        });
-      }
-      if (!(await fill(RECORD_HEAD + length))) return;
-      const payload = buffer.slice(RECORD_HEAD, RECORD_HEAD + length);
-      if (crc32(payload) !== checksum) {
-        if (at + RECORD_HEAD + length >= size) return; // the last record was torn
-        throw new TrajectoryLogError({
-          file,
-          offset: at,
-          message: `${file}: record at byte ${at} fails its CRC-32 check`,
-        });
-      }
-      buffer = buffer.subarray(RECORD_HEAD + length);
-      bufferStart += RECORD_HEAD + length;
-      state.offset = bufferStart;
+      const end = at + RECORD_HEAD + payload.length;
+      state.offset = end;
       yield { payload, offset: at };
+      at = end;
     }
   } finally {
     await handle.close();
@@ -152,33 +198,40 @@ async function* records(
 }
 
 /**
- * A streamed read of a trajectory log: an async iterable of every whole record. After iteration,
- * `records` counts them and `ignoredBytes` says how many bytes of torn tail were skipped.
+ * A streamed read of a trajectory log: an async iterable of every valid record. After iteration,
+ * `records` counts them, `ignoredBytes` says how many bytes of torn tail were skipped, and
+ * `corruptRegions` lists the stretches skipped mid-file (bad records, or records that do not
+ * decode as trajectories), each resynchronised on the next valid record.
  */
 export class TrajectoryLogReader implements AsyncIterable<Trajectory> {
   records = 0;
   ignoredBytes = 0;
   /** File size seen when reading began. */
   bytes = 0;
+  corruptRegions: CorruptRegion[] = [];
   readonly file: string;
   constructor(file: string) {
     this.file = file;
   }
 
+  /** Bytes in {@link corruptRegions}. */
+  get corruptBytes(): number {
+    return this.corruptRegions.reduce((n, r) => n + r.bytes, 0);
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<Trajectory> {
     this.records = 0;
-    const state = { offset: 0, size: 0 };
+    const state = { offset: 0, size: 0, corrupt: [] as CorruptRegion[] };
+    this.corruptRegions = state.corrupt;
     for await (const { payload, offset } of records(this.file, state)) {
       let trajectory: Trajectory;
       try {
         trajectory = decodeTrajectory(payload);
-      } catch (cause) {
-        throw new TrajectoryLogError({
-          file: this.file,
-          offset,
-          cause,
-          message: `${this.file}: record ${this.records} (byte ${offset}): ${cause instanceof Error || cause instanceof ParseError ? cause.message : String(cause)}`,
-        });
+      } catch {
+        // A record whose checksum holds but whose content is not a trajectory: skipped like a
+        // corrupt one (the writer only ever writes trajectories).
+        state.corrupt.push({ offset, bytes: RECORD_HEAD + payload.length });
+        continue;
       }
       this.records++;
       this.bytes = state.size;
@@ -193,21 +246,26 @@ export class TrajectoryLogReader implements AsyncIterable<Trajectory> {
 /** Streams the trajectories of a log file (see {@link TrajectoryLogReader}). */
 export const readTrajectoryLog = (file: string): TrajectoryLogReader => new TrajectoryLogReader(file);
 
-/** Reads a whole log: every whole record, and the bytes of torn tail that were ignored. */
+/** Reads a whole log: every valid record, the torn-tail bytes ignored and the corrupt regions skipped. */
 export const readTrajectoryLogAll = async (
   file: string,
-): Promise<{ readonly trajectories: Trajectory[]; readonly ignoredBytes: number }> => {
+): Promise<{
+  readonly trajectories: Trajectory[];
+  readonly ignoredBytes: number;
+  readonly corruptRegions: ReadonlyArray<CorruptRegion>;
+}> => {
   const reader = readTrajectoryLog(file);
   const trajectories: Trajectory[] = [];
   for await (const t of reader) trajectories.push(t);
-  return { trajectories, ignoredBytes: reader.ignoredBytes };
+  return { trajectories, ignoredBytes: reader.ignoredBytes, corruptRegions: reader.corruptRegions };
 };
 
 const scan = async (file: string): Promise<Scan> => {
-  const state = { offset: 0, size: 0 };
-  let count = 0;
-  for await (const _ of records(file, state)) count++;
-  return { end: state.offset, records: count, size: state.size };
+  const state = { offset: 0, size: 0, corrupt: [] as CorruptRegion[] };
+  const ends: number[] = [];
+  for await (const { payload, offset } of records(file, state))
+    ends.push(offset + RECORD_HEAD + payload.length);
+  return { end: state.offset, records: ends.length, size: state.size, ends };
 };
 
 /**
@@ -226,6 +284,8 @@ export class TrajectoryLogWriter {
   readonly existingRecords: number;
   /** Torn-tail bytes cut off when the file was opened. */
   readonly truncatedBytes: number;
+  /** Whole records cut off by `keepRecords` when the file was opened. */
+  readonly truncatedRecords: number;
 
   // Plain fields rather than parameter properties: the crash test runs this file with Node's type stripping.
   private constructor(
@@ -234,15 +294,21 @@ export class TrajectoryLogWriter {
     fsync: FsyncPolicy,
     existingRecords: number,
     truncatedBytes: number,
+    truncatedRecords: number,
   ) {
     this.file = file;
     this.handle = handle;
     this.fsync = fsync;
     this.existingRecords = existingRecords;
     this.truncatedBytes = truncatedBytes;
+    this.truncatedRecords = truncatedRecords;
   }
 
-  /** Opens (creating, or continuing after the last whole record of) a log. */
+  /**
+   * Opens (creating, or continuing after the last whole record of) a log. Corrupt stretches inside
+   * an existing log are left in place (readers skip them); only a torn tail is cut, and, with
+   * `keepRecords`, every record after the kept ones.
+   */
   static async open(file: string, options: TrajectoryLogWriterOptions = {}): Promise<TrajectoryLogWriter> {
     const fail = (cause: unknown) =>
       new TrajectoryLogError({
@@ -256,8 +322,12 @@ export class TrajectoryLogWriter {
     } catch {
       exists = false;
     }
+    const keep = options.keepRecords;
+    if (keep !== undefined && !(Number.isInteger(keep) && keep >= 0))
+      throw new TrajectoryLogError({ file, message: `keepRecords must be an integer ≥ 0, got ${keep}` });
     let existing = 0;
     let truncated = 0;
+    let truncatedRecords = 0;
     let handle: FileHandle;
     try {
       handle = await open(file, exists ? "r+" : "w");
@@ -268,15 +338,31 @@ export class TrajectoryLogWriter {
       if (exists) {
         const s = await scan(file);
         existing = s.records;
-        if (s.end < HEADER) {
+        let end = s.end;
+        if (keep !== undefined) {
+          if (keep > s.records)
+            throw new TrajectoryLogError({
+              file,
+              message: `cannot keep ${keep} records of ${file}: it holds ${s.records}`,
+            });
+          truncatedRecords = s.records - keep;
+          existing = keep;
+          if (keep < s.records) end = keep === 0 ? HEADER : s.ends[keep - 1]!;
+        }
+        if (end < HEADER) {
           await handle.truncate(0);
           await handle.write(MAGIC, 0, HEADER, 0);
           truncated = s.size;
-        } else if (s.end < s.size) {
-          await handle.truncate(s.end);
-          truncated = s.size - s.end;
+        } else if (end < s.size) {
+          await handle.truncate(end);
+          truncated = s.size - end;
         }
       } else {
+        if (keep !== undefined && keep > 0)
+          throw new TrajectoryLogError({
+            file,
+            message: `cannot keep ${keep} records of ${file}: it does not exist`,
+          });
         await handle.write(MAGIC, 0, HEADER, 0);
       }
     } catch (cause) {
@@ -290,7 +376,14 @@ export class TrajectoryLogWriter {
     } catch (cause) {
       throw fail(cause);
     }
-    return new TrajectoryLogWriter(file, handle, options.fsync ?? "close", existing, truncated);
+    return new TrajectoryLogWriter(
+      file,
+      handle,
+      options.fsync ?? "close",
+      existing,
+      truncated,
+      truncatedRecords,
+    );
   }
 
   /** Records appended through this writer. */

@@ -128,18 +128,7 @@ describe("trajectory log", () => {
     expect(ignoredBytes).toBe(0);
   });
 
-  it("rejects corruption before the tail and files that are not logs, naming file and offset", async () => {
-    const file = join(dir, "corrupt.wr1log");
-    await writeLog(file, [make(0), make(1), make(2)]);
-    const bytes = await readFile(file);
-    bytes[8 + 8 + 3] = bytes[8 + 8 + 3]! ^ 0xff; // inside the first record's payload
-    await writeFile(file, bytes);
-    await expect(readTrajectoryLogAll(file)).rejects.toMatchObject({
-      _tag: "TrajectoryLogError",
-      file,
-      offset: 8,
-      message: expect.stringMatching(/CRC-32/),
-    });
+  it("rejects files that are not logs, naming file and offset", async () => {
     const other = join(dir, "other.bin");
     await writeFile(other, "hello world, not a log");
     await expect(readTrajectoryLogAll(other)).rejects.toMatchObject({
@@ -149,6 +138,109 @@ describe("trajectory log", () => {
     await expect(readTrajectoryLogAll(join(dir, "missing.wr1log"))).rejects.toMatchObject({
       _tag: "TrajectoryLogError",
     });
+  });
+
+  /** Offsets of the records of a log written by {@link writeLog}. */
+  const recordStarts = (bytes: Buffer) => {
+    const starts: number[] = [];
+    for (let offset = 8; offset < bytes.length; offset += 8 + bytes.readUInt32LE(offset)) starts.push(offset);
+    return starts;
+  };
+
+  it("skips a record corrupted mid-file and reads every other one, reporting the region", async () => {
+    const file = join(dir, "corrupt-middle.wr1log");
+    await writeLog(
+      file,
+      Array.from({ length: 50 }, (_, i) => make(i)),
+    );
+    const bytes = await readFile(file);
+    const starts = recordStarts(bytes);
+    // 4 bytes overwritten inside record 20's payload.
+    bytes.writeUInt32LE(0xdeadbeef, starts[20]! + 8 + 5);
+    await writeFile(file, bytes);
+    const { trajectories, ignoredBytes, corruptRegions } = await readTrajectoryLogAll(file);
+    expect(trajectories.map((t) => t.taskId)).toEqual(
+      Array.from({ length: 50 }, (_, i) => `t${i}`).filter((id) => id !== "t20"),
+    );
+    expect(corruptRegions).toEqual([{ offset: starts[20], bytes: starts[21]! - starts[20]! }]);
+    expect(ignoredBytes).toBe(0);
+  });
+
+  it("resynchronises after a length field corrupted to a huge value, and after two regions", async () => {
+    const file = join(dir, "corrupt-length.wr1log");
+    await writeLog(
+      file,
+      Array.from({ length: 30 }, (_, i) => make(i)),
+    );
+    const bytes = await readFile(file);
+    const starts = recordStarts(bytes);
+    bytes.writeUInt32LE(0x7fffffff, starts[3]!); // claims more than the file holds
+    bytes.writeUInt32LE(0x12345678, starts[17]! + 4); // a wrong checksum
+    await writeFile(file, bytes);
+    const reader = readTrajectoryLog(file);
+    const ids: string[] = [];
+    for await (const t of reader) ids.push(t.taskId);
+    expect(ids).toHaveLength(28);
+    expect(ids).not.toContain("t3");
+    expect(ids).not.toContain("t17");
+    expect(reader.corruptRegions.map((r) => r.offset)).toEqual([starts[3], starts[17]]);
+    expect(reader.corruptBytes).toBe(starts[4]! - starts[3]! + (starts[18]! - starts[17]!));
+  });
+
+  it("appends after mid-file corruption without losing the records behind it", async () => {
+    const file = join(dir, "corrupt-append.wr1log");
+    await writeLog(
+      file,
+      Array.from({ length: 10 }, (_, i) => make(i)),
+    );
+    const bytes = await readFile(file);
+    bytes[recordStarts(bytes)[4]! + 12] ^= 0xff;
+    await writeFile(file, bytes);
+    const writer = await TrajectoryLogWriter.open(file);
+    expect(writer.existingRecords).toBe(9);
+    expect(writer.truncatedBytes).toBe(0);
+    await writer.append(make(10));
+    await writer.close();
+    const { trajectories, corruptRegions } = await readTrajectoryLogAll(file);
+    expect(trajectories.map((t) => t.taskId)).toEqual([
+      "t0",
+      "t1",
+      "t2",
+      "t3",
+      "t5",
+      "t6",
+      "t7",
+      "t8",
+      "t9",
+      "t10",
+    ]);
+    expect(corruptRegions).toHaveLength(1);
+  });
+
+  it("keepRecords cuts a log back to a checkpoint's position and appends after it", async () => {
+    const file = join(dir, "keep.wr1log");
+    await writeLog(
+      file,
+      Array.from({ length: 12 }, (_, i) => make(i)),
+    );
+    const writer = await TrajectoryLogWriter.open(file, { keepRecords: 5 });
+    expect(writer.existingRecords).toBe(5);
+    expect(writer.truncatedRecords).toBe(7);
+    await writer.append(make(40));
+    await writer.close();
+    const { trajectories } = await readTrajectoryLogAll(file);
+    expect(trajectories.map((t) => t.taskId)).toEqual(["t0", "t1", "t2", "t3", "t4", "t40"]);
+    // Keeping all of them cuts nothing; keeping more than the log holds is refused.
+    const all = await TrajectoryLogWriter.open(file, { keepRecords: 6 });
+    expect(all.truncatedRecords).toBe(0);
+    await all.close();
+    await expect(TrajectoryLogWriter.open(file, { keepRecords: 7 })).rejects.toMatchObject({
+      _tag: "TrajectoryLogError",
+      message: expect.stringMatching(/cannot keep 7 records .*: it holds 6/),
+    });
+    const empty = await TrajectoryLogWriter.open(file, { keepRecords: 0 });
+    await empty.close();
+    expect((await readTrajectoryLogAll(file)).trajectories).toEqual([]);
   });
 
   it("property: any interleaving of appends reads back in order", async () => {

@@ -2,7 +2,17 @@
 import { formatTrajectory, readTrajectoryLogAll } from "@workflow-r1/rollout";
 
 export const printTrajectories = async (file: string, options: { episodes?: string; model?: string }) => {
-  const { trajectories, ignoredBytes } = await readTrajectoryLogAll(file);
+  const { trajectories, ignoredBytes, corruptRegions } = await readTrajectoryLogAll(file);
+  if (corruptRegions.length > 0) {
+    const bytes = corruptRegions.reduce((n, r) => n + r.bytes, 0);
+    const where = corruptRegions
+      .slice(0, 5)
+      .map((r) => `${r.bytes} bytes at byte ${r.offset}`)
+      .join(", ");
+    process.stderr.write(
+      `warning: ${file}: skipped ${corruptRegions.length} corrupt region(s), ${bytes} bytes (${where}${corruptRegions.length > 5 ? ", …" : ""}); ${trajectories.length} intact records read\n`,
+    );
+  }
   const wanted = options.episodes
     ? options.episodes.split(",").map((s) => Number(s.trim()))
     : trajectories.slice(0, 3).map((_, i) => i);

@@ -93,6 +93,18 @@ describe("workflow-r1 command", () => {
     expect(r.stdout).toContain("task-1");
     expect(r.stdout).toContain("<answer>a1</answer>");
     expect(r.stdout).toContain("episode 7: not in the log");
+
+    // 4 bytes overwritten inside the first record: the second still shows, with a warning.
+    const bytes = fs.readFileSync(file);
+    bytes.writeUInt32LE(0xdeadbeef, 8 + 8 + 6);
+    fs.writeFileSync(file, bytes);
+    const damaged = run("trajectories", file, "--episodes", "0");
+    expect(damaged.status).toBe(0);
+    expect(damaged.stdout).toContain("1 episodes");
+    expect(damaged.stdout).toContain("task-1");
+    expect(damaged.stderr).toMatch(
+      /warning: .*skipped 1 corrupt region\(s\), \d+ bytes \(\d+ bytes at byte 8\); 1 intact records read/,
+    );
   });
 });
 

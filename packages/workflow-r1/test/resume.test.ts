@@ -7,6 +7,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { TrajectoryBuilder } from "@workflow-r1/core";
+import { readTrajectoryLogAll, TrajectoryLogWriter } from "@workflow-r1/rollout";
 import { describe, expect, it } from "vitest";
 import { smallRun } from "./fixtures/settings.js";
 
@@ -60,10 +62,32 @@ describe("crash and resume", () => {
     expect(killedState.step).toBeGreaterThanOrEqual(1);
     expect(killedState.step).toBeLessThan(6);
 
+    // Episodes the killed attempt logged after its checkpoint (made certain here: a kill may land
+    // before or after the next rollout's first records).
+    const writer = await TrajectoryLogWriter.open(path.join(out, "trajectories.msgpack"));
+    for (let i = 0; i < 5; i++) {
+      const b = new TrajectoryBuilder([1, 2]);
+      b.appendSampled([3], [-1]);
+      await writer.append(
+        b.build({
+          reward: 0,
+          rewardParts: {},
+          groupId: "s99-killed",
+          taskId: "killed",
+          turns: [],
+          finishReason: "answer",
+        }),
+      );
+    }
+    await writer.close();
+
     const second = run(["train", "-c", configFile, "--resume"]);
     const secondLog: string[] = [];
     expect(await exitOf(second, secondLog), secondLog.join("")).toBe(0);
     expect(secondLog.join("")).toContain(`resumed from`);
+    expect(secondLog.join("")).toMatch(
+      /trajectory log cut back to \d+ records \(\d+ from after the checkpoint dropped\)/,
+    );
 
     // Every step exactly once, in order, with the resumed ones after the checkpoint.
     expect(metricSteps(out)).toEqual([1, 2, 3, 4, 5, 6]);
@@ -78,6 +102,17 @@ describe("crash and resume", () => {
     const finalWeights = fs.readFileSync(path.join(out, "checkpoints", "step-000006", "policy.gguf"));
     expect(finalWeights.length).toBe(killedWeights.length);
     expect(finalWeights.equals(killedWeights)).toBe(false);
+    // The trajectory log holds each step's episodes once: the killed attempt's episodes past the
+    // checkpoint were cut on resume (3 tasks × 6 episodes a step).
+    const { trajectories } = await readTrajectoryLogAll(path.join(out, "trajectories.msgpack"));
+    const perStep = new Map<string, number>();
+    for (const t of trajectories) {
+      const step = t.groupId.split("-")[0]!;
+      perStep.set(step, (perStep.get(step) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(perStep)).toEqual(
+      Object.fromEntries([1, 2, 3, 4, 5, 6].map((k) => [`s${k}`, 18])),
+    );
     // No partial checkpoint directories are left behind.
     expect(fs.readdirSync(path.join(out, "checkpoints")).filter((e) => e.includes(".partial-"))).toEqual([]);
   }, 600_000);

@@ -15,7 +15,7 @@ import {
   TrajectoryBuilder,
 } from "@workflow-r1/core";
 import { ensureExecutorAvailable, executorMetrics, executorStatsOf } from "@workflow-r1/env-qa";
-import { rollout, TrajectoryLogWriter } from "@workflow-r1/rollout";
+import { rollout, trajectoryLogWriter } from "@workflow-r1/rollout";
 import { Effect } from "effect";
 import type { TrainConfig } from "../config.js";
 import { writeFileAtomic } from "./atomic.js";
@@ -349,10 +349,16 @@ export const trainLoop = (options: TrainLoopOptions) =>
       `[train] stale-weights guard: policy vs learner ${guard.disagreement.toExponential(2)} on the same weights; tolerance ${guard.tolerance.toExponential(2)}`,
     );
 
-    const logWriter = yield* Effect.acquireRelease(
-      Effect.promise(() => TrajectoryLogWriter.open(paths.trajectories)),
-      (writer) => Effect.promise(() => writer.close()),
+    // Cut the log back to the checkpoint's position: episodes of a killed attempt past it would
+    // otherwise stay in the log beside their rerun (checkpoints before this field: kept as is).
+    const logWriter = yield* trajectoryLogWriter(
+      paths.trajectories,
+      state.trajectoryRecords === undefined ? {} : { keepRecords: state.trajectoryRecords },
     );
+    if (logWriter.truncatedRecords > 0)
+      progressLog(
+        `[train] trajectory log cut back to ${logWriter.existingRecords} records (${logWriter.truncatedRecords} from after the checkpoint dropped)`,
+      );
     const progress = createProgress(config.steps, "train", { start: state.step });
     while (state.step < config.steps) {
       const step = state.step + 1;
@@ -426,6 +432,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
         dataPosition: picked.dataPosition,
         epoch: picked.epoch,
         rngState: rng.getState(),
+        trajectoryRecords: logWriter.existingRecords + logWriter.records,
       };
       if (step % config.checkpointEvery === 0 || step === config.steps) {
         yield* saveCheckpoint(state);
