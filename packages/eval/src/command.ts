@@ -3,6 +3,7 @@
  * and the operators' executor (OpenAI-compatible HTTP), evaluate, and write the resumable results
  * file and the reports into the output directory.
  */
+import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import {
   DatasetError,
@@ -10,6 +11,8 @@ import {
   EnvironmentError,
   type Executor,
   type Policy,
+  Policy as PolicyService,
+  type PolicyShape,
   Retriever,
   RetrieverError,
 } from "@workflow-r1/core";
@@ -22,12 +25,15 @@ import {
   loadBenchmarks,
   OPERATOR_NAMES,
   type OperatorName,
+  PAPER_OPERATORS,
+  tasksInPart,
   WorkflowR1Env,
 } from "@workflow-r1/env-qa";
 import { LlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect, Layer } from "effect";
 import { selectBenchmarks } from "./benchmarks.js";
 import { EvaluationError } from "./errors.js";
+import { modelFingerprint, trainingSetOf } from "./identity.js";
 import { createEvalProgress, type ProgressMode } from "./progress.js";
 import { type ReportFiles, writeReports } from "./report.js";
 import { type Benchmark, type EvalRun, evaluate } from "./runner.js";
@@ -39,8 +45,20 @@ export interface EvalCommandOptions {
   readonly benchmarks?: string | ReadonlyArray<string>;
   /** Method name(s), comma-separated or a list: direct, cot, sc, workflow, or a registered one. */
   readonly method: string | ReadonlyArray<string>;
-  /** The policy's GGUF file. */
-  readonly model: string;
+  /** The policy's GGUF file (not needed when `answerer` is "executor"). */
+  readonly model?: string;
+  /** Who answers direct / cot / sc: the policy GGUF (default) or the executor endpoint. */
+  readonly answerer?: "policy" | "executor";
+  /** Tokens per episode for `workflow`, observations included (default 8192). */
+  readonly maxEpisodeTokens?: number;
+  /**
+   * The training run whose questions must not be evaluated (default: the run directory holding
+   * `model`, when it has a config.json). Its trained-on datasets are evaluated on their held-out
+   * part only.
+   */
+  readonly trainRun?: string;
+  /** Evaluate trained-on datasets whole anyway (flagged loudly and in the report). */
+  readonly allowTrainOverlap?: boolean;
   /** OpenAI-compatible base URL of the operators' executor LLM (needed by `workflow`). */
   readonly executorUrl?: string;
   /** Model name sent to the executor (default: env WORKFLOW_R1_EXECUTOR_MODEL). */
@@ -102,16 +120,81 @@ export const splitList = (value: string | ReadonlyArray<string> | undefined): st
 
 /** The command as an Effect, over explicit dependencies. */
 export const evalCommand = (
-  options: EvalCommandOptions,
+  options0: EvalCommandOptions,
   deps: EvalCommandDeps,
 ): Effect.Effect<EvalCommandResult, unknown> =>
   Effect.gen(function* () {
+    // The environment fills what the flags leave out (as `eval --help` says).
+    const executorUrl = options0.executorUrl || process.env["WORKFLOW_R1_EXECUTOR_URL"] || undefined;
+    const executorModel = options0.executorModel || process.env["WORKFLOW_R1_EXECUTOR_MODEL"] || undefined;
+    const options: EvalCommandOptions = {
+      ...options0,
+      ...(executorUrl !== undefined && { executorUrl }),
+      ...(executorModel !== undefined && { executorModel }),
+    };
+    const log = (line: string) => (options.stream ?? process.stderr).write(`${line}\n`);
     const methods = splitList(options.method);
     if (!methods)
       return yield* Effect.fail(new EvaluationError({ message: "--method is required", field: "method" }));
+    const answerer = options.answerer ?? "policy";
+    if (answerer === "executor") {
+      const notSingleTurn = methods.filter((m) => !["direct", "cot", "sc"].includes(m));
+      if (notSingleTurn.length > 0)
+        return yield* Effect.fail(
+          new EvaluationError({
+            message: `--answerer executor runs direct, cot and sc on the executor endpoint; ${notSingleTurn.join(", ")} needs the policy (--model)`,
+            field: "answerer",
+          }),
+        );
+      if (options.executorUrl === undefined)
+        return yield* Effect.fail(
+          new EvaluationError({
+            message: "--answerer executor needs --executor-url (or WORKFLOW_R1_EXECUTOR_URL)",
+            field: "executorUrl",
+          }),
+        );
+    } else if (options.model === undefined || options.model === "")
+      return yield* Effect.fail(
+        new EvaluationError({
+          message:
+            "--model is required: the policy GGUF to evaluate (a path or hf: URI); or --answerer executor to run direct/cot/sc on the executor endpoint",
+          field: "model",
+        }),
+      );
     const out = resolve(options.out ?? "eval-out");
     const resultsFile = join(out, "results.jsonl");
-    const benchmarks = yield* deps.loadBenchmarks(options.data, splitList(options.benchmarks));
+    const loaded = yield* deps.loadBenchmarks(options.data, splitList(options.benchmarks));
+    // Never evaluate a run on its own training questions: a trained-on dataset is evaluated on
+    // its held-out part (the split the trainer used), unless overridden, loudly.
+    const training = answerer === "policy" ? trainingSetOf(options.model, options.trainRun) : undefined;
+    const overlaps: string[] = [];
+    const benchmarks = loaded.map((benchmark) => {
+      const dataset = String(benchmark.tasks[0]?.metadata?.["dataset"] ?? benchmark.name.split("/")[0]);
+      if (training === undefined || !training.datasets.includes(dataset)) return benchmark;
+      overlaps.push(benchmark.name);
+      if (options.allowTrainOverlap) {
+        log(
+          `eval: WARNING ${benchmark.name} includes questions ${training.run} trained on (--allow-train-overlap): its scores are not held-out scores`,
+        );
+        return benchmark;
+      }
+      const tasks = tasksInPart(benchmark.tasks, "held-out", training.heldOutFraction);
+      log(
+        `eval: ${training.run} trained on ${dataset}: evaluating only the held-out part of ${benchmark.name} (${tasks.length} of ${benchmark.tasks.length} questions)`,
+      );
+      return { ...benchmark, name: `${benchmark.name} (held-out)`, tasks };
+    });
+    const empty = benchmarks.filter((b) => b.tasks.length === 0);
+    if (benchmarks.length === 0 || empty.length > 0)
+      return yield* Effect.fail(
+        new EvaluationError({
+          message:
+            benchmarks.length === 0
+              ? `${options.data}: no benchmark to evaluate`
+              : `no questions to evaluate in ${empty.map((b) => b.name).join(", ")}`,
+          field: "benchmarks",
+        }),
+      );
     if (
       methods.includes("workflow") &&
       (options.executorUrl === undefined || deps.environmentLayer === undefined)
@@ -120,7 +203,7 @@ export const evalCommand = (
         new EvaluationError({
           message:
             options.executorUrl === undefined
-              ? "--method workflow needs --executor-url (the operators' OpenAI-compatible endpoint)"
+              ? "--method workflow needs --executor-url (the operators' OpenAI-compatible endpoint, or WORKFLOW_R1_EXECUTOR_URL)"
               : "--method workflow needs the Workflow-R1 environment, which this build does not provide",
           method: "workflow",
           field: "executorUrl",
@@ -133,43 +216,98 @@ export const evalCommand = (
     if (options.executorUrl !== undefined) {
       const executor = deps.executorLayer({ ...options, executorUrl: options.executorUrl });
       services =
-        deps.environmentLayer === undefined
+        deps.environmentLayer === undefined || !methods.includes("workflow")
           ? executor
           : Layer.merge(executor, deps.environmentLayer(options).pipe(Layer.provide(executor)));
     }
+    const operators = splitList(options.operators) ?? PAPER_OPERATORS;
+    // Everything besides the method's settings that determines an answer.
+    const identity = {
+      answerer,
+      model:
+        answerer === "policy" && options.model !== undefined
+          ? yield* Effect.promise(() => modelFingerprint(options.model!))
+          : null,
+      executorModel:
+        answerer === "executor" || methods.includes("workflow") ? (options.executorModel ?? null) : null,
+      ...(methods.includes("workflow") && {
+        operators: [...operators].sort(),
+        operatorBudget: options.operatorBudget ?? 20,
+      }),
+    };
     const progress = createEvalProgress({
       ...(options.progress ? { mode: options.progress } : {}),
       ...(options.stream ? { stream: options.stream } : {}),
     });
+    const policyLayer = answerer === "executor" ? noPolicyLayer : deps.policyLayer(options);
     const run = yield* evaluate({
       benchmarks,
       method: methods,
       resultsFile,
+      answerer,
+      identity,
       ...(options.samples !== undefined ? { samples: options.samples } : {}),
       ...(options.limit !== undefined ? { limit: options.limit } : {}),
       ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
       ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}),
       ...(options.maxTurns !== undefined ? { maxTurns: options.maxTurns } : {}),
+      ...(options.maxEpisodeTokens !== undefined ? { maxEpisodeTokens: options.maxEpisodeTokens } : {}),
       ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
       ...(options.seed !== undefined ? { seed: options.seed } : {}),
       config: {
-        model: options.model,
+        model: options.model ?? null,
+        answerer,
+        modelFingerprint: identity.model,
         executorUrl: options.executorUrl ?? null,
         executorModel: options.executorModel ?? null,
         data: options.data,
+        ...(training !== undefined && {
+          trainRun: training.run,
+          trainDatasets: training.datasets,
+          trainOverlap: overlaps,
+          trainOverlapAllowed: options.allowTrainOverlap === true,
+        }),
       },
       onProgress: progress.onProgress,
-    }).pipe(
-      Effect.ensuring(Effect.sync(progress.stop)),
-      Effect.provide(Layer.merge(deps.policyLayer(options), services)),
-    );
+    }).pipe(Effect.ensuring(Effect.sync(progress.stop)), Effect.provide(Layer.merge(policyLayer, services)));
     const files = yield* Effect.tryPromise({
       try: () => writeReports(out, run.report),
       catch: (cause) =>
         new EvaluationError({ message: `cannot write the reports into ${out}: ${String(cause)}`, cause }),
     });
+    for (const s of run.report.summaries)
+      log(
+        `eval: ${s.benchmark} / ${s.method}: EM ${(100 * s.em.mean).toFixed(1)} F1 ${(100 * s.f1.mean).toFixed(1)} over ${s.questions} questions` +
+          (s.errors > 0 ? `; ${s.errors} failed` : ""),
+      );
+    log(
+      `eval: ${run.scored} question(s) answered now, ${run.resumed} reused from ${resultsFile} (same model and settings)`,
+    );
+    const messages = [...new Set(run.report.summaries.flatMap((s) => s.errorMessages))];
+    if (run.failed > 0) {
+      log(`eval: ${run.failed} question(s) failed; errors:`);
+      for (const message of messages.slice(0, 5)) log(`  - ${message}`);
+    }
+    log(`eval: results ${resultsFile}`);
+    log(`eval: reports ${files.json}, ${files.markdown}, ${files.html}`);
+    if (run.results.length > 0 && run.failed === run.results.length)
+      return yield* Effect.fail(
+        new EvaluationError({
+          message: `every question failed (${run.failed}); first error: ${messages[0] ?? "unknown"}. Results in ${resultsFile}`,
+        }),
+      );
     return { run, files: { ...files, results: resultsFile } };
   });
+
+/** The policy when the executor answers: any use is a bug, said clearly. */
+const noPolicyLayer: Layer.Layer<Policy> = Layer.succeed(
+  PolicyService,
+  new Proxy({} as PolicyShape, {
+    get: (_target, property) => () => {
+      throw new Error(`no policy model (--answerer executor): ${String(property)} is unavailable`);
+    },
+  }),
+);
 
 /** Benchmarks of a FlashRAG data directory through env-qa's loaders, one file per requested name. */
 export const loadEvalBenchmarks = (
@@ -212,11 +350,12 @@ export const defaultEvalCommandDeps: EvalCommandDeps = {
     // Questions in flight × samples in flight per question.
     const sequences = concurrency * Math.max(1, Math.min(options.samples ?? 1, concurrency));
     return LlamaCppPolicy.layer({
-      modelPath: options.model,
+      modelPath: options.model ?? "",
       sequences,
       ...(options.contextSize === undefined ? {} : { contextSize: options.contextSize }),
       ...(options.gpu === undefined ? {} : { gpu: options.gpu }),
-      ...(options.threads === undefined ? {} : { threads: options.threads }),
+      // All cores by default: node-llama-cpp's own default (4) oversubscribes small machines.
+      threads: options.threads ?? availableParallelism(),
     });
   },
   executorLayer: (options) =>
@@ -235,8 +374,9 @@ const retrieverLayer = (options: EvalCommandOptions): Layer.Layer<Retriever, Ret
 };
 
 /**
- * env-qa's Workflow-R1 environment for `workflow`, over the executor in context. Without a corpus
- * or retrieval server the Search operator is left out of the prompt (and cannot be called).
+ * env-qa's Workflow-R1 environment for `workflow`, over the executor in context: the paper's
+ * seven closed-book operators unless `operators` says otherwise (Search needs a corpus or a
+ * retrieval server).
  */
 export const workflowEnvironmentLayer = (
   options: EvalCommandOptions,
@@ -253,8 +393,8 @@ export const workflowEnvironmentLayer = (
         }),
       ),
     );
-  const operators =
-    (requested as OperatorName[] | undefined) ?? OPERATOR_NAMES.filter((o) => retriever || o !== "Search");
+  // The paper's seven closed-book operators by default; Search only when asked for.
+  const operators = (requested as OperatorName[] | undefined) ?? [...PAPER_OPERATORS];
   if (!retriever && operators.includes("Search"))
     return Layer.effect(
       Environment,

@@ -7,6 +7,7 @@ export * from "./benchmarks.js";
 export * from "./chart-page.js";
 export * from "./command.js";
 export * from "./errors.js";
+export * from "./identity.js";
 export * from "./methods.js";
 export * from "./metrics.js";
 export * from "./progress.js";

@@ -5,12 +5,14 @@
  */
 import {
   type ContextOverflowError,
+  Executor,
+  type ExecutorError,
   Policy,
   type PolicyError,
   type PolicyShape,
   type Task,
 } from "@workflow-r1/core";
-import { Effect } from "effect";
+import { Effect, Option } from "effect";
 import { cotFormatValid, directFormatValid, extractAnswer, majorityVote } from "./answers.js";
 import type { EvaluationError } from "./errors.js";
 
@@ -22,6 +24,8 @@ export interface MethodSettings {
   readonly maxTokens: number;
   /** Turns per episode (agent methods). */
   readonly maxTurns: number;
+  /** Tokens per episode, observations included (agent methods). */
+  readonly maxEpisodeTokens: number;
   readonly temperature: number;
   readonly topP: number;
   readonly topK: number;
@@ -29,6 +33,11 @@ export interface MethodSettings {
   readonly seed: number;
   /** Episodes in flight at once within one question (agent methods). */
   readonly concurrency: number;
+  /**
+   * Who answers the single-turn methods (direct, cot, sc): the policy GGUF (default) or the
+   * executor endpoint in context — the paper's baselines are the executor answering alone.
+   */
+  readonly answerer: "policy" | "executor";
 }
 
 /** One sampled answer, before scoring against the golden answers. */
@@ -60,6 +69,8 @@ export interface MethodDefinition {
   readonly defaultSamples?: number;
   /** Sampling temperature when the caller does not say (default: 0 for one sample, else 1). */
   readonly defaultTemperature?: number;
+  /** Turns per episode when the caller does not say (default 8). */
+  readonly defaultMaxTurns?: number;
   /**
    * Answer one task with `settings.samples` samples. Sampling failures belong in a sample's
    * `error` (the sample is scored 0 and counted); fail only when the method cannot run at all.
@@ -92,7 +103,63 @@ export const cotPrompt = (question: string): string =>
   "final answer, a few words at most, between <answer> and </answer>. For example, " +
   `<think> ... </think> <answer> Beijing </answer>.\nQuestion: ${question}`;
 
-const errorText = (error: PolicyError | ContextOverflowError): string => `${error._tag}: ${error.message}`;
+const errorText = (error: PolicyError | ContextOverflowError | ExecutorError): string =>
+  `${error._tag}: ${error.message}`;
+
+const failedSample = (error: string): SampleOutput => ({
+  text: "",
+  prediction: null,
+  format: 0,
+  turns: 0,
+  tokens: 0,
+  operatorCalls: {},
+  finishReason: "error",
+  error,
+});
+
+/** The same single-turn answers from the executor endpoint in context (chat completions). */
+const sampleOnExecutor = (
+  prompt: string,
+  settings: MethodSettings,
+  formatValid: (text: string) => boolean,
+): Effect.Effect<SampleOutput[], never> =>
+  Effect.gen(function* () {
+    const executor = yield* Effect.serviceOption(Executor);
+    if (Option.isNone(executor))
+      return Array.from({ length: settings.samples }, () =>
+        failedSample("no executor endpoint: answering on the executor needs --executor-url"),
+      );
+    const one = () =>
+      executor.value
+        .complete({
+          messages: [{ role: "user", content: prompt }],
+          temperature: settings.temperature,
+          maxTokens: settings.maxTokens,
+          stop: ["</answer>"],
+        })
+        .pipe(
+          Effect.map((completion): SampleOutput => {
+            // Servers drop the stop string; put it back so the answer parses as the policy's does.
+            const text =
+              completion.text.includes("<answer>") && !completion.text.includes("</answer>")
+                ? `${completion.text}</answer>`
+                : completion.text;
+            return {
+              text,
+              prediction: extractAnswer(text),
+              format: formatValid(text) ? 1 : 0,
+              turns: 1,
+              tokens: 0,
+              operatorCalls: {},
+              finishReason: completion.finishReason,
+            };
+          }),
+          Effect.catch((error) => Effect.succeed(failedSample(errorText(error)))),
+        );
+    return yield* Effect.forEach(Array.from({ length: settings.samples }), one, {
+      concurrency: settings.concurrency,
+    });
+  });
 
 /**
  * Sample `settings.samples` single-turn answers to one user prompt, concurrently (the policy
@@ -105,6 +172,7 @@ export const sampleSingleTurn = (
   formatValid: (text: string) => boolean,
 ): Effect.Effect<SampleOutput[], never, Policy> =>
   Effect.gen(function* () {
+    if (settings.answerer === "executor") return yield* sampleOnExecutor(prompt, settings, formatValid);
     const policy: PolicyShape = yield* Policy;
     const promptTokens = policy.renderChat([{ role: "user", content: prompt }], {
       addGenerationPrompt: true,
@@ -135,18 +203,7 @@ export const sampleSingleTurn = (
             finishReason: generation.finishReason,
           };
         }),
-        Effect.catch((error) =>
-          Effect.succeed<SampleOutput>({
-            text: "",
-            prediction: null,
-            format: 0,
-            turns: 0,
-            tokens: 0,
-            operatorCalls: {},
-            finishReason: "error",
-            error: errorText(error),
-          }),
-        ),
+        Effect.catch((error) => Effect.succeed(failedSample(errorText(error)))),
       );
     return yield* Effect.forEach(
       Array.from({ length: settings.samples }, (_, i) => i),

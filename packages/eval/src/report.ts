@@ -114,6 +114,21 @@ export const renderMarkdown = (report: EvalReport): string => {
   const config = Object.entries(report.config)
     .map(([k, v]) => `- ${k}: \`${JSON.stringify(v)}\``)
     .join("\n");
+  const failing = report.summaries.filter((s) => (s.errorMessages ?? []).length > 0);
+  const errors =
+    failing.length === 0
+      ? []
+      : [
+          "## Errors",
+          "",
+          "Samples that failed (scored 0); the results file holds each sample's message.",
+          "",
+          ...failing.flatMap((s) => [
+            `- ${s.benchmark} / ${s.method}: ${s.errors} question(s) failed entirely`,
+            ...(s.errorMessages ?? []).map((m) => `  - \`${m.replace(/`/g, "'")}\``),
+          ]),
+          "",
+        ];
   return [
     "# Evaluation",
     "",
@@ -128,6 +143,7 @@ export const renderMarkdown = (report: EvalReport): string => {
     "",
     details.join("\n\n"),
     "",
+    ...errors,
     "## Config",
     "",
     config,

@@ -8,9 +8,13 @@ import { Effect } from "effect";
 import { ResultsFileError } from "./errors.js";
 import type { QuestionResult } from "./results.js";
 
-/** The identity of a result: a re-run skips a question whose key is already in the file. */
-export const resultKey = (r: Pick<QuestionResult, "benchmark" | "method" | "taskId">): string =>
-  `${r.benchmark}\u0000${r.method}\u0000${r.taskId}`;
+/**
+ * The identity of a result: a re-run skips a question whose key is already in the file. The
+ * `configKey` (model, method, sampling settings, …; see `evaluationKey`) keeps another model's or
+ * another setting's answers from being reported under this run's name.
+ */
+export const resultKey = (r: Pick<QuestionResult, "benchmark" | "method" | "taskId" | "configKey">): string =>
+  `${r.benchmark}\u0000${r.method}\u0000${r.taskId}\u0000${r.configKey ?? ""}`;
 
 const requiredFields = ["benchmark", "method", "taskId", "em", "subEm", "f1", "samples"] as const;
 

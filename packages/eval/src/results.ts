@@ -26,6 +26,8 @@ export interface SampleResult {
   readonly operatorCalls: Readonly<Record<string, number>>;
   readonly finishReason: string;
   readonly error?: string;
+  /** Everything the model wrote for this answer (all turns), as sampled. */
+  readonly text?: string;
 }
 
 /** Everything recorded for one question of one benchmark under one method (one jsonl line). */
@@ -47,6 +49,13 @@ export interface QuestionResult {
   readonly operatorCalls: Readonly<Record<string, number>>;
   readonly samples: ReadonlyArray<SampleResult>;
   readonly elapsedMs: number;
+  /**
+   * What determined the answer (model file, method, sampling settings, operators…), hashed: a
+   * re-run reuses a result only under the same key. See `evaluationKey`.
+   */
+  readonly configKey?: string;
+  /** Every sample failed with an error: kept for the record, retried by the next run. */
+  readonly failed?: boolean;
 }
 
 /** Aggregated scores of one method on one benchmark. */
@@ -70,6 +79,8 @@ export interface BenchmarkSummary {
   readonly meanAtK: number;
   /** Questions whose samples all failed with an error (scored 0). */
   readonly errors: number;
+  /** The distinct error messages of failed samples (at most 5), for the console and the report. */
+  readonly errorMessages: ReadonlyArray<string>;
 }
 
 const sampleAverage = (samples: ReadonlyArray<SampleResult>, pick: (s: SampleResult) => number): number =>
@@ -137,6 +148,9 @@ export const summarize = (
       results.length === 0 ? Number.NaN : mean(results.map((r) => sampleAverage(r.samples, (s) => s.em))),
     errors: results.filter((r) => r.samples.length > 0 && r.samples.every((s) => s.error !== undefined))
       .length,
+    errorMessages: [
+      ...new Set(results.flatMap((r) => r.samples.flatMap((s) => (s.error === undefined ? [] : [s.error])))),
+    ].slice(0, 5),
   };
 };
 

@@ -2,6 +2,7 @@
  * The benchmark runner: every selected question of every benchmark, answered by each method,
  * scored, appended to a resumable results file, and summarised into a report.
  */
+import { createHash } from "node:crypto";
 import type { Policy, Task } from "@workflow-r1/core";
 import { Effect, Semaphore } from "effect";
 import { EvaluationError, type ResultsFileError } from "./errors.js";
@@ -54,8 +55,12 @@ export interface EvaluateOptions {
   readonly concurrency?: number;
   /** Tokens per turn (default 512). */
   readonly maxTokens?: number;
-  /** Turns per episode for agent methods (default 8). */
+  /** Turns per episode for agent methods (default: the method's, else 8; workflow: 21). */
   readonly maxTurns?: number;
+  /** Tokens per episode for agent methods, observations included (default 8192, the authors' limit). */
+  readonly maxEpisodeTokens?: number;
+  /** Who answers direct / cot / sc: the policy (default) or the executor endpoint in context. */
+  readonly answerer?: "policy" | "executor";
   /** Default: the method's, else 0 (greedy) for one sample and 1 for several. */
   readonly temperature?: number;
   readonly topP?: number;
@@ -64,11 +69,18 @@ export interface EvaluateOptions {
   readonly bootstrap?: BootstrapOptions;
   /** Extra settings to record in the report (model path, executor URL, …). */
   readonly config?: Readonly<Record<string, unknown>>;
+  /**
+   * What else determines an answer besides the method and its settings (e.g. the model file's
+   * fingerprint, the executor's model, the operator set): part of every result's `configKey`.
+   */
+  readonly identity?: Readonly<Record<string, unknown>>;
   readonly onProgress?: (event: ProgressEvent) => void;
 }
 
 export interface EvalRun {
   readonly report: EvalReport;
+  /** Questions whose every sample failed with an error (recorded, retried by the next run). */
+  readonly failed: number;
   /** Results of the selected questions, in benchmark, method, question order. */
   readonly results: ReadonlyArray<QuestionResult>;
   /** Questions scored in this run. */
@@ -90,12 +102,14 @@ export const methodSettings = (definition: MethodDefinition, options: EvaluateOp
   return {
     samples,
     maxTokens: options.maxTokens ?? 512,
-    maxTurns: options.maxTurns ?? 8,
+    maxTurns: options.maxTurns ?? definition.defaultMaxTurns ?? 8,
+    maxEpisodeTokens: options.maxEpisodeTokens ?? 8192,
     temperature: options.temperature ?? definition.defaultTemperature ?? (samples > 1 ? 1 : 0),
     topP: options.topP ?? 1,
     topK: options.topK ?? 0,
     seed: options.seed ?? 0,
     concurrency: Math.max(1, Math.min(samples, options.concurrency ?? 4)),
+    answerer: options.answerer ?? "policy",
   };
 };
 
@@ -117,6 +131,7 @@ export const scoreQuestion = (
     operatorCalls: s.operatorCalls,
     finishReason: s.finishReason,
     ...(s.error === undefined ? {} : { error: s.error }),
+    text: s.text,
   }));
   const averaged = averageSamples(samples);
   const base = {
@@ -141,6 +156,25 @@ export const scoreQuestion = (
     };
   }
   return { ...base, prediction: samples[0]?.prediction ?? null, ...averaged };
+};
+
+/**
+ * The key of every result of one method under these options: a hash of the identity (model
+ * fingerprint, executor model, operators…), the method and its settings (samples, temperature,
+ * top-p/k, seed, token and turn limits). Concurrency is left out: it does not change answers.
+ */
+export const evaluationKey = (
+  method: string,
+  settings: MethodSettings,
+  identity: Readonly<Record<string, unknown>> = {},
+): string => {
+  const { concurrency: _concurrency, ...answering } = settings;
+  const canonical = JSON.stringify({ identity, method, settings: answering }, (_key, value) =>
+    value && typeof value === "object" && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => a.localeCompare(b)))
+      : value,
+  );
+  return createHash("sha256").update(canonical).digest("hex").slice(0, 16);
 };
 
 const allFailed = (result: QuestionResult): boolean =>
@@ -184,10 +218,12 @@ export const evaluate = (
         const definition = definitions[m]!;
         const settings = methodSettings(definition, options);
         settingsByMethod[method] = settings;
+        const configKey = evaluationKey(method, settings, options.identity);
         const done: Array<QuestionResult | undefined> = tasks.map((task) => {
-          const hit = known.get(resultKey({ benchmark: benchmark.name, method, taskId: task.id }));
-          // A record made with another number of samples answers a different question: re-score.
-          return hit && hit.samples.length === settings.samples ? hit : undefined;
+          const hit = known.get(resultKey({ benchmark: benchmark.name, method, taskId: task.id, configKey }));
+          // A failed question is retried; a record made with another number of samples answers a
+          // different question: re-score.
+          return hit && !hit.failed && hit.samples.length === settings.samples ? hit : undefined;
         });
         const skipped = done.filter((r) => r !== undefined).length;
         resumed += skipped;
@@ -206,8 +242,20 @@ export const evaluate = (
             Effect.gen(function* () {
               const started = performance.now();
               const output = yield* definition.run(task, settings);
-              const result = scoreQuestion(benchmark.name, method, task, output, performance.now() - started);
-              if (options.resultsFile && !allFailed(result))
+              const scoredResult = scoreQuestion(
+                benchmark.name,
+                method,
+                task,
+                output,
+                performance.now() - started,
+              );
+              const result: QuestionResult = {
+                ...scoredResult,
+                configKey,
+                ...(allFailed(scoredResult) && { failed: true }),
+              };
+              // Failed questions are written too (with their error messages), and retried next run.
+              if (options.resultsFile)
                 yield* writeLock.withPermits(1)(appendResult(options.resultsFile, result));
               done[index] = result;
               scored++;
@@ -246,5 +294,5 @@ export const evaluate = (
       createdAt: new Date().toISOString(),
       summaries,
     };
-    return { report, results, scored, resumed };
+    return { report, results, scored, resumed, failed: results.filter(allFailed).length };
   });

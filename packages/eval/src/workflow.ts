@@ -54,6 +54,8 @@ export const workflowFormatValid = (
 
 export const workflowMethod: MethodDefinition = {
   description: "the Workflow-R1 agent: think, call operators, answer, in the Environment from context",
+  // The authors' limits: 20 operator calls, so 21 assistant turns, and 8,192 tokens an episode.
+  defaultMaxTurns: 21,
   run: (task, settings) =>
     Effect.gen(function* () {
       const environment = yield* Effect.serviceOption(Environment);
@@ -73,7 +75,7 @@ export const workflowMethod: MethodDefinition = {
           groupSize: 1,
           maxConcurrentEpisodes: 1,
           maxTurns: settings.maxTurns,
-          maxTokens: settings.maxTokens * settings.maxTurns,
+          maxTokens: settings.maxEpisodeTokens,
           maxTokensPerTurn: settings.maxTokens,
           sampling: {
             temperature: settings.temperature,

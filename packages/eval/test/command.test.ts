@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -78,7 +78,20 @@ describe("evalCommand", () => {
     expect(first.run.report.summaries[0]!.em.mean).toBe(0.5);
     const lines = log.text().trim().split("\n");
     expect(lines[0]).toBe("[eval] toy/direct 0/10");
-    expect(lines.at(-1)).toMatch(/^\[eval\] toy\/direct 10\/10 EM 50\.0 F1 50\.0 \(10 new\)$/);
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^\[eval\] toy\/direct 10\/10 EM 50\.0 F1 50\.0 \(10 new\)$/),
+    );
+    // Where everything went, and the summary.
+    expect(lines).toContain(`eval: results ${first.files.results}`);
+    expect(lines).toContain(
+      `eval: reports ${first.files.json}, ${first.files.markdown}, ${first.files.html}`,
+    );
+    expect(lines).toContain("eval: toy / direct: EM 50.0 F1 50.0 over 10 questions");
+    // Each sample's raw output is kept.
+    const saved = JSON.parse((await readFile(first.files.results, "utf8")).split("\n")[0]!);
+    expect(typeof saved.samples[0].text).toBe("string");
+    expect(saved.samples[0].text.length).toBeGreaterThan(0);
+    expect(saved.configKey).toMatch(/^[0-9a-f]{16}$/);
     expect((await readFile(first.files.results, "utf8")).trim().split("\n")).toHaveLength(10);
     const json = JSON.parse(await readFile(first.files.json, "utf8"));
     expect(json.config.model).toBe("m.gguf");
@@ -93,6 +106,51 @@ describe("evalCommand", () => {
     expect(second.run.scored).toBe(0);
     expect(d.calls()).toBe(10);
     expect(again.text()).toContain("toy/direct 10/10 (10 resumed from the results file)");
+  });
+
+  it("reuses results only for the same model and settings", async () => {
+    const out = join(dir, "keys");
+    const d = deps();
+    const base = {
+      data: "/nowhere",
+      benchmarks: "toy",
+      method: "direct",
+      out,
+      limit: 4,
+      progress: "none" as const,
+    };
+    const modelA = join(dir, "a.gguf");
+    const modelB = join(dir, "b.gguf");
+    await writeFile(modelA, "GGUF model A");
+    await writeFile(modelB, "GGUF model B, another policy");
+    await Effect.runPromise(evalCommand({ ...base, model: modelA }, d));
+    expect(d.calls()).toBe(4);
+    // Same model and settings: reused.
+    expect((await Effect.runPromise(evalCommand({ ...base, model: modelA }, d))).run.resumed).toBe(4);
+    expect(d.calls()).toBe(4);
+    // Another model file, or another temperature: answered again.
+    expect((await Effect.runPromise(evalCommand({ ...base, model: modelB }, d))).run.scored).toBe(4);
+    expect(
+      (await Effect.runPromise(evalCommand({ ...base, model: modelA, temperature: 0.7 }, d))).run.scored,
+    ).toBe(4);
+    expect(d.calls()).toBe(12);
+    // The same path with new contents (a retrained policy) is another model.
+    await writeFile(modelA, "GGUF model A, retrained");
+    expect((await Effect.runPromise(evalCommand({ ...base, model: modelA }, d))).run.scored).toBe(4);
+  });
+
+  it("names a missing --model, and refuses an empty selection", async () => {
+    await expect(
+      Effect.runPromise(evalCommand({ data: "/x", method: "direct", out: join(dir, "o") } as never, deps())),
+    ).rejects.toThrow(/--model is required: the policy GGUF/);
+    await expect(
+      Effect.runPromise(
+        evalCommand(
+          { data: "/x", method: "direct", model: "m.gguf", out: join(dir, "o2"), progress: "none" },
+          { ...deps(), loadBenchmarks: () => Effect.succeed([{ name: "empty", tasks: [] }]) },
+        ),
+      ),
+    ).rejects.toThrow(/no questions to evaluate in empty/);
   });
 
   it("requires a method", async () => {

@@ -155,7 +155,7 @@ describe("evaluate (scripted policy)", () => {
     expect(String(Exit.isFailure(exit) ? exit.cause : "")).toMatch(/results\.jsonl:2: not valid JSON/);
   });
 
-  it("records sampling failures as errors, never as scored answers, and does not persist them", async () => {
+  it("records sampling failures as errors with their message, persists them as failed and retries them", async () => {
     const resultsFile = join(dir, "results.jsonl");
     const { results, report } = await run({ benchmarks: [bench], method: "direct", resultsFile }, (p) =>
       p.includes("planet") ? new Error("decode failed") : script(p),
@@ -164,8 +164,16 @@ describe("evaluate (scripted policy)", () => {
     expect(failed.samples[0]!.error).toMatch(/PolicyError: decode failed/);
     expect(failed.em).toBe(0);
     expect(report.summaries[0]!.errors).toBe(1);
+    expect(report.summaries[0]!.errorMessages).toEqual([expect.stringMatching(/PolicyError: decode failed/)]);
     const saved = await Effect.runPromise(readResults(resultsFile));
-    expect(saved.map((r) => r.taskId).sort()).toEqual(["q0", "q2", "q3"]);
+    expect(saved.map((r) => r.taskId).sort()).toEqual(["q0", "q1", "q2", "q3"]);
+    const record = saved.find((r) => r.taskId === "q1")!;
+    expect(record.failed).toBe(true);
+    expect(record.samples[0]!.error).toMatch(/decode failed/);
+    // The next run retries the failed question only.
+    const again = await run({ benchmarks: [bench], method: "direct", resultsFile }, script);
+    expect(again.scored).toBe(1);
+    expect(again.resumed).toBe(3);
   });
 
   it("fails with a typed error for an unknown method or bad options", async () => {

@@ -13,6 +13,18 @@ const int = (value: string) => {
   return n;
 };
 
+const positiveInt = (value: string) => {
+  const n = int(value);
+  if (n < 1) throw new InvalidArgumentError(`expected a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+};
+const nonNegative = (value: string) => {
+  const n = Number(value);
+  if (value.trim() === "" || !(n >= 0))
+    throw new InvalidArgumentError(`expected a number ≥ 0, got ${JSON.stringify(value)}`);
+  return n;
+};
+
 /** `--episodes 0,3,7`: checked to be non-negative integers, passed on as given. */
 const indexList = (value: string) => {
   for (const part of value.split(",")) {
@@ -139,16 +151,57 @@ program
   .description("Evaluate a policy on QA benchmarks (EM, sub-EM, F1) with a resumable results file.")
   .requiredOption("--data <dir>", "directory with FlashRAG jsonl benchmark files")
   .option("--benchmarks <list>", "comma-separated benchmarks (default: all present)")
-  .option("--method <name>", "direct | cot | sc | workflow", "workflow")
-  .option("--model <path>", "policy GGUF")
+  .option("--method <list>", "direct | cot | sc | workflow (comma-separated for several)", "workflow")
+  .option("--model <path>", "policy GGUF (path or hf: URI); required unless --answerer executor")
+  .option(
+    "--answerer <who>",
+    "who answers direct/cot/sc: policy (default) or executor (the baselines of the paper)",
+  )
   .option("--executor-url <url>", "OpenAI-compatible executor endpoint (or WORKFLOW_R1_EXECUTOR_URL)")
   .option("--executor-model <name>", "model name sent to the executor (or WORKFLOW_R1_EXECUTOR_MODEL)")
+  .option(
+    "--operators <list>",
+    "operators of the workflow agent (default: the paper's seven; add Search to opt in)",
+  )
+  .option("--operator-budget <n>", "operator calls per episode (default 20)", int)
   .option("--corpus <file>", "FlashRAG corpus jsonl for the Search operator (BM25)")
   .option("--retriever-url <url>", "retrieval server for the Search operator (POST /retrieve)")
-  .option("--limit <n>", "questions per benchmark", int)
-  .option("--samples <k>", "samples per question", int)
+  .option("--limit <n>", "questions per benchmark", positiveInt)
+  .option("--samples <k>", "samples per question", positiveInt)
+  .option(
+    "--temperature <t>",
+    "sampling temperature (default: 0 for one sample, the method's otherwise)",
+    nonNegative,
+  )
+  .option("--seed <n>", "base seed of the samples (default 0)", int)
+  .option("--max-tokens <n>", "tokens per turn (default 512)", positiveInt)
+  .option("--max-turns <n>", "turns per episode (default: workflow 21, the authors' limit)", positiveInt)
+  .option(
+    "--max-episode-tokens <n>",
+    "tokens per workflow episode, observations included (default 8192)",
+    positiveInt,
+  )
+  .option("--concurrency <n>", "questions in flight (default 4)", positiveInt)
+  .option("--threads <n>", "CPU threads of the policy (default: all available cores)", positiveInt)
+  .option("--context-size <n>", "context per sequence of the policy (default 2048)", positiveInt)
+  .option("--gpu <device>", "auto | cuda | vulkan | false (default auto)")
+  .option("--train-run <dir>", "the training run whose questions are refused (default: the --model's folder)")
+  .option("--allow-train-overlap", "evaluate trained-on datasets whole anyway (flagged in the report)")
   .option("--out <dir>", "output directory", "runs/eval")
   .action(async (options) => {
     const { runEvalCommand } = await import("@workflow-r1/eval");
-    await runEvalCommand(options).catch(fail);
+    if (options.answerer !== undefined && options.answerer !== "policy" && options.answerer !== "executor")
+      fail(
+        new InvalidArgumentError(
+          `--answerer expects policy or executor, got ${JSON.stringify(options.answerer)}`,
+        ),
+      );
+    const gpu = options.gpu;
+    if (gpu !== undefined && !["auto", "cuda", "vulkan", "false"].includes(gpu))
+      fail(new InvalidArgumentError(`--gpu expects auto, cuda, vulkan or false, got ${JSON.stringify(gpu)}`));
+    await runEvalCommand({
+      ...options,
+      ...(gpu !== undefined && { gpu: gpu === "false" ? false : gpu }),
+      allowTrainOverlap: Boolean(options.allowTrainOverlap),
+    }).catch(fail);
   });
