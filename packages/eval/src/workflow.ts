@@ -18,8 +18,11 @@ export const episodeSample = (trajectory: Trajectory): SampleOutput => {
   const observations = trajectory.turns.flatMap((t) => (t.observation === undefined ? [] : [t.observation]));
   const operatorCalls: Record<string, number> = {};
   for (const turn of trajectory.turns)
-    for (const call of turn.operatorCalls)
+    for (const call of turn.operatorCalls) {
       operatorCalls[call.operator] = (operatorCalls[call.operator] ?? 0) + 1;
+      // Failed operator calls (executor outages, …) get their own column in the report.
+      if (call.error !== undefined) operatorCalls["failed"] = (operatorCalls["failed"] ?? 0) + 1;
+    }
   return {
     text: actions.join("\n"),
     prediction: extractAnswer(actions.at(-1) ?? ""),

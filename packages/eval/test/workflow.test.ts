@@ -89,3 +89,37 @@ describe("workflow method (scripted policy, real HTTP executor)", () => {
     ).rejects.toThrow(/method workflow needs an Environment/);
   });
 });
+
+describe("episodeSample", () => {
+  it("counts failed operator calls (executor outages) in their own column", async () => {
+    const { TrajectoryBuilder } = await import("@workflow-r1/core");
+    const { episodeSample } = await import("../src/index.js");
+    const b = new TrajectoryBuilder([1]);
+    b.appendSampled([2], [-1]);
+    const t = b.build({
+      reward: 0,
+      rewardParts: {},
+      groupId: "g",
+      taskId: "t",
+      finishReason: "answer",
+      turns: [
+        {
+          action: "<think>a</think><tool>Review: x</tool>",
+          observation: "Error: operator Review failed: HTTP 500",
+          operatorCalls: [{ operator: "Review", input: "x", output: "", latencyMs: 1, error: "HTTP 500" }],
+          sampledTokens: 1,
+          sampleMs: 1,
+          envMs: 1,
+        },
+        {
+          action: "<think>b</think><answer>Paris</answer>",
+          operatorCalls: [],
+          sampledTokens: 1,
+          sampleMs: 1,
+          envMs: 0,
+        },
+      ],
+    });
+    expect(episodeSample(t).operatorCalls).toEqual({ Review: 1, failed: 1 });
+  });
+});
