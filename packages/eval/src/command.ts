@@ -33,7 +33,7 @@ import { LlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect, Layer } from "effect";
 import { selectBenchmarks } from "./benchmarks.js";
 import { EvaluationError } from "./errors.js";
-import { modelFingerprint, trainingSetOf } from "./identity.js";
+import { modelFingerprint, trainedContextSize, trainingSetOf } from "./identity.js";
 import { createEvalProgress, type ProgressMode } from "./progress.js";
 import { type ReportFiles, writeReports } from "./report.js";
 import { type Benchmark, type EvalRun, evaluate } from "./runner.js";
@@ -80,7 +80,10 @@ export interface EvalCommandOptions {
   readonly maxTurns?: number;
   readonly temperature?: number;
   readonly seed?: number;
-  /** Context size per sequence of the policy (default: the policy package's, 2048). */
+  /**
+   * Context size per sequence of the policy (default: the training run's `model.contextSize` when
+   * the model comes from one, else 2048).
+   */
   readonly contextSize?: number;
   /** `false` = CPU only (default `"auto"`). */
   readonly gpu?: "auto" | "cuda" | "vulkan" | false;
@@ -127,10 +130,15 @@ export const evalCommand = (
     // The environment fills what the flags leave out (as `eval --help` says).
     const executorUrl = options0.executorUrl || process.env["WORKFLOW_R1_EXECUTOR_URL"] || undefined;
     const executorModel = options0.executorModel || process.env["WORKFLOW_R1_EXECUTOR_MODEL"] || undefined;
+    // A trained policy runs with its training run's context size unless --context-size is given.
+    const contextSize =
+      options0.contextSize ??
+      (options0.answerer === "executor" ? undefined : trainedContextSize(options0.model, options0.trainRun));
     const options: EvalCommandOptions = {
       ...options0,
       ...(executorUrl !== undefined && { executorUrl }),
       ...(executorModel !== undefined && { executorModel }),
+      ...(contextSize !== undefined && { contextSize }),
     };
     const log = (line: string) => (options.stream ?? process.stderr).write(`${line}\n`);
     const methods = splitList(options.method);
@@ -191,7 +199,9 @@ export const evalCommand = (
           message:
             benchmarks.length === 0
               ? `${options.data}: no benchmark to evaluate`
-              : `no questions to evaluate in ${empty.map((b) => b.name).join(", ")}`,
+              : `no questions to evaluate: ${empty
+                  .map((b) => (b.file === undefined ? b.name : `${b.name} (${b.file})`))
+                  .join(", ")} ${empty.length === 1 ? "has" : "have"} none`,
           field: "benchmarks",
         }),
       );
@@ -260,6 +270,13 @@ export const evalCommand = (
         modelFingerprint: identity.model,
         executorUrl: options.executorUrl ?? null,
         executorModel: options.executorModel ?? null,
+        ...(answerer === "policy" && {
+          policy: {
+            threads: options.threads ?? availableParallelism(),
+            contextSize: options.contextSize ?? DEFAULT_CONTEXT_SIZE,
+            gpu: options.gpu ?? "auto",
+          },
+        }),
         data: options.data,
         ...(training !== undefined && {
           trainRun: training.run,
@@ -281,12 +298,19 @@ export const evalCommand = (
           (s.errors > 0 ? `; ${s.errors} failed` : ""),
       );
     log(
-      `eval: ${run.scored} question(s) answered now, ${run.resumed} reused from ${resultsFile} (same model and settings)`,
+      `eval: ${run.scored} question(s) answered now, ${run.resumed} reused from ${resultsFile} (same model and settings)` +
+        (run.stale > 0
+          ? `; ${run.stale} earlier answer(s) there came from another model or settings and were ignored`
+          : ""),
     );
-    const messages = [...new Set(run.report.summaries.flatMap((s) => s.errorMessages))];
+    const messages = [...new Set(run.report.summaries.flatMap((s) => s.errorMessages))].map(oneLine);
     if (run.failed > 0) {
       log(`eval: ${run.failed} question(s) failed; errors:`);
       for (const message of messages.slice(0, 5)) log(`  - ${message}`);
+      if (messages.some((m) => m.startsWith("ContextOverflowError")))
+        log(
+          `eval: the prompt does not fit the policy's context (${options.contextSize ?? DEFAULT_CONTEXT_SIZE} tokens per sequence): raise --context-size`,
+        );
     }
     log(`eval: results ${resultsFile}`);
     log(`eval: reports ${files.json}, ${files.markdown}, ${files.html}`);
@@ -298,6 +322,15 @@ export const evalCommand = (
       );
     return { run, files: { ...files, results: resultsFile } };
   });
+
+/** The policy's context per sequence when neither --context-size nor a training run says. */
+export const DEFAULT_CONTEXT_SIZE = 2048;
+
+/** A message on one line (the CLI prints an error as one line), at most 300 characters. */
+const oneLine = (message: string): string => {
+  const flat = message.replace(/\s+/g, " ").trim();
+  return flat.length > 300 ? `${flat.slice(0, 299)}…` : flat;
+};
 
 /** The policy when the executor answers: any use is a bug, said clearly. */
 const noPolicyLayer: Layer.Layer<Policy> = Layer.succeed(
@@ -352,7 +385,7 @@ export const defaultEvalCommandDeps: EvalCommandDeps = {
     return LlamaCppPolicy.layer({
       modelPath: options.model ?? "",
       sequences,
-      ...(options.contextSize === undefined ? {} : { contextSize: options.contextSize }),
+      contextSize: options.contextSize ?? DEFAULT_CONTEXT_SIZE,
       ...(options.gpu === undefined ? {} : { gpu: options.gpu }),
       // All cores by default: node-llama-cpp's own default (4) oversubscribes small machines.
       threads: options.threads ?? availableParallelism(),

@@ -72,3 +72,22 @@ export const trainingSetOf = (model: string | undefined, runDir?: string): Train
   // A full file name (`hotpotqa/dev`) trains on its dataset.
   return { run: dir, datasets: datasets.map((d) => d.split("/")[0]!), heldOutFraction: fraction };
 };
+
+/**
+ * The policy's context size in the training run that produced `model` (`model.contextSize` of the
+ * `config.json` beside it, or in `runDir`): eval runs a trained policy as it was trained unless
+ * `--context-size` says otherwise. Undefined when there is no such run.
+ */
+export const trainedContextSize = (model: string | undefined, runDir?: string): number | undefined => {
+  const dir = runDir ?? (model === undefined ? undefined : dirname(model));
+  if (dir === undefined) return undefined;
+  const file = join(dir, "config.json");
+  if (!existsSync(file)) return undefined;
+  try {
+    const size = (JSON.parse(readFileSync(file, "utf8")) as { model?: { contextSize?: unknown } }).model
+      ?.contextSize;
+    return typeof size === "number" && Number.isInteger(size) && size > 0 ? size : undefined;
+  } catch {
+    return undefined;
+  }
+};

@@ -87,6 +87,11 @@ export interface EvalRun {
   readonly scored: number;
   /** Questions taken from the results file. */
   readonly resumed: number;
+  /**
+   * Questions the results file answers only under another key (another model, method setting,
+   * executor model…): ignored, and answered again.
+   */
+  readonly stale: number;
 }
 
 const positiveInteger = (value: number | undefined, field: string): Effect.Effect<void, EvaluationError> =>
@@ -177,6 +182,23 @@ export const evaluationKey = (
   return createHash("sha256").update(canonical).digest("hex").slice(0, 16);
 };
 
+/** A method that died with a defect (a thrown exception) on one question: every sample failed. */
+const crashedOutput = (defect: unknown, samples: number): MethodOutput => {
+  const message = defect instanceof Error ? `${defect.name}: ${defect.message}` : String(defect);
+  return {
+    samples: Array.from({ length: samples }, () => ({
+      text: "",
+      prediction: null,
+      format: 0,
+      turns: 0,
+      tokens: 0,
+      operatorCalls: {},
+      finishReason: "error",
+      error: `crashed: ${message}`,
+    })),
+  };
+};
+
 const allFailed = (result: QuestionResult): boolean =>
   result.samples.length > 0 && result.samples.every((s) => s.error !== undefined);
 
@@ -204,6 +226,8 @@ export const evaluate = (
 
     const previous = options.resultsFile ? yield* readResults(options.resultsFile, { repair: true }) : [];
     const known = new Map(previous.map((r) => [resultKey(r), r]));
+    // Questions with a record under any key: those not reused were answered under another one.
+    const anyKey = new Set(previous.map((r) => resultKey({ ...r, configKey: "" })));
     const writeLock = yield* Semaphore.make(1);
 
     const results: QuestionResult[] = [];
@@ -211,6 +235,7 @@ export const evaluate = (
     const settingsByMethod: Record<string, MethodSettings> = {};
     let scored = 0;
     let resumed = 0;
+    let stale = 0;
 
     for (const benchmark of options.benchmarks) {
       const tasks = options.limit === undefined ? benchmark.tasks : benchmark.tasks.slice(0, options.limit);
@@ -227,6 +252,12 @@ export const evaluate = (
         });
         const skipped = done.filter((r) => r !== undefined).length;
         resumed += skipped;
+        stale += tasks.filter(
+          (task, index) =>
+            done[index] === undefined &&
+            anyKey.has(resultKey({ benchmark: benchmark.name, method, taskId: task.id, configKey: "" })) &&
+            !known.has(resultKey({ benchmark: benchmark.name, method, taskId: task.id, configKey })),
+        ).length;
         let finished = skipped;
         options.onProgress?.({
           benchmark: benchmark.name,
@@ -241,7 +272,12 @@ export const evaluate = (
           ({ task, index }) =>
             Effect.gen(function* () {
               const started = performance.now();
-              const output = yield* definition.run(task, settings);
+              // A thrown exception fails this question (recorded with its message), not the run.
+              const output = yield* definition
+                .run(task, settings)
+                .pipe(
+                  Effect.catchDefect((defect) => Effect.succeed(crashedOutput(defect, settings.samples))),
+                );
               const scoredResult = scoreQuestion(
                 benchmark.name,
                 method,
@@ -294,5 +330,5 @@ export const evaluate = (
       createdAt: new Date().toISOString(),
       summaries,
     };
-    return { report, results, scored, resumed, failed: results.filter(allFailed).length };
+    return { report, results, scored, resumed, stale, failed: results.filter(allFailed).length };
   });

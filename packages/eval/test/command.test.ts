@@ -1,5 +1,5 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { Effect } from "effect";
@@ -128,8 +128,9 @@ describe("evalCommand", () => {
     // Same model and settings: reused.
     expect((await Effect.runPromise(evalCommand({ ...base, model: modelA }, d))).run.resumed).toBe(4);
     expect(d.calls()).toBe(4);
-    // Another model file, or another temperature: answered again.
-    expect((await Effect.runPromise(evalCommand({ ...base, model: modelB }, d))).run.scored).toBe(4);
+    // Another model file, or another temperature: answered again, the old answers ignored.
+    const other = await Effect.runPromise(evalCommand({ ...base, model: modelB }, d));
+    expect([other.run.scored, other.run.resumed, other.run.stale]).toEqual([4, 0, 4]);
     expect(
       (await Effect.runPromise(evalCommand({ ...base, model: modelA, temperature: 0.7 }, d))).run.scored,
     ).toBe(4);
@@ -137,6 +138,44 @@ describe("evalCommand", () => {
     // The same path with new contents (a retrained policy) is another model.
     await writeFile(modelA, "GGUF model A, retrained");
     expect((await Effect.runPromise(evalCommand({ ...base, model: modelA }, d))).run.scored).toBe(4);
+  });
+
+  it("runs the policy with all cores and its training run's context size unless told otherwise", async () => {
+    const seen: Array<{ threads?: number; contextSize?: number; gpu?: unknown }> = [];
+    const d = deps();
+    const spy: EvalCommandDeps = {
+      ...d,
+      policyLayer: (options) => {
+        seen.push({ threads: options.threads, contextSize: options.contextSize, gpu: options.gpu });
+        return d.policyLayer(options);
+      },
+    };
+    const base = { data: "/nowhere", method: "direct", limit: 1, progress: "none" as const };
+    const runDir = join(dir, "run");
+    await mkdir(runDir);
+    await writeFile(join(runDir, "policy.gguf"), "GGUF");
+    await writeFile(join(runDir, "config.json"), JSON.stringify({ model: { contextSize: 3072 } }));
+    const trained = await Effect.runPromise(
+      evalCommand({ ...base, model: join(runDir, "policy.gguf"), out: join(dir, "t") }, spy),
+    );
+    await Effect.runPromise(
+      evalCommand(
+        { ...base, model: join(runDir, "policy.gguf"), out: join(dir, "u"), contextSize: 512, threads: 1 },
+        spy,
+      ),
+    );
+    await Effect.runPromise(evalCommand({ ...base, model: "m.gguf", out: join(dir, "v") }, spy));
+    expect(seen).toEqual([
+      { threads: undefined, contextSize: 3072, gpu: undefined },
+      { threads: 1, contextSize: 512, gpu: undefined },
+      { threads: undefined, contextSize: undefined, gpu: undefined },
+    ]);
+    // The report says what the policy ran with (threads default to the available cores).
+    expect(trained.run.report.config["policy"]).toEqual({
+      threads: availableParallelism(),
+      contextSize: 3072,
+      gpu: "auto",
+    });
   });
 
   it("names a missing --model, and refuses an empty selection", async () => {
@@ -150,7 +189,7 @@ describe("evalCommand", () => {
           { ...deps(), loadBenchmarks: () => Effect.succeed([{ name: "empty", tasks: [] }]) },
         ),
       ),
-    ).rejects.toThrow(/no questions to evaluate in empty/);
+    ).rejects.toThrow(/no questions to evaluate: empty has none/);
   });
 
   it("requires a method", async () => {

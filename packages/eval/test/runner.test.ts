@@ -176,6 +176,46 @@ describe("evaluate (scripted policy)", () => {
     expect(again.resumed).toBe(3);
   });
 
+  it("records a policy that throws as a failed question with the exception's message, not a crashed run", async () => {
+    const resultsFile = join(dir, "results.jsonl");
+    const { results, report, failed } = await run(
+      { benchmarks: [bench], method: ["direct", "cot"], resultsFile },
+      (p) => {
+        if (p.includes("planet")) throw new RangeError("kv cache exhausted");
+        return script(p);
+      },
+    );
+    expect(failed).toBe(2);
+    for (const method of ["direct", "cot"]) {
+      const record = results.find((r) => r.taskId === "q1" && r.method === method)!;
+      expect(record.failed).toBe(true);
+      expect(record.samples[0]!.error).toBe("crashed: RangeError: kv cache exhausted");
+    }
+    expect(report.summaries.map((s) => [s.method, s.errors, s.errorMessages])).toEqual([
+      ["direct", 1, ["crashed: RangeError: kv cache exhausted"]],
+      ["cot", 1, ["crashed: RangeError: kv cache exhausted"]],
+    ]);
+    // The other questions were answered and everything is in the results file.
+    expect(results.filter((r) => !r.failed)).toHaveLength(6);
+    const saved = await Effect.runPromise(readResults(resultsFile));
+    expect(saved.filter((r) => r.failed).map((r) => r.samples[0]!.error)).toEqual([
+      "crashed: RangeError: kv cache exhausted",
+      "crashed: RangeError: kv cache exhausted",
+    ]);
+  });
+
+  it("counts earlier answers under another key as stale and answers those questions again", async () => {
+    const resultsFile = join(dir, "results.jsonl");
+    const options = { benchmarks: [bench], method: "direct", resultsFile };
+    await run({ ...options, identity: { model: "sha256:a" } });
+    const other = await run({ ...options, identity: { model: "sha256:b" } });
+    expect([other.scored, other.resumed, other.stale, other.calls]).toEqual([4, 0, 4, 4]);
+    const same = await run({ ...options, identity: { model: "sha256:b" } });
+    expect([same.scored, same.resumed, same.stale, same.calls]).toEqual([0, 4, 0, 0]);
+    const hotter = await run({ ...options, identity: { model: "sha256:b" }, temperature: 0.5 });
+    expect([hotter.scored, hotter.resumed, hotter.stale]).toEqual([4, 0, 4]);
+  });
+
   it("fails with a typed error for an unknown method or bad options", async () => {
     await expect(run({ benchmarks: [bench], method: "nope" })).rejects.toThrow(/unknown method "nope"/);
     await expect(run({ benchmarks: [bench], method: "direct", samples: 0 })).rejects.toThrow(

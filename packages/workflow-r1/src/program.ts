@@ -183,7 +183,11 @@ program
   )
   .option("--concurrency <n>", "questions in flight (default 4)", positiveInt)
   .option("--threads <n>", "CPU threads of the policy (default: all available cores)", positiveInt)
-  .option("--context-size <n>", "context per sequence of the policy (default 2048)", positiveInt)
+  .option(
+    "--context-size <n>",
+    "context per sequence of the policy (default: the training run's when --model is a run's policy, else 2048)",
+    positiveInt,
+  )
   .option("--gpu <device>", "auto | cuda | vulkan | false (default auto)")
   .option("--train-run <dir>", "the training run whose questions are refused (default: the --model's folder)")
   .option("--allow-train-overlap", "evaluate trained-on datasets whole anyway (flagged in the report)")
