@@ -7,11 +7,17 @@
  * most one torn record at the end; the reader yields every whole record and reports how many tail
  * bytes it ignored. Opening an existing log for append first truncates such a torn tail, so new
  * records never land behind garbage. Corruption inside the file (bytes overwritten on disk) costs
- * only the records it touches: readers skip the bad stretch, resynchronise on the next valid
- * record (plausible length and matching CRC-32) and report the stretches they skipped.
+ * only the records it touches: readers skip the bad stretch (absurd length, CRC mismatch, or a
+ * payload that is not a trajectory), resynchronise by scanning forward byte by byte for the next
+ * valid record (plausible length that fits the file, a payload starting like a msgpack map and a
+ * matching CRC-32, preferably followed by another valid record or the end of the file) and report
+ * the stretches they skipped (`corruptRegions`, `corruptBytes`). A writer opened on such a file
+ * keeps it whole and appends after its last valid record.
  *
- * Positions: a writer's `existingRecords + records` is the number of records in the log; store it
- * with a checkpoint and reopen with `keepRecords` to cut a resumed run's log back to it.
+ * Positions: a writer's `existingRecords + records` is the number of records in the log (counted
+ * with the same resynchronising scan); store it with a checkpoint and reopen with
+ * `{ keepRecords: n }` to cut a resumed run's log back to it (`truncatedRecords` says how many
+ * records were dropped).
  *
  * fsync policy (`fsync` option): a killed process loses nothing that was written (the data is in
  * the kernel's page cache), so the default `"close"` syncs only when the writer closes. Use
@@ -81,6 +87,12 @@ export interface CorruptRegion {
 
 const hasMagic = (bytes: Uint8Array): boolean => MAGIC.every((b, i) => bytes[i] === b);
 
+/**
+ * First byte of every payload: a trajectory encodes as a msgpack map (fixmap, map16 or map32).
+ * Checked before the CRC-32, it spares a resync most of the checksums over chance lengths.
+ */
+const isMapStart = (byte: number): boolean => (byte & 0xf0) === 0x80 || byte === 0xde || byte === 0xdf;
+
 /** Random-access reads through a 1 MiB window (records are read in order; resync scans forward). */
 class Window {
   private buffer = new Uint8Array(0);
@@ -93,45 +105,126 @@ class Window {
     this.size = size;
   }
 
-  /** `length` bytes at `offset`, or undefined past the end of the file. */
+  private async fill(into: Uint8Array, offset: number): Promise<number> {
+    let done = 0;
+    while (done < into.length) {
+      const { bytesRead } = await this.handle.read(into, done, into.length - done, offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done;
+  }
+
+  private holds(offset: number, length: number): boolean {
+    return offset >= this.start && offset + length <= this.start + this.buffer.length;
+  }
+
+  /** `length` bytes at `offset` (moving the window there when needed), or undefined past the end. */
   async read(offset: number, length: number): Promise<Uint8Array | undefined> {
     if (offset + length > this.size) return undefined;
-    if (offset < this.start || offset + length > this.start + this.buffer.length) {
-      const want = Math.min(this.size - offset, Math.max(length, 1 << 20));
-      const next = new Uint8Array(want);
-      let done = 0;
-      while (done < want) {
-        const { bytesRead } = await this.handle.read(next, done, want - done, offset + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
+    if (!this.holds(offset, length)) {
+      const next = new Uint8Array(Math.min(this.size - offset, Math.max(length, 1 << 20)));
+      const done = await this.fill(next, offset);
       if (done < length) return undefined;
       this.buffer = next.subarray(0, done);
       this.start = offset;
     }
     return this.buffer.subarray(offset - this.start, offset - this.start + length);
   }
+
+  /** A few bytes at `offset`, read on their own when outside the window (which stays where it is). */
+  async peek(offset: number, length: number): Promise<Uint8Array | undefined> {
+    if (offset + length > this.size) return undefined;
+    if (this.holds(offset, length))
+      return this.buffer.subarray(offset - this.start, offset - this.start + length);
+    const out = new Uint8Array(length);
+    return (await this.fill(out, offset)) < length ? undefined : out;
+  }
 }
 
-/** The payload of a valid record at `at` (plausible length, fits, CRC matches), else undefined. */
-const validRecord = async (window: Window, at: number): Promise<Uint8Array | undefined> => {
-  const head = await window.read(at, RECORD_HEAD);
+/**
+ * The payload length of the record whose header is at `at` if that header is plausible (non-zero
+ * length, at most MAX_RECORD, fits the file, payload starting like a trajectory), else undefined.
+ * No checksum yet. `peek` reads far ahead without moving the window.
+ */
+const plausibleLength = async (window: Window, at: number, peek = false): Promise<number | undefined> => {
+  // The header and the payload's first byte (a plausible length is at least 1).
+  const head = peek ? await window.peek(at, RECORD_HEAD + 1) : await window.read(at, RECORD_HEAD + 1);
   if (head === undefined) return undefined;
-  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
-  const length = view.getUint32(0, true);
-  const checksum = view.getUint32(4, true);
+  const length = new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(0, true);
   // The writer never writes an empty payload: a zero length is not a record (8 zero bytes inside
   // a payload would otherwise pass, the CRC-32 of nothing being 0).
   if (length === 0 || length > MAX_RECORD || at + RECORD_HEAD + length > window.size) return undefined;
-  const payload = await window.read(at + RECORD_HEAD, length);
-  return payload !== undefined && crc32(payload) === checksum ? payload.slice() : undefined;
+  return isMapStart(head[RECORD_HEAD]!) ? length : undefined;
 };
 
-/** The next offset after `from` where a valid record starts, or undefined when none does. */
+/** Whether the record at `at`, of payload `length`, matches its CRC-32. */
+const checksumOk = async (window: Window, at: number, length: number): Promise<boolean> => {
+  // Header and payload in one read, so a moved window still covers the offsets a resync tries next.
+  const record = await window.read(at, RECORD_HEAD + length);
+  if (record === undefined) return false;
+  const checksum = new DataView(record.buffer, record.byteOffset, RECORD_HEAD).getUint32(4, true);
+  return crc32(record.subarray(RECORD_HEAD)) === checksum;
+};
+
+/** The payload length of a valid record at `at` (plausible header, CRC-32 matches), else undefined. */
+const validLength = async (window: Window, at: number): Promise<number | undefined> => {
+  const length = await plausibleLength(window, at);
+  return length !== undefined && (await checksumOk(window, at, length)) ? length : undefined;
+};
+
+/** The payload of a valid record at `at` (a copy: the window's buffer is not kept alive), else undefined. */
+const validRecord = async (window: Window, at: number): Promise<Uint8Array | undefined> => {
+  const length = await validLength(window, at);
+  if (length === undefined) return undefined;
+  return (await window.read(at + RECORD_HEAD, length))?.slice();
+};
+
+/**
+ * Where reading resumes after a bad record: the next offset at or after `from` holding a valid
+ * record, or undefined when none does (the rest is a torn tail). Scans byte by byte for the first
+ * confirmed record: valid, and followed by another valid record or by the end of the file. A valid
+ * but unconfirmed record before it (the record after it is bad too) is taken instead when it ends
+ * at or before the confirmed one; one that runs past it is a chance match in the garbage (a length
+ * and a CRC-32 that happen to fit) that would swallow real records. With no confirmed record left,
+ * the first valid one.
+ */
 const resync = async (window: Window, from: number): Promise<number | undefined> => {
-  for (let at = from; at + RECORD_HEAD <= window.size; at++)
-    if ((await validRecord(window, at)) !== undefined) return at;
-  return undefined;
+  const unconfirmed: Array<{ readonly at: number; readonly end: number; readonly valid?: boolean }> = [];
+  let confirmed: number | undefined;
+  for (let at = from; at + RECORD_HEAD < window.size; at++) {
+    const length = await plausibleLength(window, at);
+    if (length === undefined) continue;
+    const end = at + RECORD_HEAD + length;
+    // Cheap look at the successor's header before any checksum.
+    if (end < window.size && (await plausibleLength(window, end, true)) === undefined) {
+      unconfirmed.push({ at, end });
+      continue;
+    }
+    if (!(await checksumOk(window, at, length))) continue;
+    if (end === window.size || (await validLength(window, end)) !== undefined) {
+      confirmed = at;
+      break;
+    }
+    unconfirmed.push({ at, end, valid: true });
+  }
+  for (const candidate of unconfirmed) {
+    if (confirmed !== undefined && candidate.end > confirmed) continue;
+    if (
+      candidate.valid ||
+      (await checksumOk(window, candidate.at, candidate.end - candidate.at - RECORD_HEAD))
+    )
+      return candidate.at;
+  }
+  return confirmed;
+};
+
+/** Notes a skipped stretch, merging it into the previous one when they touch. */
+const addRegion = (regions: CorruptRegion[], region: CorruptRegion): void => {
+  const last = regions.at(-1);
+  if (last !== undefined && last.offset + last.bytes === region.offset)
+    regions[regions.length - 1] = { offset: last.offset, bytes: last.bytes + region.bytes };
+  else regions.push(region);
 };
 
 /**
@@ -183,7 +276,7 @@ async function* records(
       if (payload === undefined) {
         const next = await resync(window, at + 1);
         if (next === undefined) return; // a torn tail
-        state.corrupt.push({ offset: at, bytes: next - at });
+        addRegion(state.corrupt, { offset: at, bytes: next - at });
         at = next;
         continue;
       }
@@ -230,7 +323,7 @@ export class TrajectoryLogReader implements AsyncIterable<Trajectory> {
       } catch {
         // A record whose checksum holds but whose content is not a trajectory: skipped like a
         // corrupt one (the writer only ever writes trajectories).
-        state.corrupt.push({ offset, bytes: RECORD_HEAD + payload.length });
+        addRegion(state.corrupt, { offset, bytes: RECORD_HEAD + payload.length });
         continue;
       }
       this.records++;
@@ -253,11 +346,18 @@ export const readTrajectoryLogAll = async (
   readonly trajectories: Trajectory[];
   readonly ignoredBytes: number;
   readonly corruptRegions: ReadonlyArray<CorruptRegion>;
+  /** Bytes in `corruptRegions`. */
+  readonly corruptBytes: number;
 }> => {
   const reader = readTrajectoryLog(file);
   const trajectories: Trajectory[] = [];
   for await (const t of reader) trajectories.push(t);
-  return { trajectories, ignoredBytes: reader.ignoredBytes, corruptRegions: reader.corruptRegions };
+  return {
+    trajectories,
+    ignoredBytes: reader.ignoredBytes,
+    corruptRegions: reader.corruptRegions,
+    corruptBytes: reader.corruptBytes,
+  };
 };
 
 const scan = async (file: string): Promise<Scan> => {

@@ -3,14 +3,18 @@ import { mkdtemp, readFile, rm, stat, truncate, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { crc32 } from "node:zlib";
 import { type Trajectory, TrajectoryBuilder, validateTrajectory } from "@workflow-r1/core";
+import { Effect } from "effect";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  appendTrajectory,
   formatTrajectory,
   readTrajectoryLog,
   readTrajectoryLogAll,
   TrajectoryLogWriter,
+  trajectoryLogWriter,
 } from "../src/index.js";
 
 let dir: string;
@@ -158,12 +162,82 @@ describe("trajectory log", () => {
     // 4 bytes overwritten inside record 20's payload.
     bytes.writeUInt32LE(0xdeadbeef, starts[20]! + 8 + 5);
     await writeFile(file, bytes);
-    const { trajectories, ignoredBytes, corruptRegions } = await readTrajectoryLogAll(file);
+    const { trajectories, ignoredBytes, corruptRegions, corruptBytes } = await readTrajectoryLogAll(file);
     expect(trajectories.map((t) => t.taskId)).toEqual(
       Array.from({ length: 50 }, (_, i) => `t${i}`).filter((id) => id !== "t20"),
     );
     expect(corruptRegions).toEqual([{ offset: starts[20], bytes: starts[21]! - starts[20]! }]);
+    expect(corruptBytes).toBe(starts[21]! - starts[20]!);
     expect(ignoredBytes).toBe(0);
+    const reader = readTrajectoryLog(file);
+    for await (const _ of reader);
+    expect(reader.records).toBe(49);
+    expect(reader.corruptRegions).toHaveLength(1);
+    expect(reader.ignoredBytes).toBe(0);
+  });
+
+  it("does not let a chance match in the garbage swallow the real record behind it", async () => {
+    const file = join(dir, "corrupt-fake.wr1log");
+    await writeLog(
+      file,
+      Array.from({ length: 12 }, (_, i) => make(i)),
+    );
+    const bytes = await readFile(file);
+    const starts = recordStarts(bytes);
+    // Inside record 5, a header whose length and CRC-32 fit: a "record" running 20 bytes into
+    // record 6. Taken at face value it would hide record 6 (the bytes after it are no record).
+    const fake = starts[5]! + 8 + 4;
+    const fakeEnd = starts[6]! + 20;
+    bytes.writeUInt32LE(fakeEnd - fake - 8, fake);
+    bytes[fake + 8] = 0x8b; // starts like a trajectory (a msgpack map)
+    bytes.writeUInt32LE(crc32(bytes.subarray(fake + 8, fakeEnd)), fake + 4);
+    await writeFile(file, bytes);
+    const { trajectories, corruptRegions, ignoredBytes } = await readTrajectoryLogAll(file);
+    expect(trajectories.map((t) => t.taskId)).toEqual(
+      Array.from({ length: 12 }, (_, i) => `t${i}`).filter((id) => id !== "t5"),
+    );
+    expect(corruptRegions).toEqual([{ offset: starts[5], bytes: starts[6]! - starts[5]! }]);
+    expect(ignoredBytes).toBe(0);
+  });
+
+  it("keeps a valid record between two corrupt ones, and a last record before a torn tail", async () => {
+    const file = join(dir, "corrupt-between.wr1log");
+    await writeLog(
+      file,
+      Array.from({ length: 10 }, (_, i) => make(i)),
+    );
+    const full = await readFile(file);
+    const starts = recordStarts(full);
+    full[starts[3]! + 30]! ^= 0x5a;
+    full[starts[5]! + 30]! ^= 0x5a;
+    // Record 8 corrupt, record 9 whole, then a torn record.
+    full[starts[8]! + 30]! ^= 0x5a;
+    const torn = Buffer.concat([full, full.subarray(starts[1]!, starts[1]! + 40)]);
+    await writeFile(file, torn);
+    const { trajectories, corruptRegions, ignoredBytes } = await readTrajectoryLogAll(file);
+    expect(trajectories.map((t) => t.taskId)).toEqual(["t0", "t1", "t2", "t4", "t6", "t7", "t9"]);
+    expect(corruptRegions.map((r) => r.offset)).toEqual([starts[3], starts[5], starts[8]]);
+    expect(ignoredBytes).toBe(40);
+  });
+
+  it("counts a checksummed record that is not a trajectory, next to a corrupt one, in one region", async () => {
+    const file = join(dir, "corrupt-adjacent.wr1log");
+    await writeLog(
+      file,
+      Array.from({ length: 10 }, (_, i) => make(i)),
+    );
+    const bytes = await readFile(file);
+    const starts = recordStarts(bytes);
+    bytes[starts[5]! + 20]! ^= 0xff; // record 5: checksum fails
+    // Record 6: a valid frame around bytes that do not decode as a trajectory.
+    bytes.fill(0xc1, starts[6]! + 8, starts[7]!); // 0xc1 is never valid msgpack…
+    bytes[starts[6]! + 8] = 0x81; // …behind a map header, so only decoding finds out
+    bytes.writeUInt32LE(crc32(bytes.subarray(starts[6]! + 8, starts[7]!)), starts[6]! + 4);
+    await writeFile(file, bytes);
+    const { trajectories, corruptRegions, corruptBytes } = await readTrajectoryLogAll(file);
+    expect(trajectories.map((t) => t.taskId)).toEqual(["t0", "t1", "t2", "t3", "t4", "t7", "t8", "t9"]);
+    expect(corruptRegions).toEqual([{ offset: starts[5], bytes: starts[7]! - starts[5]! }]);
+    expect(corruptBytes).toBe(starts[7]! - starts[5]!);
   });
 
   it("resynchronises after a length field corrupted to a huge value, and after two regions", async () => {
@@ -239,8 +313,72 @@ describe("trajectory log", () => {
       message: expect.stringMatching(/cannot keep 7 records .*: it holds 6/),
     });
     const empty = await TrajectoryLogWriter.open(file, { keepRecords: 0 });
+    expect(empty.truncatedRecords).toBe(6);
     await empty.close();
     expect((await readTrajectoryLogAll(file)).trajectories).toEqual([]);
+    expect((await stat(file)).size).toBe(8);
+  });
+
+  it("keepRecords counts records past mid-file corruption and cuts a torn tail with them", async () => {
+    const file = join(dir, "keep-corrupt.wr1log");
+    await writeLog(
+      file,
+      Array.from({ length: 10 }, (_, i) => make(i)),
+    );
+    const bytes = await readFile(file);
+    const starts = recordStarts(bytes);
+    bytes[starts[2]! + 16]! ^= 0xff;
+    await writeFile(file, Buffer.concat([bytes, bytes.subarray(starts[0]!, starts[0]! + 11)]));
+    // 9 whole records (t0, t1, t3…t9): keeping 6 ends after t6, keeping 10 is refused.
+    await expect(TrajectoryLogWriter.open(file, { keepRecords: 10 })).rejects.toMatchObject({
+      _tag: "TrajectoryLogError",
+      message: expect.stringMatching(/it holds 9/),
+    });
+    const writer = await TrajectoryLogWriter.open(file, { keepRecords: 6 });
+    expect(writer.existingRecords).toBe(6);
+    expect(writer.truncatedRecords).toBe(3);
+    expect(writer.truncatedBytes).toBe(bytes.length + 11 - starts[7]!);
+    await writer.append(make(20));
+    await writer.close();
+    const { trajectories, corruptRegions, ignoredBytes } = await readTrajectoryLogAll(file);
+    expect(trajectories.map((t) => t.taskId)).toEqual(["t0", "t1", "t3", "t4", "t5", "t6", "t20"]);
+    expect(corruptRegions).toEqual([{ offset: starts[2], bytes: starts[3]! - starts[2]! }]);
+    expect(ignoredBytes).toBe(0);
+  });
+
+  it("scoped writer: a checkpoint's position (existingRecords + records) cuts a resumed run back", async () => {
+    const file = join(dir, "keep-scoped.wr1log");
+    // First attempt: 4 episodes, checkpoint, 3 more, killed.
+    const checkpoint = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const writer = yield* trajectoryLogWriter(file);
+          for (let i = 0; i < 4; i++) yield* appendTrajectory(writer, make(i));
+          const position = writer.existingRecords + writer.records;
+          for (let i = 4; i < 7; i++) yield* appendTrajectory(writer, make(i));
+          return position;
+        }),
+      ),
+    );
+    expect(checkpoint).toBe(4);
+    // Resumed run: back to the checkpoint, then its own episodes.
+    const [truncatedRecords, position] = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const writer = yield* trajectoryLogWriter(file, { keepRecords: checkpoint });
+          expect(writer.existingRecords).toBe(4);
+          for (let i = 100; i < 102; i++) yield* appendTrajectory(writer, make(i));
+          return [writer.truncatedRecords, writer.existingRecords + writer.records] as const;
+        }),
+      ),
+    );
+    expect(truncatedRecords).toBe(3);
+    expect(position).toBe(6);
+    const { trajectories } = await readTrajectoryLogAll(file);
+    expect(trajectories.map((t) => t.taskId)).toEqual(["t0", "t1", "t2", "t3", "t100", "t101"]);
+    const refused = await Effect.runPromiseExit(Effect.scoped(trajectoryLogWriter(file, { keepRecords: 7 })));
+    expect(refused._tag).toBe("Failure");
+    expect(String(refused)).toMatch(/cannot keep 7 records .*it holds 6/);
   });
 
   it("property: any interleaving of appends reads back in order", async () => {

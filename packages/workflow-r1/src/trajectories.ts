@@ -2,15 +2,15 @@
 import { formatTrajectory, readTrajectoryLogAll } from "@workflow-r1/rollout";
 
 export const printTrajectories = async (file: string, options: { episodes?: string; model?: string }) => {
-  const { trajectories, ignoredBytes, corruptRegions } = await readTrajectoryLogAll(file);
+  const { trajectories, ignoredBytes, corruptRegions, corruptBytes } = await readTrajectoryLogAll(file);
   if (corruptRegions.length > 0) {
-    const bytes = corruptRegions.reduce((n, r) => n + r.bytes, 0);
+    // The log stays readable: say what was lost, then show the intact episodes.
     const where = corruptRegions
       .slice(0, 5)
       .map((r) => `${r.bytes} bytes at byte ${r.offset}`)
       .join(", ");
     process.stderr.write(
-      `warning: ${file}: skipped ${corruptRegions.length} corrupt region(s), ${bytes} bytes (${where}${corruptRegions.length > 5 ? ", …" : ""}); ${trajectories.length} intact records read\n`,
+      `warning: ${file}: skipped ${corruptRegions.length} corrupt region(s), ${corruptBytes} bytes (${where}${corruptRegions.length > 5 ? ", …" : ""}); ${trajectories.length} intact records read\n`,
     );
   }
   const wanted = options.episodes
