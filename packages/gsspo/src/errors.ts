@@ -1,6 +1,6 @@
 /**
- * Typed errors of the algorithm package. Both are `Data.TaggedError`s: thrown by the plain
- * functions, returned as typed failures by the {@link Algorithm} service.
+ * Typed errors of the algorithm package, all `Data.TaggedError`s: thrown by the plain functions,
+ * returned as typed failures (never defects) by the `Algorithm` service and its layer.
  */
 import { Data } from "effect";
 
@@ -23,3 +23,16 @@ export class AdvantageInputError extends Data.TaggedError("AdvantageInputError")
   /** Index of the offending trajectory (reward / group id), when it is about one. */
   readonly trajectory?: number;
 }> {}
+
+/**
+ * An algorithm config (the `AlgorithmConfig` Schema: variant, loss settings, advantages, TIS,
+ * filtering, update plan) is invalid. `field` names the setting (`name`, `clipLow`, `eps`,
+ * `miniBatches`, …).
+ */
+export class AlgorithmConfigError extends Data.TaggedError("AlgorithmConfigError")<{
+  readonly message: string;
+  readonly field: string;
+}> {}
+
+/** What an update step of the `Algorithm` service can fail with. */
+export type AlgorithmInputError = PolicyLossInputError | AdvantageInputError;

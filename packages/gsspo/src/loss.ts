@@ -1,9 +1,15 @@
 /**
  * The policy loss of the GRPO / GSPO / GSsPO family and its per-token gradient coefficients
- * c_t = dLoss/dlogpNew[t] (see SPEC.md). Plain typed-array loops: the arrays of one call are
- * allocated up front (unit sums, per-trajectory weights, the returned coefficients) and the hot
- * loops create no objects and call no closures.
+ * c_t = dLoss/dlogpNew[t], exactly as the package's SPEC.md (../SPEC.md) defines them. Plain
+ * typed-array loops: the arrays of one call are allocated up front (unit sums, per-trajectory
+ * weights, the returned coefficients) and the hot loops create no objects and call no closures
+ * (a variant's own segmentation or surrogate aside).
+ *
+ * Units: `token` and `sequence` follow from the mask; `subsequence` units are the trajectory's
+ * segments (`Trajectory.segments`, core's one definition of a Think-Action cycle), and a variant's
+ * segmentation maps mask and segments to unit ids. The loss never detects cycles itself.
  */
+import { segmentsFromMask } from "@workflow-r1/core";
 import { PolicyLossInputError } from "./errors.js";
 import { k3Clamp } from "./kl.js";
 import { resolvePolicyLoss } from "./registry.js";
@@ -18,11 +24,11 @@ import type {
 /** logS_u is capped here; beyond it s_u is treated as a constant (no gradient). */
 export const logRatioCap = 10;
 
-// Small integer codes keep the hot loops free of string comparisons.
+// Small integer codes keep the hot loops free of string comparisons. IDS: unit ids per token from
+// the trajectory's segments (subsequence) or from the variant's segmentation.
 const TOKEN = 0;
 const SEQUENCE = 1;
-const SUBSEQUENCE = 2;
-const CUSTOM = 3;
+const IDS = 2;
 const K1 = 1;
 const K2 = 2;
 
@@ -63,8 +69,10 @@ const isArrayLike = (value: unknown): value is ArrayLike<number> =>
 /**
  * Loss, metrics and coefficients for a batch, with the variant's defaults and explicit config
  * fields over them. Throws {@link PolicyLossInputError} naming the trajectory and field of the first
- * invalid input (length mismatch, non-finite value at a masked position, mask not 0/1, non-finite
- * advantage, missing logpRef with klCoef > 0, empty batch) or the invalid setting.
+ * invalid input (length mismatch, non-finite value at a masked position, mask not 0/1, a segment
+ * id that is not an integer in [0, n) where the mask is 1 or −1 where it is 0, non-finite advantage,
+ * missing logpRef with klCoef > 0, empty batch, a variant's segmentation or surrogate answering
+ * outside its contract) or the invalid setting. Exceptions thrown by a variant's own code propagate.
  */
 export const policyLoss = (
   batch: ReadonlyArray<PolicyLossTrajectory>,
@@ -78,14 +86,14 @@ export const policyLossResolved = (
 ): PolicyLossResult => {
   const B = batch.length;
   if (B === 0) throw inputError("batch", "the batch is empty; expected at least one trajectory");
+  const segment = settings.segment;
   const kind =
-    settings.segment !== undefined
-      ? CUSTOM
-      : settings.units === "token"
-        ? TOKEN
-        : settings.units === "sequence"
-          ? SEQUENCE
-          : SUBSEQUENCE;
+    segment === undefined && settings.units === "token"
+      ? TOKEN
+      : segment === undefined && settings.units === "sequence"
+        ? SEQUENCE
+        : IDS;
+  const surrogate = settings.surrogate;
   const beta = settings.klCoef;
   const klOn = beta > 0;
   const estimator = settings.klEstimator === "k1" ? K1 : settings.klEstimator === "k2" ? K2 : 3;
@@ -96,7 +104,7 @@ export const policyLossResolved = (
     const trajectory = batch[i]!;
     if (trajectory == null || typeof trajectory !== "object")
       throw inputError("batch", `entry is ${describe(trajectory)}; expected a trajectory object`, i);
-    const { mask, logpNew, logpOld, logpRef, advantage } = trajectory;
+    const { mask, logpNew, logpOld, logpRef, segments, advantage } = trajectory;
     if (!isArrayLike(mask)) throw inputError("mask", "mask is missing or not an array", i);
     const n = mask.length;
     if (!isArrayLike(logpNew)) throw inputError("logpNew", "logpNew is missing or not an array", i);
@@ -115,9 +123,14 @@ export const policyLossResolved = (
         `logpRef is missing; klCoef is ${beta} > 0, which needs reference log-probabilities`,
         i,
       );
+    if (segments !== undefined) {
+      if (!isArrayLike(segments)) throw inputError("segments", "segments is not an array", i);
+      if (segments.length !== n)
+        throw inputError("segments", `segments has length ${segments.length}, mask has length ${n}`, i);
+    }
     if (typeof advantage !== "number" || !Number.isFinite(advantage))
       throw inputError("advantage", `advantage is ${describe(advantage)}; expected a finite number`, i);
-    const slots = kind === SEQUENCE ? 1 : kind === SUBSEQUENCE ? (n + 1) >> 1 : n;
+    const slots = kind === SEQUENCE ? 1 : n;
     unitStart[i + 1] = unitStart[i]! + slots;
   }
 
@@ -128,7 +141,9 @@ export const policyLossResolved = (
   const masked = new Int32Array(B);
   const klSum = new Float64Array(B);
   const coefficients: Float64Array[] = new Array(B);
-  const customIds: Array<ArrayLike<number>> | undefined = kind === CUSTOM ? new Array(B) : undefined;
+  const unitIds: Array<ArrayLike<number>> | undefined = kind === IDS ? new Array(B) : undefined;
+  // Where an invalid unit id came from: the variant's segmentation or the trajectory's segments.
+  const idsField = segment !== undefined ? "units" : "segments";
 
   // ── pass 1: validate masked values, sum log-ratios per unit, KL terms per token ──
   // With KL on, c[t] temporarily holds β·kl'_t; pass 2 turns it into w_t·(g_t + β·kl'_t).
@@ -142,21 +157,25 @@ export const policyLossResolved = (
     const c = new Float64Array(n);
     coefficients[i] = c;
     const start = unitStart[i]!;
-    // Custom unit ids (CUSTOM only); any array stands in for the built-in kinds, which never read it.
+    // Unit ids (IDS only); any array stands in for token and sequence units, which never read it.
     let ids: ArrayLike<number> = c;
-    if (customIds !== undefined) {
-      ids = settings.segment!(mask);
-      if (!isArrayLike(ids) || ids.length !== n)
-        throw inputError(
-          "units",
-          `variant ${settings.variant}: segment returned ${isArrayLike(ids) ? `length ${ids.length}` : describe(ids)}; expected one unit id per token (${n})`,
-          i,
-        );
-      customIds[i] = ids;
+    if (unitIds !== undefined) {
+      const segments = trajectory.segments ?? segmentsFromMask(mask);
+      if (segment !== undefined) {
+        ids = segment(mask, segments);
+        if (!isArrayLike(ids) || ids.length !== n)
+          throw inputError(
+            "units",
+            `variant ${settings.variant}: segment returned ${isArrayLike(ids) ? `length ${ids.length}` : describe(ids)}; expected one unit id per token (${n})`,
+            i,
+          );
+      } else ids = segments;
+      unitIds[i] = ids;
     }
-    let next = start; // next unused unit slot (token, subsequence)
+    let next = start; // next unused unit slot (token)
+    let maxId = -1; // largest unit id seen (IDS)
+    let lastId = Number.NaN; // unit id of the previous masked token (IDS): a run of equal ids is checked once
     let u = start;
-    let inside = false;
     let count = 0;
     let kl = 0;
     for (let t = 0; t < n; t++) {
@@ -165,21 +184,20 @@ export const policyLossResolved = (
         const d = logpNew[t]! - logpOld[t]!;
         if (!(d - d === 0)) throw nonFiniteError(trajectory, i, t, false);
         if (kind === TOKEN) u = next++;
-        else if (kind === SUBSEQUENCE) {
-          if (!inside) {
-            u = next++;
-            inside = true;
-          }
-        } else if (kind === CUSTOM) {
+        else if (kind === IDS) {
           const id = ids[t]!;
-          if (!(Number.isInteger(id) && id >= 0 && id < n))
-            throw inputError(
-              "units",
-              `variant ${settings.variant}: unit id ${describe(id)} at masked position ${t}; expected an integer in [0, ${n})`,
-              i,
-              t,
-            );
-          u = start + id;
+          if (id !== lastId) {
+            if (!((id | 0) === id && id >= 0 && id < n))
+              throw inputError(
+                idsField,
+                `${segment !== undefined ? `variant ${settings.variant}: unit id` : "segment id"} ${describe(id)} at masked position ${t}; expected an integer in [0, ${n})`,
+                i,
+                t,
+              );
+            lastId = id;
+            u = start + id;
+            if (id > maxId) maxId = id;
+          }
         }
         unitSum[u]! += d;
         unitCount[u]!++;
@@ -206,22 +224,16 @@ export const policyLossResolved = (
         }
       } else {
         if (m !== 0) throw inputError("mask", `mask[${t}] is ${describe(m)}; expected 0 or 1`, i, t);
-        inside = false;
-        if (kind === CUSTOM && ids[t] !== -1)
+        if (kind === IDS && ids[t] !== -1)
           throw inputError(
-            "units",
-            `variant ${settings.variant}: unit id ${describe(ids[t])} at unmasked position ${t}; expected −1 where mask is 0`,
+            idsField,
+            `${segment !== undefined ? `variant ${settings.variant}: unit id` : "segment id"} ${describe(ids[t])} at unmasked position ${t}; expected −1 where mask is 0`,
             i,
             t,
           );
       }
     }
-    unitEnd[i] =
-      kind === TOKEN || kind === SUBSEQUENCE
-        ? next
-        : kind === SEQUENCE
-          ? start + (count > 0 ? 1 : 0)
-          : unitStart[i + 1]!;
+    unitEnd[i] = kind === TOKEN ? next : kind === SEQUENCE ? start + (count > 0 ? 1 : 0) : start + maxId + 1;
     masked[i] = count;
     klSum[i] = kl;
   }
@@ -270,23 +282,47 @@ export const policyLossResolved = (
       const mean = sum / count;
       const capped = mean > logRatioCap;
       const s = Math.exp(capped ? logRatioCap : mean);
-      const unclipped = -A * s;
-      const clippedValue = -A * Math.min(Math.max(s, lower), upper);
-      let l = unclipped;
+      let l: number;
       let clipped = false;
-      if (clippedValue > unclipped) {
-        l = clippedValue;
-        clipped = true;
-      }
-      if (dual !== null && A < 0) {
-        const floor = -A * dual;
-        if (floor < l) {
-          l = floor;
+      if (surrogate === undefined) {
+        // The built-in clipped surrogate (clippedSurrogate), inline.
+        const unclipped = -A * s;
+        const clippedValue = -A * Math.min(Math.max(s, lower), upper);
+        l = unclipped;
+        if (clippedValue > unclipped) {
+          l = clippedValue;
           clipped = true;
         }
+        if (dual !== null && A < 0) {
+          const floor = -A * dual;
+          if (floor < l) {
+            l = floor;
+            clipped = true;
+          }
+        }
+        // + 0 turns −0 (A = 0) into 0.
+        unitSum[u] = clipped || capped ? 0 : unclipped + 0;
+      } else {
+        const r = surrogate(
+          { logRatio: capped ? logRatioCap : mean, ratio: s, advantage: A, tokens: count },
+          settings,
+        );
+        if (
+          r == null ||
+          typeof r.value !== "number" ||
+          typeof r.slope !== "number" ||
+          !Number.isFinite(r.value) ||
+          !Number.isFinite(r.slope)
+        )
+          throw inputError(
+            "surrogate",
+            `variant ${settings.variant}: surrogate returned ${r == null ? describe(r) : `value ${describe(r.value)}, slope ${describe(r.slope)}`} for a unit with ratio ${s} and advantage ${A}; expected finite numbers`,
+            i,
+          );
+        l = r.value;
+        clipped = r.clipped === true;
+        unitSum[u] = capped ? 0 : r.slope + 0;
       }
-      // + 0 turns −0 (A = 0) into 0.
-      unitSum[u] = clipped || capped ? 0 : unclipped + 0;
       loss += w * count * l;
       units++;
       if (clipped) {
@@ -317,22 +353,19 @@ export const policyLossResolved = (
     } else if (kind === TOKEN) {
       let u = start;
       for (let t = 0; t < n; t++) if (mask[t] === 1) c[t] = w * unitSum[u++]! + w * c[t]!;
-    } else if (kind === SUBSEQUENCE) {
-      let u = start - 1;
-      let inside = false;
+    } else {
+      const ids = unitIds![i]!;
+      let lastId = Number.NaN;
       let v = 0;
-      for (let t = 0; t < n; t++) {
+      for (let t = 0; t < n; t++)
         if (mask[t] === 1) {
-          if (!inside) {
-            inside = true;
-            v = w * unitSum[++u]!;
+          const id = ids[t]!;
+          if (id !== lastId) {
+            lastId = id;
+            v = w * unitSum[start + id]!;
           }
           c[t] = v + w * c[t]!;
-        } else inside = false;
-      }
-    } else {
-      const ids = customIds![i]!;
-      for (let t = 0; t < n; t++) if (mask[t] === 1) c[t] = w * unitSum[start + ids[t]!]! + w * c[t]!;
+        }
     }
   }
 

@@ -1,6 +1,7 @@
 /**
  * Variants by name. The three built-ins are seeded here (no import side effects); a new variant is
- * one `registerPolicyLoss(name, definition)` call that never touches the loss itself.
+ * one `registerPolicyLoss(name, definition)` call that never touches the loss itself — its own units
+ * (`segment`) and its own per-unit objective (`surrogate`) included.
  */
 import { PolicyLossInputError } from "./errors.js";
 import type {
@@ -10,6 +11,7 @@ import type {
   PolicyLossDefinition,
   PolicyLossSettings,
   ResolvedPolicyLoss,
+  Surrogate,
   UnitKind,
   UnitSegmenter,
 } from "./types.js";
@@ -86,10 +88,13 @@ const definedFields = (partial: Partial<PolicyLossSettings> | PolicyLossConfig |
   return out as Partial<PolicyLossSettings>;
 };
 
-const resolveDefinition = (
-  name: string,
-  seen: ReadonlyArray<string>,
-): { settings: PolicyLossSettings; segment: UnitSegmenter | undefined } => {
+interface ResolvedDefinition {
+  readonly settings: PolicyLossSettings;
+  readonly segment: UnitSegmenter | undefined;
+  readonly surrogate: Surrogate | undefined;
+}
+
+const resolveDefinition = (name: string, seen: ReadonlyArray<string>): ResolvedDefinition => {
   const definition = registry.get(name);
   if (definition === undefined)
     return fail(
@@ -98,15 +103,16 @@ const resolveDefinition = (
     );
   if (seen.includes(name))
     return fail("extends", `variant ${JSON.stringify(name)} extends itself (${[...seen, name].join(" → ")})`);
-  const parent =
+  const parent: ResolvedDefinition =
     definition.extends === undefined
-      ? { settings: basePolicyLossSettings, segment: undefined }
+      ? { settings: basePolicyLossSettings, segment: undefined, surrogate: undefined }
       : resolveDefinition(definition.extends, [...seen, name]);
   const own = definedFields(definition.defaults);
   return {
     settings: { ...parent.settings, ...own },
     // Choosing built-in units explicitly drops a segmentation inherited from the parent.
     segment: definition.segment ?? (own.units !== undefined ? undefined : parent.segment),
+    surrogate: definition.surrogate ?? parent.surrogate,
   };
 };
 
@@ -119,10 +125,10 @@ export const resolvePolicyLoss = (config: PolicyLossConfig = {}): ResolvedPolicy
   const variant = config.variant ?? defaultVariant;
   if (typeof variant !== "string")
     return fail("variant", `variant is ${JSON.stringify(variant)}; expected a string`);
-  const { settings, segment } = resolveDefinition(variant, []);
+  const { settings, segment, surrogate } = resolveDefinition(variant, []);
   const own = definedFields(config);
   const resolved = validateSettings({ ...settings, ...own }, `variant ${variant}: `);
-  return { ...resolved, variant, segment: own.units !== undefined ? undefined : segment };
+  return { ...resolved, variant, segment: own.units !== undefined ? undefined : segment, surrogate };
 };
 
 /**
@@ -136,7 +142,9 @@ export const registerPolicyLoss = (name: string, definition: PolicyLossDefinitio
   if (builtins.has(name))
     fail("name", `${JSON.stringify(name)} is a built-in variant and cannot be replaced`);
   if (definition.segment !== undefined && typeof definition.segment !== "function")
-    fail("segment", `variant ${name}: segment must be a function (mask → unit id per token)`);
+    fail("segment", `variant ${name}: segment must be a function ((mask, segments) → unit id per token)`);
+  if (definition.surrogate !== undefined && typeof definition.surrogate !== "function")
+    fail("surrogate", `variant ${name}: surrogate must be a function (unit, settings) → { value, slope }`);
   const previous = registry.get(name);
   registry.set(name, definition);
   try {
@@ -156,6 +164,11 @@ export const policyLossVariants = (): string[] => [...registry.keys()];
 
 /** The settings a variant uses when the config sets nothing else. */
 export const variantDefaults = (name: string): PolicyLossSettings => {
-  const { variant: _variant, segment: _segment, ...settings } = resolvePolicyLoss({ variant: name });
+  const {
+    variant: _variant,
+    segment: _segment,
+    surrogate: _surrogate,
+    ...settings
+  } = resolvePolicyLoss({ variant: name });
   return settings;
 };

@@ -12,11 +12,46 @@ export type Aggregation = "token-mean" | "seq-mean-token-mean" | "seq-mean-token
 export type KlEstimator = "k1" | "k2" | "k3";
 
 /**
- * Custom unit segmentation: given one trajectory's mask, the unit id of every token — an integer
- * `0 ≤ id < mask.length` where mask is 1, exactly −1 where mask is 0. Tokens sharing an id share one
- * importance ratio; ids need not be contiguous in position nor dense.
+ * Custom unit segmentation: given one trajectory's mask and its segments (the Think-Action cycle of
+ * every token, `Trajectory.segments`: 0, 1, … per maximal run of mask 1, −1 where mask is 0), the
+ * unit id of every token — an integer `0 ≤ id < mask.length` where mask is 1, exactly −1 where mask
+ * is 0. Tokens sharing an id share one importance ratio; ids need not be contiguous in position nor
+ * dense.
  */
-export type UnitSegmenter = (mask: ArrayLike<number>) => ArrayLike<number>;
+export type UnitSegmenter = (mask: ArrayLike<number>, segments: ArrayLike<number>) => ArrayLike<number>;
+
+/** What a {@link Surrogate} sees of one unit u. */
+export interface SurrogateUnit {
+  /** logS_u: the mean over the unit's tokens of logpNew − logpOld, capped at `logRatioCap` (10). */
+  readonly logRatio: number;
+  /** s_u = exp(logS_u). */
+  readonly ratio: number;
+  /** The trajectory's advantage A. */
+  readonly advantage: number;
+  /** Masked tokens in the unit (n_u ≥ 1). */
+  readonly tokens: number;
+}
+
+/** A surrogate's answer for one unit. */
+export interface SurrogateValue {
+  /** ℓ_u: the loss of each token of the unit (the loss adds w_t · ℓ_u per token). */
+  readonly value: number;
+  /**
+   * dℓ_u/dlogS_u. Every token of the unit gets c_t = w_t · slope (plus the KL term): logS_u is the
+   * mean of the unit's log-ratios, so ∂(n_u · ℓ_u)/∂logpNew[t] = ℓ_u'. Ignored (0) for a capped unit.
+   */
+  readonly slope: number;
+  /** Counted in clipFraction / unitClipFraction (default false). */
+  readonly clipped?: boolean;
+}
+
+/**
+ * A per-unit objective in place of the built-in clipped surrogate
+ * (`ℓ = max(−A·s, −A·clip(s, 1−εlow, 1+εhigh))`, dual clip for A < 0; see `clippedSurrogate`).
+ * Called once per unit with the resolved settings (clip range, dual clip… for the surrogate to use
+ * or ignore). Returning a non-finite value or slope is a {@link PolicyLossInputError}.
+ */
+export type Surrogate = (unit: SurrogateUnit, settings: PolicyLossSettings) => SurrogateValue;
 
 /** Every setting of the loss family, fully resolved. */
 export interface PolicyLossSettings {
@@ -41,6 +76,12 @@ export interface PolicyLossTrajectory {
   readonly logpRef?: ArrayLike<number> | undefined;
   /** 1 where the policy produced the token, 0 elsewhere (prompt, observations, padding). */
   readonly mask: ArrayLike<number>;
+  /**
+   * The Think-Action cycle of every token (`Trajectory.segments`: 0, 1, … per maximal run of mask 1,
+   * −1 where mask is 0): the units of `subsequence` and what a custom segmentation starts from.
+   * Absent: core's `segmentsFromMask(mask)`.
+   */
+  readonly segments?: ArrayLike<number> | undefined;
   readonly advantage: number;
 }
 
@@ -88,17 +129,20 @@ export interface PolicyLossResult {
 /**
  * A named loss variant. `defaults` override the settings of the variant named by `extends`
  * (or, without `extends`, {@link basePolicyLossSettings}); `segment` replaces the built-in
- * segmentation of `units` (an explicit `units` in the call config still wins).
+ * segmentation of `units` (an explicit `units` in the call config still wins); `surrogate` replaces
+ * the clipped per-unit objective. Both are inherited through `extends`.
  */
 export interface PolicyLossDefinition {
   readonly description?: string;
   readonly extends?: string;
   readonly defaults?: Partial<PolicyLossSettings>;
   readonly segment?: UnitSegmenter;
+  readonly surrogate?: Surrogate;
 }
 
-/** A config resolved against its variant: settings plus the custom segmentation, if any. */
+/** A config resolved against its variant: settings plus the variant's own code, if any. */
 export interface ResolvedPolicyLoss extends PolicyLossSettings {
   readonly variant: string;
   readonly segment: UnitSegmenter | undefined;
+  readonly surrogate: Surrogate | undefined;
 }
