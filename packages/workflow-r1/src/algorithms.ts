@@ -1,10 +1,17 @@
 /**
  * `--algorithm NAME`: built-in variants (grpo, gspo, gsspo) or one registered by a package. A name
  * not yet registered is looked up as the package `@workflow-r1/algo-NAME` (what
- * `nx g @workflow-r1/tools:algorithm` generates), which registers itself on import.
+ * `nx g @workflow-r1/tools:algorithm` generates), which registers itself on import. Then the
+ * `algorithm:` section becomes the `Algorithm` service the trainer's update calls.
  */
 import { ConfigError } from "@workflow-r1/core";
-import { policyLossVariants } from "@workflow-r1/gsspo";
+import {
+  type AlgorithmConfig,
+  AlgorithmConfigError,
+  type AlgorithmShape,
+  makeAlgorithm,
+  policyLossVariants,
+} from "@workflow-r1/gsspo";
 
 export const ensureAlgorithm = async (name: string): Promise<void> => {
   if (policyLossVariants().includes(name)) return;
@@ -23,4 +30,23 @@ export const ensureAlgorithm = async (name: string): Promise<void> => {
       field: "algorithm.name",
       message: `${specifier} was imported but did not register a policy loss named ${JSON.stringify(name)}`,
     });
+};
+
+/**
+ * The `Algorithm` service value for a config's `algorithm:` section: imports the variant's package
+ * when needed, then resolves the section against the variant. A setting the variant refuses is a
+ * {@link ConfigError} naming `algorithm.<field>`, before anything is written.
+ */
+export const loadAlgorithm = async (config: AlgorithmConfig): Promise<AlgorithmShape> => {
+  await ensureAlgorithm(config.name);
+  try {
+    return makeAlgorithm(config);
+  } catch (error) {
+    if (error instanceof AlgorithmConfigError)
+      throw new ConfigError({
+        field: `algorithm.${error.field}`,
+        message: `algorithm.${error.field}: ${error.message}`,
+      });
+    throw error;
+  }
 };

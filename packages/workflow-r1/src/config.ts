@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ConfigError } from "@workflow-r1/core";
+import { AlgorithmConfig } from "@workflow-r1/gsspo";
 import { Schema } from "effect";
 import * as YAML from "yaml";
 
@@ -47,18 +48,15 @@ export const EnvironmentConfig = Schema.Struct({
   options: Schema.Record(Schema.String, Schema.Unknown),
 });
 
-export const AlgorithmConfig = Schema.Struct({
-  name: Schema.String,
-  clipLow: Schema.optional(Positive),
-  clipHigh: Schema.optional(Positive),
-  dualClip: Schema.optional(Schema.NullOr(Schema.Number.check(Schema.isGreaterThan(1)))),
-  aggregation: Schema.optional(Schema.Literals(["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"])),
-  klCoef: NonNegative,
-  klEstimator: Schema.Literals(["k1", "k2", "k3"]),
-  normalizeByStd: Schema.Boolean,
-  /** Truncated importance sampling between sampler and learner: per-token weight min(π_learner/π_sampler, C). Null = off. */
-  tisCap: Schema.NullOr(Positive),
-});
+/**
+ * `algorithm:` is @workflow-r1/gsspo's own config Schema, embedded as is: the variant and its loss
+ * settings, advantages, group filtering, truncated importance sampling (`tisCap`) and the update
+ * plan (`ppoEpochs` × `miniBatches`). See the gsspo README.
+ */
+export { AlgorithmConfig };
+
+/** Keys that moved from `learner` to `algorithm` (the update plan is the algorithm's). */
+const movedToAlgorithm = ["ppoEpochs", "miniBatches"] as const;
 
 export const RolloutConfig = Schema.Struct({
   tasksPerStep: PositiveInt,
@@ -83,8 +81,6 @@ export const LearnerConfig = Schema.Struct({
   loraAlpha: Positive,
   loraTargets: Schema.Array(Schema.String),
   microBatchTokens: PositiveInt,
-  ppoEpochs: PositiveInt,
-  miniBatches: PositiveInt,
   threads: PositiveInt,
 });
 
@@ -140,6 +136,9 @@ export const defaultTrainConfig: TrainConfig = {
     klEstimator: "k3",
     normalizeByStd: true,
     tisCap: null,
+    dropUniformGroups: true,
+    ppoEpochs: 1,
+    miniBatches: 4,
   },
   rollout: {
     tasksPerStep: 8,
@@ -161,8 +160,6 @@ export const defaultTrainConfig: TrainConfig = {
     loraAlpha: 16,
     loraTargets: ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"],
     microBatchTokens: 8192,
-    ppoEpochs: 1,
-    miniBatches: 4,
     threads: 2,
   },
   warmStart: { steps: 300, learningRate: 3e-3, batchSize: 16, checkpointEvery: 50 },
@@ -194,10 +191,41 @@ export const setPath = (target: Record<string, unknown>, dotted: string, raw: st
 
 const decodeConfig = Schema.decodeUnknownSync(TrainConfig, { onExcessProperty: "error", errors: "all" });
 
+/**
+ * `learner.ppoEpochs` / `learner.miniBatches` (configs written before the update plan moved to the
+ * algorithm) are read as `algorithm.ppoEpochs` / `algorithm.miniBatches`. Merged over the default,
+ * the algorithm's key holds its default unless a file or flag set it: a legacy key wins over the
+ * default; one that disagrees with an explicitly set algorithm key is an error naming both.
+ */
+export const moveLegacyKeys = (value: unknown, file?: string): unknown => {
+  if (!isPlainObject(value) || !isPlainObject(value["learner"])) return value;
+  const learner = { ...value["learner"] };
+  const algorithm: Record<string, unknown> = isPlainObject(value["algorithm"])
+    ? { ...value["algorithm"] }
+    : {};
+  let moved = false;
+  for (const key of movedToAlgorithm) {
+    if (!(key in learner)) continue;
+    const legacy = learner[key];
+    const current = algorithm[key];
+    if (current !== undefined && current !== defaultTrainConfig.algorithm[key] && current !== legacy)
+      throw new ConfigError({
+        field: `learner.${key}`,
+        message: `learner.${key} moved to algorithm.${key}; the config sets both (learner.${key}: ${JSON.stringify(legacy)}, algorithm.${key}: ${JSON.stringify(current)}): keep only algorithm.${key}${file ? ` (in ${file})` : ""}`,
+        file,
+      });
+    algorithm[key] = legacy;
+    delete learner[key];
+    moved = true;
+  }
+  return moved ? { ...value, learner, algorithm } : value;
+};
+
 /** Validate a merged config object; the error names every offending field. */
 export const validateConfig = (value: unknown, file?: string): TrainConfig => {
+  const migrated = moveLegacyKeys(value, file);
   try {
-    return decodeConfig(value);
+    return decodeConfig(migrated);
   } catch (error) {
     const where = file ? ` in ${file}` : "";
     throw new ConfigError({

@@ -43,10 +43,14 @@ describe("train --preset", () => {
       weightDecay: 0.01,
       beta2: 0.999,
       gradClip: 1,
+    });
+    expect(paper.algorithm).toMatchObject({
+      name: "gsspo",
+      klCoef: 0.001,
+      klEstimator: "k3",
       ppoEpochs: 1,
       miniBatches: 4,
     });
-    expect(paper.algorithm).toMatchObject({ name: "gsspo", klCoef: 0.001, klEstimator: "k3" });
     expect(paper.steps).toBe(38);
     expect(paper.environment.options["operators"]).toBeUndefined(); // the paper's seven (env-qa's default)
     expect(paper.environment.options["operatorBudget"]).toBe(20);

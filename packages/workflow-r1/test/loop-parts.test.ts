@@ -1,4 +1,6 @@
-import { type Trajectory, TrajectoryBuilder } from "@workflow-r1/core";
+import { type LearnerShape, type Trajectory, TrajectoryBuilder } from "@workflow-r1/core";
+import { Algorithm, makeAlgorithm, registerPolicyLoss, unregisterPolicyLoss } from "@workflow-r1/gsspo";
+import { Cause, Effect, Exit, Layer } from "effect";
 import { describe, expect, it } from "vitest";
 import { defaultTrainConfig } from "../src/config.js";
 import { compareTable, finalAccuracy, stepsToThreshold } from "../src/train/compare.js";
@@ -6,7 +8,7 @@ import { renderDashboard } from "../src/train/dashboard.js";
 import { nextTasks, rewardMetrics, summarize } from "../src/train/loop.js";
 import type { StepMetrics } from "../src/train/metrics-log.js";
 import { Rng } from "../src/train/random.js";
-import { dropUniformGroups, mismatchMetrics, usableTrajectories } from "../src/train/update.js";
+import { updatePolicy } from "../src/train/update.js";
 
 const trajectory = (
   groupId: string,
@@ -31,39 +33,176 @@ const trajectory = (
   });
 };
 
-describe("update helpers", () => {
-  it("excludes failed episodes and episodes with nothing sampled", () => {
-    const kept = usableTrajectories([
-      trajectory("a", 1),
-      trajectory("a", 0, { error: "PolicyError: boom" }),
-      trajectory("b", 1, { sampled: [] }),
-    ]);
-    expect(kept).toHaveLength(1);
+/** A learner stand-in: log-probabilities that move a little after every optimizer step; records every call. */
+const fakeLearner = (options: { dropOne?: boolean } = {}) => {
+  let version = 0;
+  const calls: string[] = [];
+  const backward: Float64Array[][] = [];
+  const logp = (token: number, position: number) =>
+    Math.fround(-1 - (token % 7) / 10 + version * ((((token * 31 + position * 7) % 17) - 8) * 1e-4));
+  const learner: LearnerShape = {
+    logprobs: (batch) =>
+      Effect.sync(() => {
+        calls.push(`logprobs ${batch.length}`);
+        const out = batch.map((s) =>
+          Float32Array.from(s.tokens, (tok, t) => (s.mask[t] === 1 ? logp(tok, t) : Number.NaN)),
+        );
+        return options.dropOne ? out.slice(1) : out;
+      }),
+    backward: (batch, coefficients) =>
+      Effect.sync(() => {
+        calls.push(`backward ${batch.length}`);
+        backward.push(coefficients.map((c) => Float64Array.from(c)));
+      }),
+    step: () =>
+      Effect.sync(() => {
+        calls.push("step");
+        version++;
+        return { gradNorm: version, learningRate: 1e-3, step: version };
+      }),
+    save: () => Effect.void,
+    saveState: () => Effect.void,
+    loadState: () => Effect.void,
+  };
+  return { learner, calls, backward };
+};
+
+/** Two groups of four one-turn episodes (rewards 1, 0, 0, 1) of different lengths. */
+const rollout = () =>
+  ["a", "b"].flatMap((group) =>
+    [1, 0, 0, 1].map((reward, i) => {
+      const b = new TrajectoryBuilder([1, 2, 3]);
+      const tokens = Array.from({ length: 3 + i + (group === "b" ? 2 : 0) }, (_, k) => 10 + k * 3 + i);
+      b.appendSampled(
+        tokens,
+        tokens.map((tok) => Math.fround(-1 - (tok % 7) / 10)),
+      );
+      b.appendObservation([4, 5]);
+      b.appendSampled([40 + i, 41], [Math.fround(-1 - ((40 + i) % 7) / 10), Math.fround(-1 - (41 % 7) / 10)]);
+      return b.build({
+        reward,
+        rewardParts: {},
+        groupId: group,
+        taskId: group,
+        turns: [],
+        finishReason: "answer",
+      });
+    }),
+  );
+
+describe("the update: rollout → algorithm → learner", () => {
+  it("calls the learner in plan order and logs the same metrics as before", async () => {
+    const { learner, calls } = fakeLearner();
+    const metrics = await Effect.runPromise(
+      updatePolicy(rollout(), learner, new Rng(1)).pipe(
+        Effect.provide(Algorithm.layer({ ...defaultTrainConfig.algorithm, miniBatches: 2 })),
+      ),
+    );
+    // old logprobs for all 8; the first mini-batch reuses them, the second asks again
+    expect(calls).toEqual(["logprobs 8", "backward 4", "step", "logprobs 4", "backward 4", "step"]);
+    for (const key of [
+      "episodes/failed",
+      "groups/total",
+      "groups/dropped_uniform",
+      "update/trajectories",
+      "loss",
+      "clip_fraction",
+      "unit_clip_fraction",
+      "approx_kl",
+      "ratio/mean",
+      "ratio/min",
+      "ratio/max",
+      "grad_norm",
+      "grad_norm_last",
+      "mismatch/abs_mean",
+      "mismatch/abs_max",
+      "mismatch/kl",
+      "entropy",
+      "advantage/abs_mean",
+      "time/learner_forward",
+      "time/learner_backward",
+      "time/optimizer",
+      "time/algorithm",
+      "learnerTokens",
+    ])
+      expect(Number.isFinite(metrics[key]), key).toBe(true);
+    expect(metrics["grad_norm"]).toBe(1.5);
+    expect(metrics["grad_norm_last"]).toBe(2);
+    expect(metrics["update/trajectories"]).toBe(8);
   });
 
-  it("drops groups whose rewards are all equal and counts them", () => {
-    const result = dropUniformGroups([
-      trajectory("a", 1),
-      trajectory("a", 1),
-      trajectory("b", 1),
-      trajectory("b", 0),
-      trajectory("c", 0.5),
-    ]);
-    expect(result.groups).toBe(3);
-    expect(result.droppedGroups).toBe(1);
-    // A group of one keeps its only member (its advantage is r / (1 + eps), not zero).
-    expect(result.kept.map((t) => t.groupId)).toEqual(["b", "b", "c"]);
+  it("a learner answer that does not fit the batch fails the update with the typed error, not a defect", async () => {
+    const { learner } = fakeLearner({ dropOne: true });
+    const exit = await Effect.runPromiseExit(
+      updatePolicy(rollout(), learner, new Rng(1)).pipe(
+        Effect.provide(Algorithm.layer(defaultTrainConfig.algorithm)),
+      ),
+    );
+    expect(Exit.isFailure(exit)).toBe(true);
+    if (Exit.isFailure(exit)) {
+      expect(Cause.hasDies(exit.cause)).toBe(false);
+      expect(Cause.squash(exit.cause)).toMatchObject({ _tag: "PolicyLossInputError", field: "logpOld" });
+    }
   });
 
-  it("measures sampler–learner mismatch on sampled tokens only", () => {
-    const t = trajectory("a", 1, { sampled: [-0.5, -1] });
-    const same = mismatchMetrics([t], [Float32Array.from(t.samplerLogprobs)]);
-    expect(same["mismatch/abs_mean"]).toBe(0);
-    expect(same["mismatch/kl"]).toBe(0);
-    const shifted = Float32Array.from(t.samplerLogprobs, (v) => v - 0.1);
-    const m = mismatchMetrics([t], [shifted]);
-    expect(m["mismatch/abs_mean"]).toBeCloseTo(0.1, 6);
-    expect(m["mismatch/kl"]).toBeCloseTo(Math.exp(-0.1) - 1 + 0.1, 6);
+  it("a registered variant with its own surrogate runs end to end: backward gets dLoss/dlogpNew", async () => {
+    // A smooth objective in place of the clip: ℓ = −A·(1 + tanh(τ(s − 1))/τ), dℓ/dlogS = −A·s·sech²(τ(s − 1)).
+    registerPolicyLoss("tanh-clip", {
+      extends: "gsspo",
+      surrogate: ({ ratio, advantage }, settings) => {
+        const tau = 1 / settings.clipHigh;
+        const th = Math.tanh(tau * (ratio - 1));
+        return { value: -advantage * (1 + th / tau), slope: -advantage * ratio * (1 - th * th) };
+      },
+    });
+    try {
+      const { learner, backward } = fakeLearner();
+      const config = { ...defaultTrainConfig.algorithm, name: "tanh-clip", miniBatches: 2 };
+      const algorithm = makeAlgorithm(config);
+      const trajectories = rollout();
+      await Effect.runPromise(
+        updatePolicy(trajectories, learner, new Rng(1)).pipe(
+          Effect.provide(Layer.succeed(Algorithm, algorithm)),
+        ),
+      );
+      // Replay the second mini-batch (weights moved once) and differentiate its loss numerically.
+      const batch = Effect.runSync(algorithm.prepare(trajectories, new Rng(1)));
+      const before = fakeLearner();
+      const logpOld = Effect.runSync(before.learner.logprobs(batch.sequences));
+      Effect.runSync(before.learner.step());
+      const members = batch.plan[1]!;
+      const logpNew = Effect.runSync(before.learner.logprobs(members.map((i) => batch.sequences[i]!)));
+      const lossAt = (k: number, p: number, h: number) =>
+        Effect.runSync(
+          algorithm.loss(
+            members.map((i, j) => ({
+              logpNew:
+                j === k ? Float64Array.from(logpNew[j]!, (v, q) => (q === p ? v + h : v)) : logpNew[j]!,
+              logpOld: logpOld[i]!,
+              mask: batch.trajectories[i]!.mask,
+              segments: batch.trajectories[i]!.segments,
+              advantage: batch.advantages[i]!,
+            })),
+          ),
+        ).loss;
+      let checked = 0;
+      members.forEach((i, k) => {
+        const mask = batch.trajectories[i]!.mask;
+        for (let p = 0; p < mask.length; p++) {
+          const c = backward[1]![k]![p]!;
+          if (mask[p] !== 1) {
+            expect(c).toBe(0);
+            continue;
+          }
+          expect(c).toBeCloseTo((lossAt(k, p, 1e-7) - lossAt(k, p, -1e-7)) / 2e-7, 6);
+          checked++;
+        }
+      });
+      expect(checked).toBeGreaterThan(20);
+      expect(backward[1]!.some((c) => c.some((v) => Math.abs(v) > 1e-3))).toBe(true);
+    } finally {
+      unregisterPolicyLoss("tanh-clip");
+    }
   });
 });
 
@@ -143,9 +282,18 @@ describe("metrics and summaries", () => {
     expect(stepsToThreshold([{ step: 0, "eval/accuracy": 0.9 }, ...noisy], 0.5, 3)).toBe(4);
     expect(stepsToThreshold(noisy, 0.5, 1)).toBe(2);
     const table = compareTable(
-      [{ algorithm: "gsspo", finalAccuracy: [0.5, 0.7], stepsToThreshold: [3, null] }],
+      [
+        {
+          algorithm: "gsspo",
+          finalAccuracy: [0.5, 0.7],
+          curveArea: [0.4, 0.6],
+          clipFraction: [0.1, 0.3],
+          stepsToThreshold: [3, null],
+        },
+      ],
       0.5,
     );
-    expect(table).toContain("| gsspo | 0.600 ± 0.141 | 3, — |");
+    expect(table).toContain("| gsspo | 0.600 [");
+    expect(table).toContain("| 0.200 | 0.600 ± 0.141 | 3, — |");
   });
 });

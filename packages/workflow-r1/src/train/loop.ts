@@ -378,7 +378,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
       const t1 = performance.now();
 
       const probeBefore = yield* learnerProbe(learner, probe);
-      const update = yield* updatePolicy(trajectories, config, learner, rng, options.reference);
+      const update = yield* updatePolicy(trajectories, learner, rng, options.reference);
       const t2 = performance.now();
 
       yield* learner.save(paths.weights, { format: weightsKind });

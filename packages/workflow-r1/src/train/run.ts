@@ -5,10 +5,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ConfigError, Policy, type PolicyShape } from "@workflow-r1/core";
+import { Algorithm } from "@workflow-r1/gsspo";
 import { createGgmlLearner, GgmlLearner, type LoraTarget } from "@workflow-r1/learner";
 import { createTinyLlama, LlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect, Layer } from "effect";
-import { ensureAlgorithm } from "../algorithms.js";
+import { loadAlgorithm } from "../algorithms.js";
 import {
   deepMerge,
   defaultTrainConfig,
@@ -69,7 +70,7 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
   // Everything that can refuse the config runs before it is written: a failed `--resume` with a
   // bad override must leave the run's config.json as it was.
   const devices = resolveDevices(config.model.gpu);
-  await ensureAlgorithm(config.algorithm.name);
+  const algorithm = await loadAlgorithm(config.algorithm);
   const plugin = await resolveEnvironment(config.environment.name);
   fs.mkdirSync(out, { recursive: true });
   writeFileAtomic(path.join(out, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
@@ -136,18 +137,17 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
   });
   const environment = plugin.layer(config.environment.options);
   // The KL term needs the initial model's logprobs: a second, frozen learner on the starting GGUF.
-  const reference =
-    config.algorithm.klCoef > 0
-      ? createGgmlLearner({
-          modelPath,
-          gpu: devices.learner,
-          threads: config.learner.threads,
-          microBatchTokens: config.learner.microBatchTokens,
-        })
-      : undefined;
+  const reference = algorithm.needsReference
+    ? createGgmlLearner({
+        modelPath,
+        gpu: devices.learner,
+        threads: config.learner.threads,
+        microBatchTokens: config.learner.microBatchTokens,
+      })
+    : undefined;
   const program = trainLoop({ config, plugin, paths, weightsKind, reference, onStep: options.onStep }).pipe(
     Effect.scoped,
-    Effect.provide(Layer.mergeAll(policy, learner, environment)),
+    Effect.provide(Layer.mergeAll(policy, learner, environment, Layer.succeed(Algorithm, algorithm))),
   );
   const rows = await Effect.runPromise(program).finally(() => reference?.dispose());
   const summary = summarize(rows);
