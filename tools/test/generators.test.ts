@@ -84,7 +84,7 @@ describe("@workflow-r1/tools:algorithm", () => {
     expect(output).toContain("CREATE packages/algo-pairs/src/index.ts");
     expect(output).toContain("CREATE .changeset/algo-pairs-initial-release.md");
     const tests = verify("packages/algo-pairs");
-    expect(tests).toMatch(/Tests\s+3 passed/);
+    expect(tests).toMatch(/Tests\s+4 passed/);
 
     // Importing the built package registers the variant in the gsspo registry it shares.
     const script = `
@@ -95,7 +95,7 @@ describe("@workflow-r1/tools:algorithm", () => {
       const r = policyLoss([{ logpNew: logpOld, logpOld, mask, advantage: 1 }], { variant: "pairs" });
       console.log(JSON.stringify({ has: policyLossVariants().includes("pairs"), loss: r.loss, units: r.metrics.units }));`;
     const result = JSON.parse(ws.run("node", ["--input-type=module", "-e", script]).output.trim());
-    // Ratio 1 everywhere: loss = −A = −1; two cycles of ≤ 8 tokens are two units.
+    // Ratio 1 everywhere: the soft clip is −A·s there, loss = −A = −1; two cycles of ≤ 8 tokens are two units.
     expect(result).toEqual({ has: true, loss: -1, units: 2 });
   });
 

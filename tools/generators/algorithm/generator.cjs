@@ -20,7 +20,7 @@ async function algorithmGenerator(tree, options) {
   assertAbsent(tree, packageDir);
   const description =
     options.description ??
-    `The ${n.name} policy-loss variant: GSsPO with every sub-sequence cut into chunks of at most 8 tokens.`;
+    `The ${n.name} policy-loss variant: GSsPO with every sub-sequence cut into chunks of at most 8 tokens and a soft clip (sigmoid gate) as its surrogate.`;
   const substitutions = { ...n, description: description.replace(/["\\`]/g, "") };
   generateFiles(tree, path.join(__dirname, "files"), packageDir, substitutions);
   generateFiles(tree, path.join(__dirname, "changeset"), ".changeset", substitutions);
