@@ -45,7 +45,7 @@ describe("workflow-r1 compare (child runs)", () => {
       expect(row.finalAccuracy).toEqual([rows[2]["eval/accuracy"]]);
     }
     const markdown = fs.readFileSync(path.join(out, "compare.md"), "utf8");
-    expect(markdown).toMatch(/^\| algorithm \| final accuracy/);
+    expect(markdown).toMatch(/^\| algorithm \| final held-out accuracy, mean \[95% CI\]/);
     expect(markdown).toContain("| grpo |");
     expect(markdown).toContain("| gsspo |");
 
