@@ -5,7 +5,9 @@
 export { TrajectoryBuilder } from "./builder.js";
 export { decodeTrajectory, encodeTrajectory, packr } from "./codec.js";
 export * from "./errors.js";
+export { mulberry32, Random, type RandomAlgorithm, shuffled } from "./random.js";
 export { segmentCount, segmentsFromMask } from "./segments.js";
 export * from "./services.js";
+export { mean, sampleStd } from "./stats.js";
 export type { FinishReason, OperatorCall, Trajectory, Turn } from "./trajectory.js";
 export { validateTrajectory } from "./validate.js";

@@ -30,6 +30,5 @@ export {
   expression,
   makeTasks,
   question,
-  rng,
   splitOf,
 } from "./tasks.js";

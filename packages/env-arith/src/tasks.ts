@@ -2,20 +2,8 @@
  * Seeded arithmetic chains: a start value and `steps` operations applied left to right, written
  * fully parenthesised (`((7+5)*2)-3`), every intermediate result in [0, maxValue].
  */
-import type { Task } from "@workflow-r1/core";
+import { mulberry32, type Task } from "@workflow-r1/core";
 import type { Operator, ResolvedArithOptions } from "./options.js";
-
-/** mulberry32: a tiny seeded PRNG, so tasks are identical for a given seed on every machine. */
-export const rng = (seed: number): (() => number) => {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
 
 /** FNV-1a: assigns every possible task to exactly one split, so train and eval never overlap. */
 export const fnv1a = (text: string): number => {
@@ -97,7 +85,7 @@ export const makeTasks = (
   seed: number,
 ): ReadonlyArray<Task> => {
   const size = split === "train" ? options.trainSize : options.evalSize;
-  const next = rng(seed);
+  const next = mulberry32(seed);
   const tasks: Task[] = [];
   const seen = new Set<string>();
   // Stop once 20 000 draws in a row found nothing new: the split holds no more distinct tasks.

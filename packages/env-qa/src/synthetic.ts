@@ -12,6 +12,7 @@ import {
   EnvironmentError,
   type EnvironmentPlugin,
   type EnvironmentShape,
+  mulberry32,
   type Task,
 } from "@workflow-r1/core";
 import { Effect, Layer } from "effect";
@@ -134,18 +135,6 @@ export const resolveSyntheticQAConfig = (
       return Effect.fail(configError("maxObservationChars", "an integer ≥ 16", resolved.maxObservationChars));
     return Effect.succeed(resolved as ResolvedSyntheticQAConfig);
   });
-
-/** mulberry32: a small, fast, seedable PRNG (same sequence on every platform). */
-export const mulberry32 = (seed: number): (() => number) => {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
 
 const pick = <A>(random: () => number, items: ReadonlyArray<A>): A =>
   items[Math.floor(random() * items.length)] as A;

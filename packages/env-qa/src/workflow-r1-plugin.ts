@@ -3,7 +3,13 @@
  * an OpenAI-compatible executor (`HttpExecutor`, checked once when the environment is built), a
  * retriever (Search-R1 server or BM25 over a FlashRAG corpus) and FlashRAG benchmark files as tasks.
  */
-import { Environment, EnvironmentError, type EnvironmentPlugin, type Task } from "@workflow-r1/core";
+import {
+  Environment,
+  EnvironmentError,
+  type EnvironmentPlugin,
+  shuffled,
+  type Task,
+} from "@workflow-r1/core";
 import { Effect, Layer } from "effect";
 import {
   DEFAULT_HELD_OUT_FRACTION,
@@ -14,7 +20,6 @@ import {
 } from "./datasets/index.js";
 import { HttpExecutor, type HttpExecutorConfig } from "./executors/index.js";
 import { Bm25Retriever, HttpRetriever } from "./retrieval/index.js";
-import { mulberry32 } from "./synthetic.js";
 import {
   checkEnvExecutor,
   makeWorkflowR1Env,
@@ -121,17 +126,6 @@ const loadBenchmarkFiles = (dataDir: string, names: ReadonlyArray<string>) =>
     }),
   );
 
-/** Fisher-Yates with a seeded PRNG: the same order for the same seed. */
-const shuffle = <A>(items: ReadonlyArray<A>, seed: number): A[] => {
-  const random = mulberry32(seed);
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j] as A, out[i] as A];
-  }
-  return out;
-};
-
 const tasks = (
   raw: Readonly<Record<string, unknown>>,
   split: "train" | "eval",
@@ -164,7 +158,7 @@ const tasks = (
               Effect.mapError((e) => optionError("trainDatasets", e.message, e)),
             )).map((b) => b.dataset),
           );
-    const all = shuffle(
+    const all = shuffled(
       benchmarks.flatMap((b) =>
         split === "train"
           ? tasksInPart(b.tasks, "train", fraction)

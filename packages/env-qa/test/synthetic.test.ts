@@ -105,7 +105,9 @@ describe("SyntheticQAEnv episodes", () => {
     // A fixed difficulty keeps the task stream it always had (the default run depends on it).
     expect(fixed.map((t) => t.id)).toEqual(syntheticTasks({ count: 20, seed: 3 }).map((t) => t.id));
     const tasks = syntheticTasks({ count: 60, seed: 3, difficulty: [6, 10] });
-    const hops = tasks.map((t) => (t.metadata?.["synthetic"] as SyntheticWorld).relations.length);
+    const hops = tasks.map(
+      (t) => (t.metadata?.["synthetic"] as SyntheticWorld | undefined)?.relations.length ?? 0,
+    );
     expect(Math.min(...hops)).toBe(6);
     expect(Math.max(...hops)).toBe(10);
     const config = { difficulty: [6, 10], distractors: [0, 6] } as const;

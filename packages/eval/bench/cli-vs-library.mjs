@@ -48,7 +48,9 @@ const library = async () => {
   const benchmarks = await Effect.runPromise(loadEvalBenchmarks(data, ["bamboogle"]));
   const run = await Effect.runPromise(
     evaluate({ benchmarks, method: "direct", limit: questions }).pipe(
-      Effect.provide(LlamaCppPolicy.layer({ modelPath: model, sequences: 4, contextSize: 2048, threads: cores })),
+      Effect.provide(
+        LlamaCppPolicy.layer({ modelPath: model, sequences: 4, contextSize: 2048, threads: cores }),
+      ),
     ),
   );
   answers = run.results.reduce((a, r) => a + r.tokens, 0);
@@ -90,7 +92,8 @@ const times = Object.fromEntries(Object.keys(ways).map((k) => [k, []]));
 for (let round = 0; round < rounds; round++)
   for (const [name, way] of Object.entries(ways)) {
     times[name].push(await way());
-    if (process.env.VERBOSE === "1") console.error(`round ${round} ${name}: ${times[name].at(-1).toFixed(2)} s`);
+    if (process.env.VERBOSE === "1")
+      console.error(`round ${round} ${name}: ${times[name].at(-1).toFixed(2)} s`);
   }
 
 const best = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, Math.min(...v)]));

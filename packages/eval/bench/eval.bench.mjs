@@ -1,6 +1,7 @@
 // Speed of the evaluation's own computations (no model): bootstrap intervals, summaries and
 // report rendering. Run after `npm run build`: `npm run bench -w @workflow-r1/eval`.
-import { bootstrapMean, renderHtml, renderMarkdown, seededRandom, summarizeAll } from "@workflow-r1/eval";
+import { mulberry32 } from "@workflow-r1/core";
+import { bootstrapMean, renderHtml, renderMarkdown, summarizeAll } from "@workflow-r1/eval";
 
 const time = (label, repeat, fn) => {
   fn();
@@ -11,7 +12,7 @@ const time = (label, repeat, fn) => {
   return ms;
 };
 
-const random = seededRandom(1);
+const random = mulberry32(1);
 for (const n of [125, 500, 3610]) {
   const values = Array.from({ length: n }, () => (random() < 0.4 ? 1 : 0));
   time(`bootstrapMean n=${n}, 1000 resamples`, 20, () => bootstrapMean(values));

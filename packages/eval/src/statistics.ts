@@ -3,6 +3,8 @@
  * unbiased pass@k estimator of Chen et al. (2021, "Evaluating Large Language Models Trained on Code").
  */
 
+import { mean, mulberry32 } from "@workflow-r1/core";
+
 /** A mean with its bootstrap confidence interval. */
 export interface Estimate {
   readonly mean: number;
@@ -23,28 +25,8 @@ export interface BootstrapOptions {
   readonly seed?: number;
 }
 
-/** Arithmetic mean; NaN for an empty list. */
-export const mean = (values: ArrayLike<number>): number => {
-  if (values.length === 0) return Number.NaN;
-  let sum = 0;
-  for (let i = 0; i < values.length; i++) sum += values[i]!;
-  return sum / values.length;
-};
-
-/**
- * A small seeded generator (mulberry32) returning floats in [0, 1). It only drives bootstrap
- * resampling, where reproducibility matters and statistical quality of 32-bit state suffices.
- */
-export const seededRandom = (seed: number): (() => number) => {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
+/** Arithmetic mean; NaN for an empty list (core's `mean`, the one every package reports with). */
+export { mean };
 
 /** Linear-interpolated quantile of sorted values (type 7, as numpy's default). */
 export const quantileSorted = (sorted: ArrayLike<number>, q: number): number => {
@@ -71,7 +53,7 @@ export const bootstrapMean = (values: ArrayLike<number>, options: BootstrapOptio
     throw new RangeError(`resamples must be a positive integer, got ${resamples}`);
   const m = mean(values);
   if (n === 0) return { mean: Number.NaN, low: Number.NaN, high: Number.NaN, n };
-  const random = seededRandom(options.seed ?? 0);
+  const random = mulberry32(options.seed ?? 0);
   const means = new Float64Array(resamples);
   for (let r = 0; r < resamples; r++) {
     let sum = 0;

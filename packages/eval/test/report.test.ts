@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { mulberry32 } from "@workflow-r1/core";
 import { type Browser, chromium } from "playwright-core";
 import { PNG } from "pngjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,7 +12,6 @@ import {
   renderChartPage,
   renderMarkdown,
   type SampleResult,
-  seededRandom,
   summarizeAll,
   writeReports,
 } from "../src/index.js";
@@ -31,7 +31,7 @@ const sample = (em: number, extra: Partial<SampleResult> = {}): SampleResult => 
 
 /** Synthetic results: each method has its own accuracy, drawn from a seeded generator. */
 const syntheticResults = (): QuestionResult[] => {
-  const random = seededRandom(9);
+  const random = mulberry32(9);
   const accuracy: Record<string, number> = { direct: 0.2, cot: 0.35, workflow: 0.6 };
   const out: QuestionResult[] = [];
   for (const benchmark of ["bamboogle", "hotpotqa", "nq"])

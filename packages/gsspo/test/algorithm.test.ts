@@ -1,4 +1,5 @@
 import { it } from "@effect/vitest";
+import { mulberry32, Random } from "@workflow-r1/core";
 import { Cause, Effect, Exit, Layer } from "effect";
 import { describe, expect } from "vitest";
 import {
@@ -12,7 +13,7 @@ import {
   registerPolicyLoss,
   unregisterPolicyLoss,
 } from "../src/index.js";
-import { buildTrajectory, fakeLearner, prng, randomRollout, shuffler } from "./fixtures/trajectories.js";
+import { buildTrajectory, fakeLearner, randomRollout } from "./fixtures/trajectories.js";
 
 const batch = [
   { logpNew: [-1, -0.9, -1.2], logpOld: [-1, -1, -1], mask: [1, 0, 1], advantage: 0.8 },
@@ -50,8 +51,8 @@ describe("Algorithm service", () => {
   it.effect("an update: prepare → begin → step per mini-batch → metrics", () =>
     Effect.gen(function* () {
       const algorithm = yield* Algorithm;
-      const rollout = randomRollout(prng(2), 4, 4);
-      const update = yield* algorithm.prepare(rollout, shuffler(prng(3)));
+      const rollout = randomRollout(mulberry32(2), 4, 4);
+      const update = yield* algorithm.prepare(rollout, new Random(3));
       expect(update.plan).toHaveLength(2);
       expect(update.sequences.map((s) => s.tokens)).toEqual(update.trajectories.map((t) => t.tokens));
       const learner = fakeLearner();
@@ -104,11 +105,11 @@ describe("Algorithm service", () => {
         buildTrajectory(shape, { reward: 1, groupId: "a" }),
         buildTrajectory(shape, { reward: Number.POSITIVE_INFINITY, groupId: "a" }),
       ];
-      const prepareError = failureOf(yield* Effect.exit(algorithm.prepare(rollout, shuffler(prng(1)))));
+      const prepareError = failureOf(yield* Effect.exit(algorithm.prepare(rollout, new Random(1))));
       expect(prepareError).toMatchObject({ _tag: "AdvantageInputError", field: "rewards", trajectory: 1 });
 
       // what the learner returned does not fit the batch
-      const update = yield* algorithm.prepare(randomRollout(prng(4), 2, 4), shuffler(prng(1)));
+      const update = yield* algorithm.prepare(randomRollout(mulberry32(4), 2, 4), new Random(1));
       const logpOld = fakeLearner().logprobs(update.sequences);
       const beginError = failureOf(yield* Effect.exit(algorithm.begin(update, logpOld.slice(1))));
       expect(beginError).toMatchObject({ _tag: "PolicyLossInputError", field: "logpOld" });

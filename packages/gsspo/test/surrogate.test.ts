@@ -4,6 +4,7 @@
  * through the Algorithm service on rollout-built trajectories, yields coefficients that are the
  * gradient of its loss (central finite differences).
  */
+import { Random } from "@workflow-r1/core";
 import { Cause, Effect, Exit } from "effect";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
@@ -19,7 +20,7 @@ import {
   unregisterPolicyLoss,
   variantDefaults,
 } from "../src/index.js";
-import { fakeLearner, prng, randomRollout, shuffler } from "./fixtures/trajectories.js";
+import { fakeLearner, randomRollout } from "./fixtures/trajectories.js";
 
 afterEach(() => {
   for (const name of policyLossVariants()) unregisterPolicyLoss(name);
@@ -90,13 +91,14 @@ describe("custom surrogates", () => {
   it("registered, used end to end through the Algorithm service: coefficients = dLoss/dlogpNew", () => {
     registerPolicyLoss("soft-gsspo", { extends: "gsspo", surrogate: softClip });
     const algorithm = makeAlgorithm({ name: "soft-gsspo", miniBatches: 1 });
-    const next = prng(11);
+    const random = new Random(11);
+    const next = () => random.next();
     const h = 1e-8;
     let checked = 0;
     let gated = 0;
     for (let round = 0; round < 4; round++) {
       const rollout = randomRollout(next, 2, 4);
-      const batch = Effect.runSync(algorithm.prepare(rollout, shuffler(next)));
+      const batch = Effect.runSync(algorithm.prepare(rollout, random));
       const learner = fakeLearner();
       const logpOld = learner.logprobs(batch.sequences);
       const session = Effect.runSync(algorithm.begin(batch, logpOld));

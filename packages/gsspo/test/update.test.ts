@@ -3,7 +3,7 @@
  * mini-batches, truncated importance sampling, mismatch metrics — and the whole path equal, bit for
  * bit, to the trainer's update before it moved here.
  */
-import { type Trajectory, TrajectoryBuilder } from "@workflow-r1/core";
+import { mulberry32, Random, type Trajectory, TrajectoryBuilder } from "@workflow-r1/core";
 import { describe, expect, it } from "vitest";
 import {
   type AlgorithmConfig,
@@ -20,7 +20,7 @@ import {
 } from "../src/index.js";
 import { runUpdate } from "./fixtures/driver.js";
 import { type LegacyConfig, legacyUpdate } from "./fixtures/legacy-update.js";
-import { fakeLearner, prng, randomRollout, shuffler } from "./fixtures/trajectories.js";
+import { fakeLearner, randomRollout } from "./fixtures/trajectories.js";
 
 const trajectory = (
   groupId: string,
@@ -71,7 +71,7 @@ describe("group filtering", () => {
 
   it("is an option: dropUniformGroups false keeps uniform groups (advantage 0)", () => {
     const rollout = [trajectory("a", 1), trajectory("a", 1), trajectory("b", 1), trajectory("b", 0)];
-    const random = shuffler(prng(1));
+    const random = new Random(1);
     const on = prepareUpdate(rollout, resolveAlgorithmConfig({ name: "gsspo" }), random);
     expect(on.metrics).toEqual({
       "episodes/failed": 0,
@@ -107,8 +107,8 @@ describe("group filtering", () => {
 
 describe("update plan", () => {
   it("epochs × mini-batches: each epoch reshuffles the previous order and splits it k mod M", () => {
-    const a = shuffler(prng(7));
-    const b = shuffler(prng(7));
+    const a = new Random(7);
+    const b = new Random(7);
     const plan = updatePlan(10, { ppoEpochs: 2, miniBatches: 3 }, a);
     expect(plan).toHaveLength(6);
     const order = Array.from({ length: 10 }, (_, i) => i);
@@ -124,7 +124,7 @@ describe("update plan", () => {
   });
 
   it("never more mini-batches than trajectories", () => {
-    const plan = updatePlan(3, { ppoEpochs: 1, miniBatches: 8 }, shuffler(prng(1)));
+    const plan = updatePlan(3, { ppoEpochs: 1, miniBatches: 8 }, new Random(1));
     expect(plan.map((m) => m.length)).toEqual([1, 1, 1]);
   });
 });
@@ -144,10 +144,10 @@ describe("truncated importance sampling", () => {
   });
 
   it("scales the loss's coefficients token by token (and leaves the loss as it is)", () => {
-    const rollout = randomRollout(prng(3), 3, 4);
+    const rollout = randomRollout(mulberry32(3), 3, 4);
     const learner = fakeLearner();
     const algorithm = resolveAlgorithmConfig({ name: "grpo", tisCap: 1.0005, miniBatches: 1 });
-    const batch = prepareUpdate(rollout, algorithm, shuffler(prng(4)));
+    const batch = prepareUpdate(rollout, algorithm, new Random(4));
     const logpOld = learner.logprobs(batch.sequences);
     const members = batch.plan[0]!;
     const logpNew = members.map((i) => logpOld[i]!.map((v) => v + 0.01));
@@ -252,12 +252,12 @@ describe("the whole update equals the trainer's update before the move (bit for 
 
   it.each(cases)("%s", (_label, legacy, config) => {
     for (const seed of [1, 2, 3]) {
-      const rollout = randomRollout(prng(seed), 6, 4, { failures: true });
+      const rollout = randomRollout(mulberry32(seed), 6, 4, { failures: true });
       const oldLearner = fakeLearner();
       const newLearner = fakeLearner();
       const reference = fakeLearner();
-      const expected = legacyUpdate(rollout, legacy, oldLearner, shuffler(prng(seed + 100)), reference);
-      const actual = runUpdate(rollout, config, newLearner, shuffler(prng(seed + 100)), reference);
+      const expected = legacyUpdate(rollout, legacy, oldLearner, new Random(seed + 100), reference);
+      const actual = runUpdate(rollout, config, newLearner, new Random(seed + 100), reference);
       expect(actual).toEqual(expected);
       expect(newLearner.backward).toEqual(oldLearner.backward);
       expect(newLearner.backward.length).toBeGreaterThan(0);
@@ -273,18 +273,18 @@ describe("the whole update equals the trainer's update before the move (bit for 
         learner: { ppoEpochs: 1, miniBatches: 4 },
       },
       fakeLearner(),
-      shuffler(prng(1)),
+      new Random(1),
     );
-    expect(runUpdate(rollout, { name: "gsspo", miniBatches: 4 }, fakeLearner(), shuffler(prng(1)))).toEqual(
+    expect(runUpdate(rollout, { name: "gsspo", miniBatches: 4 }, fakeLearner(), new Random(1))).toEqual(
       legacy,
     );
   });
 });
 
 describe("an update refuses what the learner got wrong, with a typed error", () => {
-  const rollout = randomRollout(prng(5), 2, 4);
+  const rollout = randomRollout(mulberry32(5), 2, 4);
   const algorithm = resolveAlgorithmConfig({ name: "gsspo", miniBatches: 2 });
-  const batch = prepareUpdate(rollout, algorithm, shuffler(prng(6)));
+  const batch = prepareUpdate(rollout, algorithm, new Random(6));
   const logpOld = fakeLearner().logprobs(batch.sequences);
 
   const thrown = (run: () => unknown) => {

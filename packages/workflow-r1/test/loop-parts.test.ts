@@ -1,4 +1,4 @@
-import { type LearnerShape, type Trajectory, TrajectoryBuilder } from "@workflow-r1/core";
+import { type LearnerShape, Random, type Trajectory, TrajectoryBuilder } from "@workflow-r1/core";
 import { Algorithm, makeAlgorithm, registerPolicyLoss, unregisterPolicyLoss } from "@workflow-r1/gsspo";
 import { Cause, Effect, Exit, Layer } from "effect";
 import { describe, expect, it } from "vitest";
@@ -7,7 +7,6 @@ import { compareTable, finalAccuracy, stepsToThreshold } from "../src/train/comp
 import { renderDashboard } from "../src/train/dashboard.js";
 import { nextTasks, rewardMetrics, summarize } from "../src/train/loop.js";
 import type { StepMetrics } from "../src/train/metrics-log.js";
-import { Rng } from "../src/train/random.js";
 import { updatePolicy } from "../src/train/update.js";
 
 const trajectory = (
@@ -94,7 +93,7 @@ describe("the update: rollout → algorithm → learner", () => {
   it("calls the learner in plan order and logs the same metrics as before", async () => {
     const { learner, calls } = fakeLearner();
     const metrics = await Effect.runPromise(
-      updatePolicy(rollout(), learner, new Rng(1)).pipe(
+      updatePolicy(rollout(), learner, new Random(1, "splitmix32")).pipe(
         Effect.provide(Algorithm.layer({ ...defaultTrainConfig.algorithm, miniBatches: 2 })),
       ),
     );
@@ -134,7 +133,7 @@ describe("the update: rollout → algorithm → learner", () => {
   it("a learner answer that does not fit the batch fails the update with the typed error, not a defect", async () => {
     const { learner } = fakeLearner({ dropOne: true });
     const exit = await Effect.runPromiseExit(
-      updatePolicy(rollout(), learner, new Rng(1)).pipe(
+      updatePolicy(rollout(), learner, new Random(1, "splitmix32")).pipe(
         Effect.provide(Algorithm.layer(defaultTrainConfig.algorithm)),
       ),
     );
@@ -161,12 +160,12 @@ describe("the update: rollout → algorithm → learner", () => {
       const algorithm = makeAlgorithm(config);
       const trajectories = rollout();
       await Effect.runPromise(
-        updatePolicy(trajectories, learner, new Rng(1)).pipe(
+        updatePolicy(trajectories, learner, new Random(1, "splitmix32")).pipe(
           Effect.provide(Layer.succeed(Algorithm, algorithm)),
         ),
       );
       // Replay the second mini-batch (weights moved once) and differentiate its loss numerically.
-      const batch = Effect.runSync(algorithm.prepare(trajectories, new Rng(1)));
+      const batch = Effect.runSync(algorithm.prepare(trajectories, new Random(1, "splitmix32")));
       const before = fakeLearner();
       const logpOld = Effect.runSync(before.learner.logprobs(batch.sequences));
       Effect.runSync(before.learner.step());
@@ -218,13 +217,6 @@ describe("task order", () => {
     expect(whole.dataPosition).toBe(3);
     // Every epoch visits every task once.
     expect(new Set(whole.tasks.slice(0, 5).map((t) => t.id)).size).toBe(5);
-  });
-
-  it("restores the RNG from its state", () => {
-    const a = new Rng(9);
-    a.next();
-    const b = new Rng(a.getState());
-    expect([a.next(), a.next()]).toEqual([b.next(), b.next()]);
   });
 });
 

@@ -2,6 +2,7 @@
  * Tiny random models in GGUF for tests and benchmarks: a valid `llama` (or `qwen2`) architecture
  * file with a byte-level BPE tokenizer and a ChatML template that llama.cpp loads and samples.
  */
+import { Random } from "@workflow-r1/core";
 import { GgmlType, type GgufFile, type GgufMetadataValue, type GgufTensor, gguf, writeGguf } from "./gguf.js";
 import { buildByteBpeVocabulary, CHATML_TEMPLATE, type TinyTokenizerOptions } from "./tokenizer.js";
 
@@ -53,22 +54,11 @@ export interface TinyModelInfo {
   readonly file: GgufFile;
 }
 
-/** splitmix32-style deterministic PRNG with Box–Muller normals. */
-export const createRng = (seed: number) => {
-  let s = seed >>> 0 || 0x9e3779b9;
-  const next = () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return ((z ^ (z >>> 16)) >>> 0) / 4294967296;
-  };
-  const normal = () => {
-    const u = Math.max(next(), 1e-12);
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
-  };
-  return { next, normal };
-};
+/**
+ * The weights' and sampler's generator: core's splitmix32 `Random` (seed 0 starts from the golden
+ * ratio constant, as it always has, so every seed builds the model it built before).
+ */
+export const createRng = (seed: number): Random => new Random(seed >>> 0 || 0x9e3779b9, "splitmix32");
 
 /** Build (without writing) a tiny model's GGUF. */
 export const buildTinyLlama = (options: TinyModelOptions = {}) => {

@@ -8,17 +8,18 @@
  * `gsspo@clipLow=0.2@clipHigh=0.2@aggregation=token-mean`: the same algorithm under another
  * hyperparameter convention, labelled by the whole entry.
  */
+
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { mean, sampleStd } from "@workflow-r1/core";
 import { bootstrapMean } from "@workflow-r1/eval";
 import * as YAML from "yaml";
 import { deepMerge, resolveConfig } from "../config.js";
 import { writeFileAtomic } from "./atomic.js";
 import { MetricsLog, type StepMetrics, trainingSteps } from "./metrics-log.js";
 import { runTrain } from "./run.js";
-import { mean, std } from "./stats.js";
 
 export interface CompareOptions {
   readonly algorithms: ReadonlyArray<string>;
@@ -86,7 +87,10 @@ const slug = (label: string) => label.replace(/[^A-Za-z0-9._-]+/g, "_");
  * every step's episodes rather than one final evaluation.
  */
 export const trainingCurveArea = (rows: ReadonlyArray<StepMetrics>): number =>
-  mean(trainingSteps(rows).map((r) => Number(r["accuracy"] ?? 0)));
+  mean(
+    trainingSteps(rows).map((r) => Number(r["accuracy"] ?? 0)),
+    0,
+  );
 
 /** The mean clip fraction over the RL steps that updated the policy. */
 export const meanClipFraction = (rows: ReadonlyArray<StepMetrics>): number =>
@@ -94,6 +98,7 @@ export const meanClipFraction = (rows: ReadonlyArray<StepMetrics>): number =>
     trainingSteps(rows)
       .filter((r) => r["clip_fraction"] !== undefined)
       .map((r) => Number(r["clip_fraction"])),
+    0,
   );
 
 /** Final accuracy: the last evaluation when there is one, else the mean training accuracy of the last quarter. */
@@ -102,7 +107,10 @@ export const finalAccuracy = (rows: ReadonlyArray<StepMetrics>): number => {
   if (evaluated.length > 0) return Number(evaluated[evaluated.length - 1]!["eval/accuracy"]);
   const training = trainingSteps(rows);
   const quarter = training.slice(-Math.max(1, Math.floor(training.length / 4)));
-  return mean(quarter.map((r) => Number(r["accuracy"])));
+  return mean(
+    quarter.map((r) => Number(r["accuracy"])),
+    0,
+  );
 };
 
 /**
@@ -141,7 +149,7 @@ export const compareTable = (rows: ReadonlyArray<CompareRow>, threshold: number)
   for (const row of rows)
     lines.push(
       `| ${row.algorithm} | ${withInterval(row.finalAccuracy)} | ${withInterval(row.curveArea)} | ` +
-        `${mean(row.clipFraction).toFixed(3)} | ${mean(row.finalAccuracy).toFixed(3)} ± ${std(row.finalAccuracy).toFixed(3)} | ` +
+        `${mean(row.clipFraction).toFixed(3)} | ${mean(row.finalAccuracy).toFixed(3)} ± ${sampleStd(row.finalAccuracy).toFixed(3)} | ` +
         `${row.stepsToThreshold.map((s) => (s === null ? "—" : String(s))).join(", ")} |`,
     );
   lines.push(

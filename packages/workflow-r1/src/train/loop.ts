@@ -9,7 +9,10 @@ import {
   type EnvironmentPlugin,
   Learner,
   type LearnerShape,
+  mean,
   Policy,
+  Random,
+  sampleStd,
   type Task,
   type Trajectory,
   TrajectoryBuilder,
@@ -23,9 +26,7 @@ import { Checkpoints, checkpointPhase, type LoopState } from "./checkpoint.js";
 import { writeDashboard } from "./dashboard.js";
 import { MetricsLog, type StepMetrics, trainingSteps } from "./metrics-log.js";
 import { createProgress } from "./progress.js";
-import { Rng } from "./random.js";
 import { calibrateGuard, checkReload, learnerProbe } from "./stale-guard.js";
-import { mean, std } from "./stats.js";
 import { updatePolicy } from "./update.js";
 
 export interface RunPaths {
@@ -56,7 +57,7 @@ export const rewardMetrics = (trajectories: ReadonlyArray<Trajectory>, prefix = 
   const parts = new Set(trajectories.flatMap((t) => Object.keys(t.rewardParts)));
   const out: StepMetrics = {
     [`${prefix}reward/mean`]: mean(rewards),
-    [`${prefix}reward/std`]: std(rewards),
+    [`${prefix}reward/std`]: sampleStd(rewards),
     [`${prefix}accuracy`]: mean(trajectories.map(episodeCorrect)),
     [`${prefix}turns/mean`]: mean(trajectories.map((t) => t.turns.length)),
     [`${prefix}tokens/sampled_per_episode`]: mean(trajectories.map((t) => t.mask.reduce((s, m) => s + m, 0))),
@@ -81,12 +82,12 @@ export const nextTasks = (
 ) => {
   const picked: Task[] = [];
   let { dataPosition, epoch } = state;
-  let order = new Rng(seed + epoch * 7919).shuffle(tasks.map((_, i) => i));
+  let order = new Random(seed + epoch * 7919, "splitmix32").shuffle(tasks.map((_, i) => i));
   while (picked.length < count) {
     if (dataPosition >= tasks.length) {
       epoch++;
       dataPosition = 0;
-      order = new Rng(seed + epoch * 7919).shuffle(tasks.map((_, i) => i));
+      order = new Random(seed + epoch * 7919, "splitmix32").shuffle(tasks.map((_, i) => i));
     }
     picked.push(tasks[order[dataPosition]!]!);
     dataPosition++;
@@ -130,7 +131,7 @@ export const warmStart = (
   config: TrainConfig,
   plugin: EnvironmentPlugin,
   tasks: ReadonlyArray<Task>,
-  rng: Rng,
+  rng: Random,
   hooks: WarmStartHooks,
 ) =>
   Effect.gen(function* () {
@@ -263,11 +264,11 @@ export const trainLoop = (options: TrainLoopOptions) =>
       );
 
     let state: LoopState;
-    let rng: Rng;
+    let rng: Random;
     const previous = checkpoints.latest();
     if (previous && checkpointPhase(previous.state) === "rl") {
       state = previous.state;
-      rng = new Rng(state.rngState);
+      rng = new Random(state.rngState, "splitmix32");
       yield* learner.loadState(path.join(previous.dir, "learner.state"));
       fs.copyFileSync(path.join(previous.dir, state.policyWeights), paths.weights);
       yield* policy.reload({ kind: weightsKind, path: paths.weights });
@@ -283,7 +284,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
       let from = 0;
       if (previous) {
         // Killed during the warm start: continue it from its checkpoint, at its own learning rate.
-        rng = new Rng(previous.state.rngState);
+        rng = new Random(previous.state.rngState, "splitmix32");
         yield* learner.loadState(path.join(previous.dir, "learner.state"));
         from = previous.state.warmStartStep ?? 0;
         warmLog.truncateAfter(from);
@@ -292,7 +293,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
           `[train] resumed the warm start from ${previous.dir} (warm-start step ${from}/${config.warmStart.steps})`,
         );
       } else {
-        rng = new Rng(config.seed);
+        rng = new Random(config.seed, "splitmix32");
         warmLog.truncateAfter(0);
       }
       yield* warmStart(config, plugin, trainTasks, rng, {
@@ -453,7 +454,11 @@ export const trainLoop = (options: TrainLoopOptions) =>
 export const summarize = (rows: ReadonlyArray<StepMetrics>) => {
   const training = trainingSteps(rows);
   const quarter = Math.max(1, Math.floor(training.length / 4));
-  const avg = (xs: ReadonlyArray<StepMetrics>, key: string) => mean(xs.map((r) => Number(r[key] ?? 0)));
+  const avg = (xs: ReadonlyArray<StepMetrics>, key: string) =>
+    mean(
+      xs.map((r) => Number(r[key] ?? 0)),
+      0,
+    );
   const evaluated = rows.filter((r) => r["eval/accuracy"] !== undefined);
   return {
     steps: training.length,
