@@ -4,6 +4,7 @@
  * or the final `<answer>…</answer>`; operator results come back as `<info>…</info>`.
  */
 import type { ChatMessage } from "@workflow-r1/core";
+import { pyStrip } from "./metrics.js";
 
 /** Sampling stops at these, so one assistant turn holds at most one operator call or the answer. */
 export const stopSequences: ReadonlyArray<string> = ["</tool>", "</answer>"];
@@ -85,7 +86,7 @@ const CALL = /^\s*([A-Za-z][A-Za-z0-9_-]*)\s*:\s*([\s\S]*?)\s*$/;
 /** Read one assistant turn: a complete `<answer>` wins over a `<tool>` call. Never throws. */
 export const parseTurn = (text: string): ParsedTurn => {
   const answer = firstBlock(text, "answer");
-  if (answer !== undefined) return { _tag: "Answer", answer: answer.trim() };
+  if (answer !== undefined) return { _tag: "Answer", answer: pyStrip(answer) };
   const call = firstBlock(text, "tool");
   if (call === undefined) return { _tag: "Invalid" };
   const match = CALL.exec(call);

@@ -114,4 +114,6 @@ console.log(
     2,
   ),
 );
+const ratio = best.cli / best.library;
+console.log(`CLI / library (best of ${rounds}): ${ratio.toFixed(2)}× — target ≤ 2×: ${ratio <= 2 ? "met" : "NOT met"}`);
 rmSync(dir, { recursive: true, force: true });

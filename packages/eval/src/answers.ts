@@ -1,15 +1,17 @@
 /**
  * Reading answers out of model output, and self-consistency voting.
  */
+import { extractAnswer as lastAnswer } from "@workflow-r1/env-qa";
 import { normalizeAnswer } from "./metrics.js";
 
-const answerTag = /<answer>([\s\S]*?)<\/answer>/g;
-
-/** The text of the last `<answer>…</answer>` in `text`, trimmed; null when there is none or it is empty. */
+/**
+ * The text of the last `<answer>…</answer>` in `text`, read by the training reward's own function
+ * (env-qa's `extractAnswer`: Python-`strip` whitespace), so evaluation scores exactly as training;
+ * null when there is none or it is empty.
+ */
 export const extractAnswer = (text: string): string | null => {
-  let last: string | null = null;
-  for (const match of text.matchAll(answerTag)) last = match[1]!.trim();
-  return last === null || last.length === 0 ? null : last;
+  const answer = lastAnswer(text);
+  return answer === undefined || answer === "" ? null : answer;
 };
 
 /** `direct` format: exactly one non-empty answer and nothing but whitespace around it. */

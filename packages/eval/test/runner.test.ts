@@ -2,12 +2,14 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Task } from "@workflow-r1/core";
+import { answerScore, parseTurn, extractAnswer as rewardAnswer } from "@workflow-r1/env-qa";
 import { Effect, Exit } from "effect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   type Benchmark,
   type EvaluateOptions,
   evaluate,
+  extractAnswer,
   majorityVote,
   methodNames,
   readResults,
@@ -259,5 +261,27 @@ describe("majorityVote", () => {
     [[null], null, 0],
   ])("%j → %s", (predictions, winner, votes) => {
     expect(majorityVote(predictions as Array<string | null>)).toEqual({ prediction: winner, votes });
+  });
+});
+
+describe("extractAnswer", () => {
+  // Evaluation must read answers exactly as the training reward and the environment do: the last
+  // answer of the text, stripped of whitespace the way Python's str.strip strips it (the reward's
+  // reference), which also removes the separators \x1c–\x1f and \x85 that JavaScript's trim keeps.
+  it.each([
+    ["<answer> Paris </answer>", "Paris"],
+    ["<answer>a</answer> then <answer>b</answer>", "b"],
+    ["<answer>\x1cParis\x85</answer>", "Paris"],
+    ["<answer>\u00a0Rome\u3000</answer>", "Rome"],
+    ["<answer>  </answer>", null],
+    ["no answer", null],
+  ])("%j → %j", (text, expected) => {
+    expect(extractAnswer(text)).toBe(expected);
+    expect(rewardAnswer(text) || null).toBe(expected);
+    // The environment's turn parser reads the same answer from a turn that ends at </answer>.
+    const turn = parseTurn(text.slice(text.lastIndexOf("<answer>")));
+    if (expected !== null) expect(turn).toEqual({ _tag: "Answer", answer: expected });
+    // And the reward's exact-match score agrees with scoring the extracted answer.
+    if (expected !== null) expect(answerScore(text, [expected])).toBe(1);
   });
 });
