@@ -115,5 +115,7 @@ console.log(
   ),
 );
 const ratio = best.cli / best.library;
-console.log(`CLI / library (best of ${rounds}): ${ratio.toFixed(2)}× — target ≤ 2×: ${ratio <= 2 ? "met" : "NOT met"}`);
+console.log(
+  `CLI / library (best of ${rounds}): ${ratio.toFixed(2)}× — target ≤ 2×: ${ratio <= 2 ? "met" : "NOT met"}`,
+);
 rmSync(dir, { recursive: true, force: true });

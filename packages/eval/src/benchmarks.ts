@@ -2,6 +2,7 @@
  * Choosing benchmark files in a FlashRAG data directory (layout `<dataset>/<split>[.<variant>].jsonl`,
  * as in /work/shared/data/qa). Loading itself is env-qa's `listBenchmarks` / `loadBenchmarks`.
  */
+import { preferredBenchmarkFile } from "@workflow-r1/env-qa";
 
 /** What env-qa's `listBenchmarks` reports per file. */
 export interface BenchmarkFileInfo {
@@ -22,22 +23,6 @@ export const paperBenchmarkOrder = [
   "bamboogle",
 ];
 
-/**
- * Rank of a file among its dataset's files: a complete split (`test`, `dev`) first, then a sample
- * that keeps every golden alias (`dev.sample500`), then anything else (e.g. `dev.primary_only`,
- * whose single golden answer understates EM).
- */
-const fileRank = (file: BenchmarkFileInfo): number => {
-  const variant = file.name
-    .slice(file.dataset.length + 1)
-    .split(".")
-    .slice(1)
-    .join(".");
-  if (variant === "") return 0;
-  if (variant.startsWith("sample")) return 1;
-  return 2;
-};
-
 export interface SelectedBenchmark {
   /** The name shown in reports: the dataset when picked by dataset, else the file's full name. */
   readonly label: string;
@@ -46,17 +31,16 @@ export interface SelectedBenchmark {
 
 /**
  * Pick one file per requested name. A dataset name (`hotpotqa`) takes that dataset's preferred
- * file (see above); a full name (`musique/dev.primary_only`) takes that file. Without names, one
+ * file (env-qa's `preferredBenchmarkFile`: a complete split, then a sample that keeps every golden
+ * alias, then anything else); a full name (`musique/dev.primary_only`) takes that file. Without names, one
  * file per dataset present, in the paper's order. Unknown names are returned in `unknown`.
  */
 export const selectBenchmarks = (
   files: ReadonlyArray<BenchmarkFileInfo>,
   names?: ReadonlyArray<string>,
 ): { readonly selected: SelectedBenchmark[]; readonly unknown: string[] } => {
-  const preferred = (dataset: string) =>
-    files
-      .filter((f) => f.dataset === dataset)
-      .sort((a, b) => fileRank(a) - fileRank(b) || a.name.localeCompare(b.name))[0];
+  // The same file env-qa's loaders and the trainer take for a dataset name.
+  const preferred = (dataset: string) => preferredBenchmarkFile(files, dataset);
   if (names === undefined) {
     const datasets = [...new Set(files.map((f) => f.dataset))].sort((a, b) => {
       const ia = paperBenchmarkOrder.indexOf(a);
