@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { runCompare } from "../src/train/compare.js";
+import { runCompare } from "../src/index.js";
 import { smallRun } from "./fixtures/settings.js";
 
 describe("workflow-r1 compare (child runs)", () => {

@@ -7,7 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Effect } from "effect";
 import { describe, expect, it } from "vitest";
-import { runTrain } from "../src/train/run.js";
+import { runTrain } from "../src/index.js";
 import { smallRun } from "./fixtures/settings.js";
 
 /** Train 2 steps with evaluation and return the temperatures the policy was asked to sample at. */
