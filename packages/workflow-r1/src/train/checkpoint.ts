@@ -8,6 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ConfigError } from "@workflow-r1/core";
+import { Effect } from "effect";
 import { fsyncDirectory, writeFileAtomic } from "./atomic.js";
 
 export interface LoopState {
@@ -51,20 +52,32 @@ export class Checkpoints {
    * Write a checkpoint: `fill(dir)` writes the large files into a fresh temporary directory; then
    * `state.json` goes in, the directory is renamed to its final name and `latest` points at it.
    */
-  async save(state: LoopState, fill: (dir: string) => Promise<void>): Promise<string> {
-    fs.mkdirSync(this.root, { recursive: true });
+  save<E, R>(
+    state: LoopState,
+    fill: (dir: string) => Effect.Effect<void, E, R>,
+  ): Effect.Effect<string, E, R> {
     const final = path.join(this.root, name(state));
     const temp = path.join(this.root, `.${name(state)}.partial-${process.pid}`);
-    fs.rmSync(temp, { recursive: true, force: true });
-    fs.mkdirSync(temp);
-    await fill(temp);
-    writeFileAtomic(path.join(temp, "state.json"), JSON.stringify(state, null, 2));
-    fsyncDirectory(temp);
-    fs.rmSync(final, { recursive: true, force: true });
-    fs.renameSync(temp, final);
-    fsyncDirectory(this.root);
-    writeFileAtomic(path.join(this.root, "latest"), name(state));
-    return final;
+    const root = this.root;
+    return Effect.gen(function* () {
+      yield* Effect.sync(() => {
+        fs.mkdirSync(root, { recursive: true });
+        fs.rmSync(temp, { recursive: true, force: true });
+        fs.mkdirSync(temp);
+      });
+      // A failed `fill` (e.g. the learner could not write its state) keeps its typed error, and the
+      // half-written directory goes (`prune` would also remove it on the next start).
+      yield* fill(temp).pipe(
+        Effect.tapError(() => Effect.sync(() => fs.rmSync(temp, { recursive: true, force: true }))),
+      );
+      writeFileAtomic(path.join(temp, "state.json"), JSON.stringify(state, null, 2));
+      fsyncDirectory(temp);
+      fs.rmSync(final, { recursive: true, force: true });
+      fs.renameSync(temp, final);
+      fsyncDirectory(root);
+      writeFileAtomic(path.join(root, "latest"), name(state));
+      return final;
+    });
   }
 
   /** The last complete checkpoint, or undefined when there is none. */

@@ -10,6 +10,7 @@ import {
   Learner,
   type LearnerShape,
   mean,
+  type NativeLearnerError,
   Policy,
   Random,
   sampleStd,
@@ -18,7 +19,7 @@ import {
   TrajectoryBuilder,
 } from "@workflow-r1/core";
 import { ensureExecutorAvailable, executorMetrics, executorStatsOf } from "@workflow-r1/env-qa";
-import { rollout, trajectoryLogWriter } from "@workflow-r1/rollout";
+import { appendTrajectory, rollout, trajectoryLogWriter } from "@workflow-r1/rollout";
 import { Effect } from "effect";
 import type { TrainConfig } from "../config.js";
 import { writeFileAtomic } from "./atomic.js";
@@ -99,7 +100,7 @@ export interface WarmStartHooks {
   /** Warm-start steps already done (a resumed warm start continues after them). */
   readonly from: number;
   /** Saves a warm-start checkpoint after `step` (every `warmStart.checkpointEvery` steps). */
-  readonly checkpoint: (step: number) => Effect.Effect<void>;
+  readonly checkpoint: (step: number) => Effect.Effect<void, NativeLearnerError>;
   /** Records the demonstration NLL of a step (the dashboard's warm-start panel). */
   readonly record: (step: number, nll: number) => void;
 }
@@ -255,12 +256,15 @@ export const trainLoop = (options: TrainLoopOptions) =>
 
     const warmLog = new MetricsLog(paths.warmStart);
     const saveCheckpoint = (snapshot: LoopState) =>
-      Effect.promise(() =>
-        checkpoints.save(snapshot, async (dir) => {
-          await Effect.runPromise(learner.saveState(path.join(dir, "learner.state")));
-          if (snapshot.policyWeights)
-            fs.copyFileSync(paths.weights, path.join(dir, path.basename(paths.weights)));
-        }),
+      checkpoints.save(snapshot, (dir) =>
+        learner.saveState(path.join(dir, "learner.state")).pipe(
+          Effect.andThen(
+            Effect.sync(() => {
+              if (snapshot.policyWeights)
+                fs.copyFileSync(paths.weights, path.join(dir, path.basename(paths.weights)));
+            }),
+          ),
+        ),
       );
 
     let state: LoopState;
@@ -369,7 +373,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
       const result = yield* rollout(picked.tasks, {
         ...rolloutOptions(rng.seed()),
         groupIdPrefix: `s${step}-`,
-        onTrajectory: (t) => Effect.promise(() => logWriter.append(t)),
+        onTrajectory: (t) => appendTrajectory(logWriter, t),
       });
       // An executor that failed maxConsecutiveFailures calls in a row ends the run here, before
       // the policy is updated on episodes made of error observations.
