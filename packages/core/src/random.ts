@@ -12,12 +12,12 @@ export type RandomAlgorithm = "mulberry32" | "splitmix32";
 
 export class Random {
   private state: number;
+  readonly algorithm: RandomAlgorithm;
 
-  constructor(
-    seed: number,
-    readonly algorithm: RandomAlgorithm = "mulberry32",
-  ) {
+  // Plain fields rather than parameter properties: some tests run core's sources with Node's type stripping.
+  constructor(seed: number, algorithm: RandomAlgorithm = "mulberry32") {
     this.state = seed >>> 0;
+    this.algorithm = algorithm;
   }
 
   /** Uniform in [0, 1). */

@@ -1,15 +1,6 @@
-// Environment benchmarks for env-qa: reward scoring, turn parsing, and whole synthetic episodes.
+// Environment benchmarks for env-qa: reward scoring and turn parsing (synthetic episodes: env-synthetic).
 // Run after a build: `npx tsc -b && node bench/env.mjs` (imports the built package by name).
-import { Environment } from "@workflow-r1/core";
-import {
-  parseTurn,
-  rewardParts,
-  SyntheticQAEnv,
-  syntheticDemonstrations,
-  syntheticTasks,
-  workflowR1Reward,
-} from "@workflow-r1/env-qa";
-import { Effect } from "effect";
+import { parseTurn, rewardParts, workflowR1Reward } from "@workflow-r1/env-qa";
 
 const fmt = (n) => Math.round(n).toLocaleString("en-US");
 const time = (label, n, unit, fn) => {
@@ -34,27 +25,3 @@ time("rewardParts (format, answer, EM, sub-EM, F1)", 20_000, "transcripts", () =
 time("parseTurn", 200_000, "turns", () =>
   parseTurn("<think>look it up</think>\n<tool>Search: capital of France</tool>"),
 );
-
-// Whole synthetic episodes (difficulty 2): reset, 2 Search cycles, answer, score.
-for (const difficulty of [2, 4]) {
-  const tasks = syntheticTasks({ count: 2000, seed: 1, difficulty });
-  const t0 = performance.now();
-  const rewards = await Effect.runPromise(
-    Effect.gen(function* () {
-      const env = yield* Environment;
-      return yield* Effect.forEach(tasks, (task) =>
-        Effect.gen(function* () {
-          const episode = yield* env.reset(task);
-          let last;
-          for (const turn of syntheticDemonstrations(task)) last = yield* episode.step(turn);
-          return last.reward;
-        }),
-      );
-    }).pipe(Effect.provide(SyntheticQAEnv.layer({ difficulty }))),
-  );
-  const s = (performance.now() - t0) / 1000;
-  const mean = rewards.reduce((a, b) => a + b, 0) / rewards.length;
-  console.log(
-    `SyntheticQAEnv difficulty ${difficulty}: ${fmt(tasks.length / s)} episodes/s (${difficulty + 1} turns each, demonstration mean reward ${mean})`,
-  );
-}

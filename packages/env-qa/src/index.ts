@@ -6,6 +6,5 @@ export * from "./operators.js";
 export * from "./protocol.js";
 export * from "./retrieval/index.js";
 export * from "./reward.js";
-export * from "./synthetic.js";
 export * from "./workflow-r1-env.js";
 export * from "./workflow-r1-plugin.js";

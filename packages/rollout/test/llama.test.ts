@@ -16,7 +16,7 @@ import {
   validateTrajectory,
 } from "@workflow-r1/core";
 import { environmentPlugin as arith } from "@workflow-r1/env-arith";
-import { SyntheticQAEnv, syntheticTasks } from "@workflow-r1/env-qa";
+import { SyntheticQAEnv, syntheticTasks } from "@workflow-r1/env-synthetic";
 import {
   createTinyLlama,
   LlamaCppPolicy,

@@ -1,5 +1,5 @@
 import { segmentCount, type Trajectory, validateTrajectory } from "@workflow-r1/core";
-import { SyntheticQAEnv, syntheticDemonstrations, syntheticTasks } from "@workflow-r1/env-qa";
+import { SyntheticQAEnv, syntheticDemonstrations, syntheticTasks } from "@workflow-r1/env-synthetic";
 import { Effect, Fiber, Layer, Stream } from "effect";
 import { describe, expect, it } from "vitest";
 import { type RolloutOptions, rollout, rolloutStream } from "../src/index.js";

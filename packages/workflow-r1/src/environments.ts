@@ -1,6 +1,6 @@
 /**
- * `--env NAME` → an EnvironmentPlugin. Built-in names come from @workflow-r1/env-qa; any other
- * NAME is the package `@workflow-r1/env-NAME` (or a package name / path given as is) exporting
+ * `--env NAME` → an EnvironmentPlugin. Built-in names: `synthetic` (@workflow-r1/env-synthetic) and
+ * `workflow-r1` (@workflow-r1/env-qa); any other NAME is the package `@workflow-r1/env-NAME` (or a package name / path given as is) exporting
  * `environmentPlugin` — which is what `nx g @workflow-r1/tools:environment` generates.
  */
 import * as path from "node:path";
@@ -8,7 +8,7 @@ import { pathToFileURL } from "node:url";
 import { ConfigError, type EnvironmentPlugin } from "@workflow-r1/core";
 
 const builtins: Record<string, () => Promise<EnvironmentPlugin>> = {
-  synthetic: async () => (await import("@workflow-r1/env-qa")).environmentPlugin,
+  synthetic: async () => (await import("@workflow-r1/env-synthetic")).environmentPlugin,
   "workflow-r1": async () => (await import("@workflow-r1/env-qa")).workflowR1Plugin as EnvironmentPlugin,
 };
 

@@ -15,9 +15,8 @@ import {
   mulberry32,
   type Task,
 } from "@workflow-r1/core";
+import { buildPrompt, makeEpisode, type OperatorDescription, stopSequences } from "@workflow-r1/env-qa";
 import { Effect, Layer } from "effect";
-import { makeEpisode } from "./episode.js";
-import { buildPrompt, type OperatorDescription, stopSequences } from "./protocol.js";
 
 export const SYNTHETIC_RELATIONS = ["boss", "pal", "kin"] as const;
 export type SyntheticRelation = (typeof SYNTHETIC_RELATIONS)[number];
@@ -331,8 +330,7 @@ export const SyntheticQAEnv = {
 } as const;
 
 /**
- * What `workflow-r1 train --env @workflow-r1/env-qa` imports: the synthetic QA environment (the
- * paper's QA environment needs an Executor and a Retriever, so it is built with `WorkflowR1Env.layer`).
+ * What `workflow-r1 train --env synthetic` (the default) imports: the synthetic QA environment.
  * Options: the {@link SyntheticQAConfig} fields plus `trainTasks` / `evalTasks` (default 512 / 128).
  */
 export const environmentPlugin: EnvironmentPlugin = {
