@@ -23,6 +23,7 @@ import { resolveEnvironment } from "../environments.js";
 import { writeFileAtomic } from "./atomic.js";
 import { runPaths, summarize, trainLoop } from "./loop.js";
 import type { StepMetrics } from "./metrics-log.js";
+import { learningRateSchedule } from "./warm-start.js";
 
 export interface RunTrainOptions {
   readonly file?: string;
@@ -108,8 +109,6 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
         }),
       ).pipe(Layer.provide(basePolicy))
     : basePolicy;
-  // An environment without demonstrations has no warm start: RL starts at optimizer step 1.
-  const warmStartSteps = plugin.demonstrations ? config.warmStart.steps : 0;
   const learner = GgmlLearner.layer({
     modelPath,
     threads: config.learner.threads,
@@ -130,9 +129,7 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
       eps: config.learner.eps,
       weightDecay: config.learner.weightDecay,
       maxGradNorm: config.learner.gradClip,
-      // The warm start runs at its own rate, RL steps after it at the RL rate. `step` is the
-      // optimizer's own counter, restored from checkpoints, so a resumed run keeps this schedule.
-      schedule: (step, rate) => (step <= warmStartSteps ? config.warmStart.learningRate : rate),
+      schedule: learningRateSchedule(config, plugin),
     },
   });
   const environment = plugin.layer(config.environment.options);
