@@ -69,16 +69,17 @@ describe("workflow-r1 compare (child runs)", () => {
   it("reports which run failed and where its log is", async () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-compare-fail-"));
     const { out: _unused, ...base } = smallRun(out, 1);
-    await expect(
-      runCompare({
-        algorithms: ["gsspo"],
-        seeds: 2,
-        out,
-        threshold: 0.5,
-        parallel: 2,
-        overrides: { ...base, environment: { name: "no-such-environment-package", options: {} } },
-      }),
-    ).rejects.toThrow(/gsspo seed \d failed \(exit \d+\); see .*gsspo-seed\d\.log/);
+    const failure = runCompare({
+      algorithms: ["gsspo"],
+      seeds: 2,
+      out,
+      threshold: 0.5,
+      parallel: 2,
+      overrides: { ...base, environment: { name: "no-such-environment-package", options: {} } },
+    });
+    await expect(failure).rejects.toThrow(/gsspo seed \d failed \(exit \d+\); see .*gsspo-seed\d\.log/);
+    // A typed failure naming the run.
+    await expect(failure).rejects.toMatchObject({ _tag: "CompareRunError", algorithm: "gsspo" });
   }, 120_000);
 });
 

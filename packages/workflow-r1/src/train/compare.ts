@@ -15,6 +15,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { mean, sampleStd } from "@workflow-r1/core";
 import { bootstrapMean } from "@workflow-r1/eval";
+import { Data, Effect, Exit } from "effect";
 import * as YAML from "yaml";
 import { deepMerge, resolveConfig } from "../config.js";
 import { writeFileAtomic } from "./atomic.js";
@@ -170,9 +171,23 @@ interface CompareJob {
 // The built CLI, from both src/train (tests) and dist/train: the package's dist/cli.js.
 const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
 
-/** One run as a child process; its output goes to `<run>.log` and, line-prefixed, to stderr. */
-const runChild = (job: CompareJob, configFile: string, resume: boolean): Promise<void> =>
-  new Promise((resolve, reject) => {
+/** A compare run that did not finish: which one, why, and where its log is. */
+export class CompareRunError extends Data.TaggedError("CompareRunError")<{
+  readonly message: string;
+  readonly algorithm: string;
+  readonly seed: number;
+}> {}
+
+/**
+ * One run as a child process; its output goes to `<run>.log` and, line-prefixed, to stderr. If the
+ * compare is interrupted while it runs (Ctrl-C), the child is stopped with it.
+ */
+const runChild = (
+  job: CompareJob,
+  configFile: string,
+  resume: boolean,
+): Effect.Effect<void, CompareRunError> =>
+  Effect.callback<void, CompareRunError>((done) => {
     const label = `[${job.algorithm} seed ${job.seed}] `;
     const log = fs.createWriteStream(`${job.out}.log`);
     const args = [CLI, "train", "--config", configFile, ...(resume ? ["--resume"] : [])];
@@ -187,36 +202,47 @@ const runChild = (job: CompareJob, configFile: string, resume: boolean): Promise
       pending = lines.pop() ?? "";
       for (const line of lines) process.stderr.write(`${label}${line}\n`);
     };
+    const failed = (why: string) =>
+      new CompareRunError({
+        algorithm: job.algorithm,
+        seed: job.seed,
+        message: `${job.algorithm} seed ${job.seed} failed (${why}); see ${job.out}.log`,
+      });
     child.stdout.on("data", forward);
     child.stderr.on("data", forward);
-    child.on("error", reject);
+    child.on("error", (error) => done(Effect.fail(failed(error.message))));
     child.on("close", (code, signal) => {
       log.end();
-      if (code === 0) resolve();
-      else
-        reject(
-          new Error(
-            `${job.algorithm} seed ${job.seed} failed (${signal ?? `exit ${code}`}); see ${job.out}.log`,
-          ),
-        );
+      done(code === 0 ? Effect.void : Effect.fail(failed(signal ?? `exit ${code}`)));
+    });
+    return Effect.sync(() => {
+      child.kill("SIGTERM");
     });
   });
 
-/** Run `jobs` with at most `limit` at a time; the first failure stops new starts and is thrown. */
-const pool = async <A>(items: ReadonlyArray<A>, limit: number, run: (item: A) => Promise<void>) => {
-  let next = 0;
-  let failure: unknown;
-  const worker = async () => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++]!;
-      await run(item).catch((error) => {
-        failure ??= error;
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure;
-};
+/**
+ * Run `run` over `items`, at most `limit` at a time. The first failure stops new starts; runs
+ * already going finish (their results stay usable with --tabulate-only), then it is the failure.
+ */
+const pool = <A, E>(items: ReadonlyArray<A>, limit: number, run: (item: A) => Effect.Effect<void, E>) =>
+  Effect.gen(function* () {
+    let failure: Exit.Exit<void, E> | undefined;
+    yield* Effect.forEach(
+      items,
+      (item) =>
+        Effect.suspend(() =>
+          failure === undefined
+            ? Effect.tap(Effect.exit(run(item)), (exit) =>
+                Effect.sync(() => {
+                  if (Exit.isFailure(exit)) failure ??= exit;
+                }),
+              )
+            : Effect.void,
+        ),
+      { concurrency: Math.max(1, limit), discard: true },
+    );
+    if (failure !== undefined) return yield* failure;
+  });
 
 /**
  * Start a run directory from a shared warm start: the warm-start run's step-0 checkpoint (learner
@@ -240,60 +266,63 @@ const seedFromWarmStart = (from: string, to: string, config: unknown): void => {
   writeFileAtomic(path.join(to, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
 };
 
-const trainAll = async (jobs: ReadonlyArray<CompareJob>, options: CompareOptions): Promise<void> => {
-  const overridesFor = (job: CompareJob) =>
-    deepMerge(options.overrides ?? {}, {
-      seed: job.seed,
-      out: job.out,
-      algorithm: { ...job.entry.settings, name: job.entry.name },
-    });
-  for (const job of jobs) fs.rmSync(job.out, { recursive: true, force: true });
-  const parallel = options.parallel ?? 1;
-  const configs = path.join(options.out, "configs");
-  fs.mkdirSync(configs, { recursive: true });
-  const runJob = async (job: CompareJob, overrides: unknown, resume: boolean) => {
-    if (parallel <= 1) {
-      await runTrain({ file: options.file, overrides, resume });
-      return;
-    }
-    // Each child gets its fully resolved config, so every run is reproducible from its own file.
-    const config = resolveConfig({ file: options.file, overrides });
-    const file = path.join(configs, `${slug(job.algorithm)}-seed${job.seed}.json`);
-    writeFileAtomic(file, `${JSON.stringify(config, null, 2)}\n`);
-    await runChild(job, file, resume);
-  };
+const trainAll = (jobs: ReadonlyArray<CompareJob>, options: CompareOptions) =>
+  Effect.gen(function* () {
+    const overridesFor = (job: CompareJob) =>
+      deepMerge(options.overrides ?? {}, {
+        seed: job.seed,
+        out: job.out,
+        algorithm: { ...job.entry.settings, name: job.entry.name },
+      });
+    for (const job of jobs) fs.rmSync(job.out, { recursive: true, force: true });
+    const parallel = options.parallel ?? 1;
+    const configs = path.join(options.out, "configs");
+    fs.mkdirSync(configs, { recursive: true });
+    const runJob = (job: CompareJob, overrides: unknown, resume: boolean): Effect.Effect<void, unknown> => {
+      if (parallel <= 1)
+        return Effect.tryPromise({
+          try: () => runTrain({ file: options.file, overrides, resume }),
+          catch: (error) => error,
+        });
+      // Each child gets its fully resolved config, so every run is reproducible from its own file.
+      return Effect.suspend(() => {
+        const config = resolveConfig({ file: options.file, overrides });
+        const file = path.join(configs, `${slug(job.algorithm)}-seed${job.seed}.json`);
+        writeFileAtomic(file, `${JSON.stringify(config, null, 2)}\n`);
+        return runChild(job, file, resume);
+      });
+    };
 
-  const base = resolveConfig({ file: options.file, overrides: options.overrides });
-  const share = (options.shareWarmStart ?? true) && base.warmStart.steps > 0 && jobs.length > 1;
-  if (!share) {
-    await pool(jobs, parallel, (job) => runJob(job, overridesFor(job), false));
-    return;
-  }
-  // One warm start per seed (a 1-step run keeps its step-0 checkpoint), then every algorithm of
-  // that seed resumes from it.
-  const seeds = [...new Set(jobs.map((job) => job.seed))];
-  const warmJobs = seeds.map((seed) => {
-    const out = path.join(options.out, `warm-start-seed${seed}`);
-    fs.rmSync(out, { recursive: true, force: true });
-    const entry = parseAlgorithmEntry("warm-start");
-    return { algorithm: "warm-start", entry, seed, out };
-  });
-  process.stderr.write(
-    `[compare] one shared warm start per seed: ${warmJobs.map((j) => j.out).join(", ")}\n`,
-  );
-  await pool(warmJobs, parallel, (job) =>
-    runJob(job, deepMerge(options.overrides ?? {}, { seed: job.seed, out: job.out, steps: 1 }), false),
-  );
-  await pool(jobs, parallel, async (job) => {
-    const overrides = overridesFor(job);
-    seedFromWarmStart(
-      path.join(options.out, `warm-start-seed${job.seed}`),
-      job.out,
-      resolveConfig({ file: options.file, overrides }),
+    const base = resolveConfig({ file: options.file, overrides: options.overrides });
+    const share = (options.shareWarmStart ?? true) && base.warmStart.steps > 0 && jobs.length > 1;
+    if (!share) return yield* pool(jobs, parallel, (job) => runJob(job, overridesFor(job), false));
+    // One warm start per seed (a 1-step run keeps its step-0 checkpoint), then every algorithm of
+    // that seed resumes from it.
+    const seeds = [...new Set(jobs.map((job) => job.seed))];
+    const warmJobs = seeds.map((seed) => {
+      const out = path.join(options.out, `warm-start-seed${seed}`);
+      fs.rmSync(out, { recursive: true, force: true });
+      const entry = parseAlgorithmEntry("warm-start");
+      return { algorithm: "warm-start", entry, seed, out };
+    });
+    process.stderr.write(
+      `[compare] one shared warm start per seed: ${warmJobs.map((j) => j.out).join(", ")}\n`,
     );
-    await runJob(job, overrides, true);
+    yield* pool(warmJobs, parallel, (job) =>
+      runJob(job, deepMerge(options.overrides ?? {}, { seed: job.seed, out: job.out, steps: 1 }), false),
+    );
+    yield* pool(jobs, parallel, (job) =>
+      Effect.suspend(() => {
+        const overrides = overridesFor(job);
+        seedFromWarmStart(
+          path.join(options.out, `warm-start-seed${job.seed}`),
+          job.out,
+          resolveConfig({ file: options.file, overrides }),
+        );
+        return runJob(job, overrides, true);
+      }),
+    );
   });
-};
 
 export const runCompare = async (options: CompareOptions): Promise<CompareRow[]> => {
   const jobs: CompareJob[] = options.algorithms.flatMap((algorithm) => {
@@ -312,7 +341,7 @@ export const runCompare = async (options: CompareOptions): Promise<CompareRow[]>
       throw new Error(
         `--tabulate-only: no metrics.jsonl in ${missing.map((job) => job.out).join(", ")}; run compare without it first`,
       );
-  } else await trainAll(jobs, options);
+  } else await Effect.runPromise(trainAll(jobs, options));
   const table: CompareRow[] = options.algorithms.map((algorithm) => {
     const runs = jobs
       .filter((job) => job.algorithm === algorithm)
