@@ -20,7 +20,8 @@ import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Writable } from "node:stream";
 import { evaluate, loadEvalBenchmarks, runEvalCommand } from "@workflow-r1/eval";
-import { createTinyLlama, LlamaCppPolicy } from "@workflow-r1/policy";
+import { createTinyLlama } from "@workflow-r1/gguf";
+import { LlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect } from "effect";
 
 const questions = Number(process.argv[2] ?? 4);

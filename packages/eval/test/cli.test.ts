@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { createTinyLlama } from "@workflow-r1/policy";
+import { createTinyLlama } from "@workflow-r1/gguf";
 import { Effect, Exit } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEvalBenchmarks, runEvalCommand } from "../src/index.js";

@@ -14,8 +14,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createTinyLlama } from "@workflow-r1/gguf";
 import { createGgmlLearner } from "@workflow-r1/learner";
-import { createTinyLlama } from "@workflow-r1/policy";
 import { Effect } from "effect";
 
 const threads = Number(process.env.BENCH_THREADS ?? 2);

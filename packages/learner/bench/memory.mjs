@@ -6,8 +6,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createTinyLlama } from "@workflow-r1/gguf";
 import { convertModel, createGgmlLearner } from "@workflow-r1/learner";
-import { createTinyLlama } from "@workflow-r1/policy";
 import { Effect } from "effect";
 
 const tokens = Number(process.env.MEMORY_TOKENS ?? 4096);

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createTinyLlama } from "@workflow-r1/policy";
+import { createTinyLlama } from "@workflow-r1/gguf";
 import { Effect } from "effect";
 import { backendsDirectory, convertModel, createGgmlLearner, loadAddon } from "../dist/index.js";
 

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { readGguf, referenceLogprobs, writeGguf } from "@workflow-r1/policy";
+import { readGguf, referenceLogprobs, writeGguf } from "@workflow-r1/gguf";
 import { Effect } from "effect";
 import { afterAll, describe, expect, it } from "vitest";
 import { createGgmlLearner } from "../src/index.js";

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createTinyLlama, type TinyModelOptions } from "@workflow-r1/policy";
+import { createTinyLlama, type TinyModelOptions } from "@workflow-r1/gguf";
 
 /** A temporary folder removed by the returned cleanup. */
 export const tempDir = () => {

@@ -14,7 +14,8 @@ import { createServer } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createLlamaCppPolicy, createNativeSampler, createTinyLlama, HttpPolicy } from "@workflow-r1/policy";
+import { createTinyLlama } from "@workflow-r1/gguf";
+import { createLlamaCppPolicy, createNativeSampler, HttpPolicy } from "@workflow-r1/policy";
 import { Effect } from "effect";
 import { getLlama } from "node-llama-cpp";
 

@@ -9,10 +9,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ContextOverflowError, Policy, PolicyError } from "@workflow-r1/core";
+import { createTinyLlama } from "@workflow-r1/gguf";
 import { Effect, Exit, Scope } from "effect";
 import { readGgufFileInfo } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTinyLlama } from "../src/gguf/tiny.js";
 import { endsInsideUtf8Char, HttpPolicy } from "../src/http/index.js";
 
 type Reply = { status?: number; body?: unknown; delayMs?: number };

@@ -8,11 +8,14 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ContextOverflowError, ModelLoadError, PolicyError } from "@workflow-r1/core";
+import {
+  createTinyLlama,
+  referenceLogprobs as jsReferenceLogprobs,
+  type TinyModelInfo,
+} from "@workflow-r1/gguf";
 import { Effect, Exit, Scope } from "effect";
 import { getLlama, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { referenceLogprobs as jsReferenceLogprobs } from "../src/gguf/reference.js";
-import { createTinyLlama, type TinyModelInfo } from "../src/gguf/tiny.js";
 import { HttpPolicy, type HttpPolicyShape } from "../src/http/index.js";
 import { createLlamaCppPolicy } from "../src/llama/policy.js";
 

@@ -8,20 +8,18 @@ import {
   Policy,
   PolicyError,
 } from "@workflow-r1/core";
-import { Effect, Exit } from "effect";
-import { getLlama, type Llama } from "node-llama-cpp";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  createLlamaCppPolicy,
   createLoraAdapter,
   createTinyLlama,
-  LlamaCppPolicy,
-  type LlamaCppPolicyConfig,
   mergeLora,
   readGguf,
   referenceLogprobs,
   type TinyModelInfo,
-} from "../src/index.js";
+} from "@workflow-r1/gguf";
+import { Effect, Exit } from "effect";
+import { getLlama, type Llama } from "node-llama-cpp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLlamaCppPolicy, LlamaCppPolicy, type LlamaCppPolicyConfig } from "../src/index.js";
 
 let dir: string;
 let llama: Llama;

@@ -1,15 +1,10 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createTinyLlama, readGguf, referenceLogprobs, type TinyModelInfo } from "@workflow-r1/gguf";
 import { getLlama, type Token } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createNativeSampler,
-  createTinyLlama,
-  readGguf,
-  referenceLogprobs,
-  type TinyModelInfo,
-} from "../src/index.js";
+import { createNativeSampler } from "../src/index.js";
 
 let dir: string;
 let model: TinyModelInfo;

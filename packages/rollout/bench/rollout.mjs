@@ -13,7 +13,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Environment, Policy } from "@workflow-r1/core";
-import { createTinyLlama, LlamaCppPolicy } from "@workflow-r1/policy";
+import { createTinyLlama } from "@workflow-r1/gguf";
+import { LlamaCppPolicy } from "@workflow-r1/policy";
 import { rollout } from "@workflow-r1/rollout";
 import { Effect, Layer } from "effect";
 

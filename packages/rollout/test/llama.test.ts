@@ -17,12 +17,8 @@ import {
 } from "@workflow-r1/core";
 import { environmentPlugin as arith } from "@workflow-r1/env-arith";
 import { SyntheticQAEnv, syntheticTasks } from "@workflow-r1/env-synthetic";
-import {
-  createTinyLlama,
-  LlamaCppPolicy,
-  type LlamaCppPolicyShape,
-  type TinyModelInfo,
-} from "@workflow-r1/policy";
+import { createTinyLlama, type TinyModelInfo } from "@workflow-r1/gguf";
+import { LlamaCppPolicy, type LlamaCppPolicyShape } from "@workflow-r1/policy";
 import { Effect, Fiber, Layer } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {

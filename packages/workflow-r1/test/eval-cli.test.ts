@@ -11,7 +11,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { createTinyLlama } from "@workflow-r1/policy";
+import { createTinyLlama } from "@workflow-r1/gguf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const cli = path.resolve(import.meta.dirname, "../dist/cli.js");

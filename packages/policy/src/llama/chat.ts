@@ -7,7 +7,7 @@
 
 import { Template } from "@huggingface/jinja";
 import type { ChatMessage } from "@workflow-r1/core";
-import { CHATML_TEMPLATE } from "../gguf/tokenizer.js";
+import { CHATML_TEMPLATE } from "@workflow-r1/gguf";
 
 export interface ChatTokenizer {
   readonly tokenize: (text: string, special: boolean) => ReadonlyArray<number>;

@@ -12,9 +12,9 @@ import {
   type SampleFinishReason,
   type SamplingOptions,
 } from "@workflow-r1/core";
+import { createRng } from "@workflow-r1/gguf";
 import { Effect } from "effect";
 import type { LlamaContextSequence, Token } from "node-llama-cpp";
-import { createRng } from "../gguf/tiny.js";
 import type { NativeSampler } from "./engine.js";
 import { sequenceIdOf } from "./internals.js";
 import type { Loaded } from "./loading.js";

@@ -5,9 +5,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ConfigError, Policy, type PolicyShape } from "@workflow-r1/core";
+import { createTinyLlama } from "@workflow-r1/gguf";
 import { Algorithm } from "@workflow-r1/gsspo";
 import { createGgmlLearner, GgmlLearner, type LoraTarget } from "@workflow-r1/learner";
-import { createTinyLlama, LlamaCppPolicy } from "@workflow-r1/policy";
+import { LlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect, Layer } from "effect";
 import { loadAlgorithm } from "../algorithms.js";
 import {
