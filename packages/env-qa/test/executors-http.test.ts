@@ -1,7 +1,8 @@
 import { Executor, ExecutorHttpError, ExecutorTimeoutError } from "@workflow-r1/core";
 import { Effect, Exit, Redacted } from "effect";
 import { afterEach, describe, expect, it } from "vitest";
-import { HttpExecutor, parseRetryAfter, resolveHttpExecutorConfig } from "../src/executors/index.js";
+import { HttpExecutor, resolveHttpExecutorConfig } from "../src/executors/index.js";
+import { parseRetryAfter } from "../src/executors/transport.js";
 import { chatAnswer, json, startServer, type TestServer } from "./executors-server.js";
 
 const SECRET = "sk-test-SECRET-1234567890";

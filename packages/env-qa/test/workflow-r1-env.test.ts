@@ -18,10 +18,10 @@ import {
   operators,
   parseTurn,
   stopSequences,
-  truncateMiddle,
   WorkflowR1Env,
   type WorkflowR1EnvConfig,
 } from "../src/index.js";
+import { truncateMiddle } from "../src/protocol.js";
 
 /** An executor that answers from a script and records every request. */
 const scriptedExecutor = (replies: Array<Completion | Error>) => {

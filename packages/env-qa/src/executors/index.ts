@@ -6,7 +6,6 @@ export {
   type HttpExecutorShape,
   httpExecutorDefaults,
   isProbeableExecutor,
-  makeHttpExecutor,
   probeHttpExecutor,
   type ResolvedHttpExecutorConfig,
   resolveHttpExecutorConfig,
@@ -20,4 +19,4 @@ export {
   executorUrl,
   monitorExecutor,
 } from "./monitor.js";
-export { parseRetryAfter, type RetryPolicy } from "./transport.js";
+export type { RetryPolicy } from "./transport.js";

@@ -6,5 +6,5 @@ export {
   makeBm25Retriever,
   readCorpus,
 } from "./bm25.js";
-export { HttpRetriever, type HttpRetrieverConfig, makeHttpRetriever, RetrieveResponse } from "./http.js";
+export { HttpRetriever, type HttpRetrieverConfig, RetrieveResponse } from "./http.js";
 export { CorpusDocument, splitContents } from "./passage.js";
