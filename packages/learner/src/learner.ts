@@ -6,7 +6,7 @@ import {
   NativeLearnerError,
   type StepStats,
 } from "@workflow-r1/core";
-import { Effect, Layer, type Scope } from "effect";
+import { Effect, Layer, type Scope, Semaphore } from "effect";
 import { backendsDirectory, loadAddon, type NativeInfo, type NativeLearnerHandle } from "./native.js";
 import { type PackedMicroBatch, packTokens, planPackedBatches } from "./pack.js";
 
@@ -163,13 +163,9 @@ export const createGgmlLearner = (
   const baseLr = opt.learningRate ?? 1e-5;
   let disposed = false;
 
-  // Native operations run off the main thread one at a time, in call order.
-  let tail: Promise<unknown> = Promise.resolve();
-  const exclusive = <A>(f: () => Promise<A>): Promise<A> => {
-    const run = tail.then(f, f);
-    tail = run.catch(() => undefined);
-    return run;
-  };
+  // Native operations run off the main thread one at a time, in call order: one permit, the way
+  // the policy's sequence slots are a semaphore.
+  const lock = Semaphore.makeUnsafe(1);
   const toError = (operation: string) => (e: unknown) =>
     e instanceof NativeLearnerError ? e : fail(operation, messageOf(e));
   const live = (operation: string) => {
@@ -177,24 +173,26 @@ export const createGgmlLearner = (
   };
 
   const call = <A>(operation: string, f: () => A): Effect.Effect<A, NativeLearnerError> =>
-    Effect.tryPromise({
-      try: () =>
-        exclusive(async () => {
+    lock.withPermits(1)(
+      Effect.try({
+        try: () => {
           live(operation);
           return f();
-        }),
-      catch: toError(operation),
-    });
+        },
+        catch: toError(operation),
+      }),
+    );
 
   const callAsync = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, NativeLearnerError> =>
-    Effect.tryPromise({
-      try: () =>
-        exclusive(async () => {
+    lock.withPermits(1)(
+      Effect.tryPromise({
+        try: async () => {
           live(operation);
           return await f();
-        }),
-      catch: toError(operation),
-    });
+        },
+        catch: toError(operation),
+      }),
+    );
 
   const validate = (operation: string, batch: ReadonlyArray<LearnerSequence>) => {
     if (batch.length === 0) throw fail(operation, "empty batch: no sequences");
@@ -346,10 +344,14 @@ export const createGgmlLearner = (
     takeProfile: () => native.takeProfile(),
     /** Free the native memory once running operations are done; later calls fail. */
     dispose: () =>
-      exclusive(async () => {
-        if (!disposed) native.free();
-        disposed = true;
-      }),
+      Effect.runPromise(
+        lock.withPermits(1)(
+          Effect.sync(() => {
+            if (!disposed) native.free();
+            disposed = true;
+          }),
+        ),
+      ),
   };
 };
 
