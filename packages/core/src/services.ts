@@ -3,7 +3,7 @@
  * the Policy in `@workflow-r1/policy`, the Learner in `@workflow-r1/learner`, environments,
  * executors and retrievers in `@workflow-r1/env-qa` (or your own package).
  */
-import { Context, type Effect, type Layer, type Scope } from "effect";
+import { Context, type Effect, type Layer, type Schema, type Scope } from "effect";
 import type {
   ContextOverflowError,
   EnvironmentError,
@@ -267,4 +267,11 @@ export interface EnvironmentPlugin<Options = Record<string, unknown>> {
    * supervised warm start of models that cannot yet follow the protocol.
    */
   readonly demonstrations?: (task: Task, options: Options) => ReadonlyArray<string>;
+  /**
+   * The Schema of the config's `environment.options`. The trainer decodes the options with it
+   * (unknown keys refused) before a run starts, so a typo or a wrong type fails with the option's
+   * path instead of training on a silently different task, and hands the decoded value to `layer`,
+   * `tasks` and `demonstrations`. Optional: without it the options are passed as written.
+   */
+  readonly optionsSchema?: Schema.Decoder<Options>;
 }

@@ -14,6 +14,7 @@ export {
 } from "./environment.js";
 export {
   type ArithOptions,
+  ArithOptionsSchema,
   type Operator,
   operators,
   type ResolvedArithOptions,

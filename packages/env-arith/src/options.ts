@@ -3,7 +3,7 @@
  * fails with the field and what was expected instead of training on a silently different task.
  */
 import { EnvironmentError } from "@workflow-r1/core";
-import { Effect } from "effect";
+import { Effect, Schema } from "effect";
 
 export type Operator = "+" | "-" | "*";
 
@@ -27,6 +27,23 @@ export interface ArithOptions {
 }
 
 export type ResolvedArithOptions = Required<ArithOptions>;
+
+const IntIn = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBetween({ minimum, maximum }));
+
+/**
+ * {@link ArithOptions} as a Schema: the plugin's `optionsSchema`, which the trainer decodes
+ * `environment.options` with before a run (unknown keys refused). The checks between fields
+ * (maxValue ≥ maxOperand, maxTurns > steps, distinct ops) are {@link resolveOptionsSync}'s.
+ */
+export const ArithOptionsSchema = Schema.Struct({
+  steps: Schema.optional(IntIn(1, 6)),
+  maxOperand: Schema.optional(IntIn(1, 99)),
+  maxValue: Schema.optional(IntIn(9, 999)),
+  ops: Schema.optional(Schema.Array(Schema.Literals(["+", "-", "*"]))),
+  maxTurns: Schema.optional(IntIn(2, 64)),
+  trainSize: Schema.optional(IntIn(1, 1_000_000)),
+  evalSize: Schema.optional(IntIn(1, 1_000_000)),
+});
 
 const integerField = (
   options: Readonly<Record<string, unknown>>,

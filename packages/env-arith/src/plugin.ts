@@ -1,7 +1,7 @@
 import { EnvironmentError, type EnvironmentPlugin } from "@workflow-r1/core";
 import { Effect } from "effect";
 import { arithEnvironmentLayer } from "./environment.js";
-import { resolveOptions, resolveOptionsSync } from "./options.js";
+import { ArithOptionsSchema, resolveOptions, resolveOptionsSync } from "./options.js";
 import { demonstrations, makeTasks } from "./tasks.js";
 
 /** What `workflow-r1 train --env arith` imports from `@workflow-r1/env-arith`. */
@@ -25,4 +25,5 @@ export const environmentPlugin: EnvironmentPlugin = {
     resolveOptionsSync(options);
     return demonstrations(task);
   },
+  optionsSchema: ArithOptionsSchema,
 };

@@ -1,9 +1,9 @@
 import { it } from "@effect/vitest";
 import { Environment, type Task } from "@workflow-r1/core";
-import { Cause, Effect, Exit, Layer } from "effect";
+import { Cause, Effect, Exit, Layer, Schema } from "effect";
 import fc from "fast-check";
 import { describe, expect } from "vitest";
-import { chainOf, environmentPlugin, resolveOptionsSync } from "../src/index.js";
+import { ArithOptionsSchema, chainOf, environmentPlugin, resolveOptionsSync } from "../src/index.js";
 
 /** An independent evaluator of the question's expression: parentheses first, then left to right. */
 const evaluate = (text: string): number => {
@@ -127,6 +127,12 @@ describe("arith tasks", () => {
         });
       }
       expect(() => resolveOptionsSync({ steps: "2" })).toThrow(/expected an integer in \[1, 6\]/);
+      // The plugin's Schema, which the trainer decodes environment.options with before a run.
+      const decode = Schema.decodeUnknownSync(ArithOptionsSchema, { onExcessProperty: "error" });
+      expect(decode({ steps: 3, ops: ["+", "*"] })).toEqual({ steps: 3, ops: ["+", "*"] });
+      for (const bad of [{ stepz: 2 }, { steps: 7 }, { ops: ["/"] }, { maxOperand: 1.5 }])
+        expect(() => decode(bad)).toThrow(Object.keys(bad)[0]);
+      expect(environmentPlugin.optionsSchema).toBe(ArithOptionsSchema);
       // Valid options that no chain satisfies: 1 − 1 − 1 − 1 < 0.
       const none = yield* Effect.exit(
         environmentPlugin.tasks({ steps: 4, maxOperand: 1, ops: ["-"] }, "train", 0),

@@ -12,6 +12,7 @@ export {
   SYNTHETIC_RELATIONS,
   type SyntheticQAConfig,
   SyntheticQAEnv,
+  SyntheticQAOptions,
   type SyntheticRelation,
   type SyntheticWorld,
   syntheticChain,

@@ -16,7 +16,7 @@ import {
   type Task,
 } from "@workflow-r1/core";
 import { buildPrompt, makeEpisode, type OperatorDescription, stopSequences } from "@workflow-r1/env-qa";
-import { Effect, Layer } from "effect";
+import { Effect, Layer, Schema } from "effect";
 
 export const SYNTHETIC_RELATIONS = ["boss", "pal", "kin"] as const;
 export type SyntheticRelation = (typeof SYNTHETIC_RELATIONS)[number];
@@ -77,62 +77,67 @@ export interface ResolvedSyntheticQAConfig {
   readonly maxObservationChars: number;
 }
 
-const configError = (field: string, expected: string, got: unknown): EnvironmentError =>
-  new EnvironmentError({
-    message: `SyntheticQAEnv config: ${field} must be ${expected}, got ${JSON.stringify(got)}`,
-  });
+const Count = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBetween({ minimum, maximum }));
 
-const intIn = (value: unknown, min: number, max: number): value is number =>
-  typeof value === "number" && Number.isInteger(value) && value >= min && value <= max;
+/** A count in [minimum, maximum], or a range `[min, max]` of such counts with min ≤ max. */
+const CountOrRangeSchema = (minimum: number, maximum: number) =>
+  Schema.Union([
+    Count(minimum, maximum),
+    Schema.Tuple([Count(minimum, maximum), Count(minimum, maximum)]).check(
+      Schema.makeFilter((range) => range[0] <= range[1] || `a range [min, max] needs min ≤ max`),
+    ),
+  ]);
 
-const countOrRangeIn = (value: unknown, min: number, max: number): value is CountOrRange =>
-  intIn(value, min, max) ||
-  (Array.isArray(value) &&
-    value.length === 2 &&
-    intIn(value[0], min, max) &&
-    intIn(value[1], min, max) &&
-    value[0] <= value[1]);
+/**
+ * The environment's options as a Schema (the {@link SyntheticQAConfig} fields plus the plugin's
+ * `trainTasks` / `evalTasks`): the trainer decodes `environment.options` with it before a run, and
+ * {@link resolveSyntheticQAConfig} checks a config with it, so an unknown key (a typo) or a value
+ * out of range fails with the option's name instead of training on a silently different task.
+ */
+export const SyntheticQAOptions = Schema.Struct({
+  difficulty: Schema.optional(CountOrRangeSchema(1, 12)),
+  distractors: Schema.optional(CountOrRangeSchema(0, 50)),
+  distractorOrder: Schema.optional(Schema.Literals(["shuffled", "fact-last"])),
+  entities: Schema.optional(Count(3, 200)),
+  prompt: Schema.optional(Schema.Literals(["compact", "full"])),
+  operatorBudget: Schema.optional(Count(0, 1000)),
+  maxObservationChars: Schema.optional(Count(16, 1_000_000)),
+  trainTasks: Schema.optional(Count(1, 10_000_000)),
+  evalTasks: Schema.optional(Count(1, 10_000_000)),
+});
+export type SyntheticQAOptions = typeof SyntheticQAOptions.Type;
+
+const decodeOptions = Schema.decodeUnknownSync(SyntheticQAOptions, {
+  onExcessProperty: "error",
+  errors: "all",
+});
 
 /** A count from a count or a range (one draw of `random` for a range, none for a count). */
 const draw = (value: CountOrRange, random: () => number): number =>
   typeof value === "number" ? value : value[0] + Math.floor(random() * (value[1] - value[0] + 1));
 
-/** Fill defaults and check the config (plain data, e.g. a config file's `environment.options`). */
+/** Check the config with {@link SyntheticQAOptions} and fill defaults (plain data, e.g. a config file's `environment.options`). */
 export const resolveSyntheticQAConfig = (
   config: Readonly<Record<string, unknown>> | SyntheticQAConfig = {},
 ): Effect.Effect<ResolvedSyntheticQAConfig, EnvironmentError> =>
-  Effect.suspend(() => {
-    const c = config as Record<string, unknown>;
-    const resolved = {
-      difficulty: c["difficulty"] ?? 2,
-      distractors: c["distractors"] ?? 0,
-      distractorOrder: c["distractorOrder"] ?? "shuffled",
-      entities: c["entities"] ?? 6,
-      prompt: c["prompt"] ?? "compact",
-      operatorBudget: c["operatorBudget"] ?? 20,
-      maxObservationChars: c["maxObservationChars"] ?? 2048,
-    };
-    if (!countOrRangeIn(resolved.difficulty, 1, 12))
-      return Effect.fail(
-        configError("difficulty", "an integer from 1 to 12 or a range [min, max]", resolved.difficulty),
-      );
-    if (!countOrRangeIn(resolved.distractors, 0, 50))
-      return Effect.fail(
-        configError("distractors", "an integer from 0 to 50 or a range [min, max]", resolved.distractors),
-      );
-    if (resolved.distractorOrder !== "shuffled" && resolved.distractorOrder !== "fact-last")
-      return Effect.fail(
-        configError("distractorOrder", '"shuffled" or "fact-last"', resolved.distractorOrder),
-      );
-    if (!intIn(resolved.entities, 3, 200))
-      return Effect.fail(configError("entities", "an integer from 3 to 200", resolved.entities));
-    if (resolved.prompt !== "compact" && resolved.prompt !== "full")
-      return Effect.fail(configError("prompt", '"compact" or "full"', resolved.prompt));
-    if (!intIn(resolved.operatorBudget, 0, 1000))
-      return Effect.fail(configError("operatorBudget", "an integer from 0 to 1000", resolved.operatorBudget));
-    if (!intIn(resolved.maxObservationChars, 16, 1_000_000))
-      return Effect.fail(configError("maxObservationChars", "an integer ≥ 16", resolved.maxObservationChars));
-    return Effect.succeed(resolved as ResolvedSyntheticQAConfig);
+  Effect.try({
+    try: () => {
+      const c = decodeOptions(config);
+      return {
+        difficulty: c.difficulty ?? 2,
+        distractors: c.distractors ?? 0,
+        distractorOrder: c.distractorOrder ?? "shuffled",
+        entities: c.entities ?? 6,
+        prompt: c.prompt ?? "compact",
+        operatorBudget: c.operatorBudget ?? 20,
+        maxObservationChars: c.maxObservationChars ?? 2048,
+      };
+    },
+    catch: (error) =>
+      new EnvironmentError({
+        message: `SyntheticQAEnv config: ${error instanceof Error ? error.message : String(error)}`,
+        cause: error,
+      }),
   });
 
 const pick = <A>(random: () => number, items: ReadonlyArray<A>): A =>
@@ -341,9 +346,10 @@ export const environmentPlugin: EnvironmentPlugin = {
   tasks: (options, split, seed) =>
     Effect.flatMap(resolveSyntheticQAConfig(options), (resolved) => {
       const key = split === "train" ? "trainTasks" : "evalTasks";
-      const count = options[key] ?? (split === "train" ? 512 : 128);
-      if (!intIn(count, 1, 10_000_000)) return Effect.fail(configError(key, "a positive integer", count));
+      // resolveSyntheticQAConfig decoded the options with SyntheticQAOptions: a count is a positive integer.
+      const count = (options[key] as number | undefined) ?? (split === "train" ? 512 : 128);
       return Effect.succeed(syntheticTasks({ ...resolved, count, seed, split }));
     }),
   demonstrations: (task) => syntheticDemonstrations(task),
+  optionsSchema: SyntheticQAOptions,
 };

@@ -6,6 +6,7 @@ import {
   environmentPlugin,
   type SyntheticQAConfig,
   SyntheticQAEnv,
+  SyntheticQAOptions,
   type SyntheticWorld,
   syntheticChain,
   syntheticDemonstrations,
@@ -209,6 +210,20 @@ describe("SyntheticQAEnv episodes", () => {
       SyntheticQAEnv.resolveConfig({ distractors: [2, 99] }),
     );
     expect(Exit.isFailure(badDistractors) && JSON.stringify(badDistractors.cause)).toContain("distractors");
+  });
+
+  it("decodes its options with SyntheticQAOptions: an unknown key or a bad value names the option", async () => {
+    const message = async (options: Record<string, unknown>) => {
+      const exit = await Effect.runPromiseExit(SyntheticQAEnv.resolveConfig(options));
+      return Exit.isFailure(exit) ? JSON.stringify(exit.cause) : "accepted";
+    };
+    // A typo used to be ignored (the run trained on difficulty 2); now it is refused by name.
+    expect(await message({ dificulty: 3 })).toContain("dificulty");
+    expect(await message({ difficulty: [5, 3] })).toContain("min ≤ max");
+    expect(await message({ distractorOrder: "first" })).toContain("distractorOrder");
+    expect(await message({ entities: 2.5 })).toContain("entities");
+    expect(await message({ difficulty: [2, 4], distractors: 3, trainTasks: 10 })).toBe("accepted");
+    expect(environmentPlugin.optionsSchema).toBe(SyntheticQAOptions);
   });
 
   it("random agent turns never break an episode", async () => {

@@ -6,6 +6,7 @@
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConfigError, type EnvironmentPlugin } from "@workflow-r1/core";
+import { Schema } from "effect";
 
 const builtins: Record<string, () => Promise<EnvironmentPlugin>> = {
   synthetic: async () => (await import("@workflow-r1/env-synthetic")).environmentPlugin,
@@ -50,4 +51,26 @@ export const resolveEnvironment = async (name: string): Promise<EnvironmentPlugi
       message: `${specifier} does not export an \`environmentPlugin\` (an EnvironmentPlugin from @workflow-r1/core)`,
     });
   return plugin;
+};
+
+/**
+ * The config's `environment.options` decoded with the plugin's `optionsSchema`, when it has one:
+ * unknown keys are refused and every problem is named by its path, before anything is written.
+ * Without a Schema the options pass as written (the plugin checks them itself).
+ */
+export const decodeEnvironmentOptions = (
+  plugin: EnvironmentPlugin,
+  options: Readonly<Record<string, unknown>>,
+): Record<string, unknown> => {
+  if (!plugin.optionsSchema) return { ...options };
+  try {
+    return Schema.decodeUnknownSync(plugin.optionsSchema, { onExcessProperty: "error", errors: "all" })(
+      options,
+    );
+  } catch (error) {
+    throw new ConfigError({
+      field: "environment.options",
+      message: `invalid environment.options for ${plugin.name}:\n${error instanceof Error ? error.message : String(error)}`,
+    });
+  }
 };

@@ -20,7 +20,7 @@ import {
   validateConfig,
 } from "../config.js";
 import { resolveDevices } from "../device.js";
-import { resolveEnvironment } from "../environments.js";
+import { decodeEnvironmentOptions, resolveEnvironment } from "../environments.js";
 import { writeFileAtomic } from "./atomic.js";
 import { runPaths, summarize, trainLoop } from "./loop.js";
 import type { StepMetrics } from "./metrics-log.js";
@@ -74,6 +74,8 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
   const devices = resolveDevices(config.model.gpu);
   const algorithm = await loadAlgorithm(config.algorithm);
   const plugin = await resolveEnvironment(config.environment.name);
+  // The run directory keeps the options as written; the environment gets them decoded.
+  const environmentOptions = decodeEnvironmentOptions(plugin, config.environment.options);
   fs.mkdirSync(out, { recursive: true });
   writeFileAtomic(path.join(out, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
   let modelPath = config.model.path;
@@ -133,7 +135,7 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
       schedule: learningRateSchedule(config, plugin),
     },
   });
-  const environment = plugin.layer(config.environment.options);
+  const environment = plugin.layer(environmentOptions);
   // The KL term needs the initial model's logprobs: a second, frozen learner on the starting GGUF.
   const reference = algorithm.needsReference
     ? createGgmlLearner({
@@ -143,7 +145,18 @@ export const runTrain = async (options: RunTrainOptions): Promise<StepMetrics[]>
         microBatchTokens: config.learner.microBatchTokens,
       })
     : undefined;
-  const program = trainLoop({ config, plugin, paths, weightsKind, reference, onStep: options.onStep }).pipe(
+  const loopConfig: TrainConfig = {
+    ...config,
+    environment: { ...config.environment, options: environmentOptions },
+  };
+  const program = trainLoop({
+    config: loopConfig,
+    plugin,
+    paths,
+    weightsKind,
+    reference,
+    onStep: options.onStep,
+  }).pipe(
     Effect.scoped,
     Effect.provide(Layer.mergeAll(policy, learner, environment, Layer.succeed(Algorithm, algorithm))),
   );
