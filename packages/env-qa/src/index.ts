@@ -55,5 +55,6 @@ export {
   DEFAULT_EVAL_DATASETS,
   DEFAULT_TRAIN_DATASETS,
   type WorkflowR1PluginOptions,
+  WorkflowR1PluginOptionsSchema,
   workflowR1Plugin,
 } from "./workflow-r1-plugin.js";

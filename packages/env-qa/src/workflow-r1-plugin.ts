@@ -10,7 +10,7 @@ import {
   shuffled,
   type Task,
 } from "@workflow-r1/core";
-import { Effect, Layer } from "effect";
+import { Effect, Layer, Schema } from "effect";
 import {
   DEFAULT_HELD_OUT_FRACTION,
   listBenchmarks,
@@ -56,6 +56,29 @@ export interface WorkflowR1PluginOptions extends WorkflowR1EnvConfig {
   /** Share of each training dataset held out for evaluation (stable hash of the id). Default 0.2. */
   readonly heldOutFraction?: number;
 }
+
+/**
+ * The option names and their types, as the plugin's `optionsSchema`: the trainer decodes
+ * `environment.options` with it before a run, so a misspelt option is refused by name. Values are
+ * checked further where they are used (operator names, executor settings, dataset names, ranges).
+ */
+export const WorkflowR1PluginOptionsSchema = Schema.Struct({
+  name: Schema.optional(Schema.String),
+  operators: Schema.optional(Schema.Array(Schema.String)),
+  operatorBudget: Schema.optional(Schema.Int),
+  maxObservationChars: Schema.optional(Schema.Int),
+  executor: Schema.optional(Schema.Record(Schema.String, Schema.Unknown)),
+  searchTopK: Schema.optional(Schema.Int),
+  checkExecutor: Schema.optional(Schema.Boolean),
+  retrieverUrl: Schema.optional(Schema.String),
+  corpusPath: Schema.optional(Schema.String),
+  dataDir: Schema.optional(Schema.String),
+  trainDatasets: Schema.optional(Schema.Array(Schema.String)),
+  evalDatasets: Schema.optional(Schema.Array(Schema.String)),
+  trainTasks: Schema.optional(Schema.Int),
+  evalTasks: Schema.optional(Schema.Int),
+  heldOutFraction: Schema.optional(Schema.Number),
+});
 
 const optionError = (field: string, message: string, cause?: unknown): EnvironmentError =>
   new EnvironmentError({ message: `workflow-r1 environment.options.${field}: ${message}`, cause });
@@ -185,4 +208,5 @@ export const workflowR1Plugin: EnvironmentPlugin = {
     "The Workflow-R1 QA environment: the paper's seven closed-book operators on an executor LLM (Search opt-in), FlashRAG benchmarks, format + EM reward.",
   layer,
   tasks,
+  optionsSchema: WorkflowR1PluginOptionsSchema,
 };

@@ -3,9 +3,14 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Environment } from "@workflow-r1/core";
-import { Effect, Exit } from "effect";
+import { Effect, Exit, Schema } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { OPERATOR_NAMES, PAPER_OPERATORS, workflowR1Plugin } from "../src/index.js";
+import {
+  OPERATOR_NAMES,
+  PAPER_OPERATORS,
+  WorkflowR1PluginOptionsSchema,
+  workflowR1Plugin,
+} from "../src/index.js";
 import { json, startServer, type TestServer } from "./executors-server.js";
 
 const DATA = "/work/shared/data/qa";
@@ -69,6 +74,30 @@ describe("workflowR1Plugin", () => {
     );
     for (const name of PAPER_OPERATORS) expect(prompt).toContain(`<tool>${name}:`);
     expect(prompt).not.toContain("Search");
+  });
+
+  it("exports its options as a Schema: a misspelt option is refused by name", () => {
+    expect(workflowR1Plugin.optionsSchema).toBe(WorkflowR1PluginOptionsSchema);
+    const decode = Schema.decodeUnknownSync(WorkflowR1PluginOptionsSchema, { onExcessProperty: "error" });
+    // The paper preset's options, and every option the plugin reads.
+    const options = {
+      dataDir: "data/qa",
+      trainDatasets: ["nq", "hotpotqa"],
+      evalDatasets: ["nq", "hotpotqa", "bamboogle"],
+      operatorBudget: 20,
+      operators: ["AnswerGenerate", "Search"],
+      executor: { baseUrl: "http://127.0.0.1:1/v1", model: "m", temperature: 0 },
+      checkExecutor: false,
+      retrieverUrl: "http://127.0.0.1:2/retrieve",
+      trainTasks: 8,
+      evalTasks: 4,
+      heldOutFraction: 0.2,
+      maxObservationChars: 2048,
+      searchTopK: 3,
+    };
+    expect(decode(options)).toEqual(options);
+    expect(() => decode({ trainDataset: ["nq"] })).toThrow(/trainDataset/);
+    expect(() => decode({ operatorBudget: "20" })).toThrow(/operatorBudget/);
   });
 
   it("names the missing or bad option", async () => {
