@@ -28,7 +28,18 @@ export interface ArithOptions {
 
 export type ResolvedArithOptions = Required<ArithOptions>;
 
-const IntIn = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBetween({ minimum, maximum }));
+/** Each integer option's range, read by both the Schema and {@link resolveOptionsSync}. */
+const limits = {
+  steps: [1, 6],
+  maxOperand: [1, 99],
+  maxValue: [9, 999],
+  maxTurns: [2, 64], // and more than `steps`, checked in resolveOptionsSync
+  trainSize: [1, 1_000_000],
+  evalSize: [1, 1_000_000],
+} as const;
+
+const IntIn = ([minimum, maximum]: readonly [number, number]) =>
+  Schema.Int.check(Schema.isBetween({ minimum, maximum }));
 
 /**
  * {@link ArithOptions} as a Schema: the plugin's `optionsSchema`, which the trainer decodes
@@ -36,21 +47,21 @@ const IntIn = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBe
  * (maxValue ≥ maxOperand, maxTurns > steps, distinct ops) are {@link resolveOptionsSync}'s.
  */
 export const ArithOptionsSchema = Schema.Struct({
-  steps: Schema.optional(IntIn(1, 6)),
-  maxOperand: Schema.optional(IntIn(1, 99)),
-  maxValue: Schema.optional(IntIn(9, 999)),
-  ops: Schema.optional(Schema.Array(Schema.Literals(["+", "-", "*"]))),
-  maxTurns: Schema.optional(IntIn(2, 64)),
-  trainSize: Schema.optional(IntIn(1, 1_000_000)),
-  evalSize: Schema.optional(IntIn(1, 1_000_000)),
+  steps: Schema.optional(IntIn(limits.steps)),
+  maxOperand: Schema.optional(IntIn(limits.maxOperand)),
+  maxValue: Schema.optional(IntIn(limits.maxValue)),
+  ops: Schema.optional(Schema.Array(Schema.Literals(operators))),
+  maxTurns: Schema.optional(IntIn(limits.maxTurns)),
+  trainSize: Schema.optional(IntIn(limits.trainSize)),
+  evalSize: Schema.optional(IntIn(limits.evalSize)),
 });
 
 const integerField = (
   options: Readonly<Record<string, unknown>>,
-  field: string,
+  field: keyof typeof limits,
   fallback: number,
-  min: number,
-  max: number,
+  min: number = limits[field][0],
+  max: number = limits[field][1],
 ): number => {
   const value = options[field] ?? fallback;
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max)
@@ -60,7 +71,7 @@ const integerField = (
   return value;
 };
 
-const known = new Set(["steps", "maxOperand", "maxValue", "ops", "maxTurns", "trainSize", "evalSize"]);
+const known = new Set(Object.keys(ArithOptionsSchema.fields));
 
 /** Defaults filled in; throws {@link EnvironmentError} naming the first bad field. */
 export const resolveOptionsSync = (options: Readonly<Record<string, unknown>> = {}): ResolvedArithOptions => {
@@ -73,9 +84,9 @@ export const resolveOptionsSync = (options: Readonly<Record<string, unknown>> = 
       throw new EnvironmentError({
         message: `environment.options.${key} is not an option of arith; expected one of ${[...known].join(", ")}`,
       });
-  const steps = integerField(options, "steps", 2, 1, 6);
-  const maxOperand = integerField(options, "maxOperand", 9, 1, 99);
-  const maxValue = integerField(options, "maxValue", 99, 9, 999);
+  const steps = integerField(options, "steps", 2);
+  const maxOperand = integerField(options, "maxOperand", 9);
+  const maxValue = integerField(options, "maxValue", 99);
   if (maxValue < maxOperand)
     throw new EnvironmentError({
       message: `environment.options.maxValue (${maxValue}) must be ≥ maxOperand (${maxOperand})`,
@@ -95,9 +106,9 @@ export const resolveOptionsSync = (options: Readonly<Record<string, unknown>> = 
     maxOperand,
     maxValue,
     ops: ops as ReadonlyArray<Operator>,
-    maxTurns: integerField(options, "maxTurns", steps + 2, steps + 1, 64),
-    trainSize: integerField(options, "trainSize", 256, 1, 1_000_000),
-    evalSize: integerField(options, "evalSize", 64, 1, 1_000_000),
+    maxTurns: integerField(options, "maxTurns", steps + 2, steps + 1),
+    trainSize: integerField(options, "trainSize", 256),
+    evalSize: integerField(options, "evalSize", 64),
   };
 };
 

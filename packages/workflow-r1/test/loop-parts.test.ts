@@ -1,11 +1,11 @@
-import { type LearnerShape, Random, type Trajectory, TrajectoryBuilder } from "@workflow-r1/core";
+import { type LearnerShape, type Trajectory, TrajectoryBuilder } from "@workflow-r1/core";
 import { Algorithm, makeAlgorithm, registerPolicyLoss, unregisterPolicyLoss } from "@workflow-r1/gsspo";
 import { Cause, Effect, Exit, Layer } from "effect";
 import { describe, expect, it } from "vitest";
 import { defaultTrainConfig } from "../src/config.js";
 import { compareTable, finalAccuracy, stepsToThreshold } from "../src/train/compare.js";
 import { renderDashboard } from "../src/train/dashboard.js";
-import { nextTasks, rewardMetrics, summarize } from "../src/train/loop.js";
+import { nextTasks, rewardMetrics, summarize, trainerRandom } from "../src/train/loop.js";
 import type { StepMetrics } from "../src/train/metrics-log.js";
 import { updatePolicy } from "../src/train/update.js";
 
@@ -93,7 +93,7 @@ describe("the update: rollout → algorithm → learner", () => {
   it("calls the learner in plan order and logs the same metrics as before", async () => {
     const { learner, calls } = fakeLearner();
     const metrics = await Effect.runPromise(
-      updatePolicy(rollout(), learner, new Random(1, "splitmix32")).pipe(
+      updatePolicy(rollout(), learner, trainerRandom(1)).pipe(
         Effect.provide(Algorithm.layer({ ...defaultTrainConfig.algorithm, miniBatches: 2 })),
       ),
     );
@@ -133,7 +133,7 @@ describe("the update: rollout → algorithm → learner", () => {
   it("a learner answer that does not fit the batch fails the update with the typed error, not a defect", async () => {
     const { learner } = fakeLearner({ dropOne: true });
     const exit = await Effect.runPromiseExit(
-      updatePolicy(rollout(), learner, new Random(1, "splitmix32")).pipe(
+      updatePolicy(rollout(), learner, trainerRandom(1)).pipe(
         Effect.provide(Algorithm.layer(defaultTrainConfig.algorithm)),
       ),
     );
@@ -160,12 +160,12 @@ describe("the update: rollout → algorithm → learner", () => {
       const algorithm = makeAlgorithm(config);
       const trajectories = rollout();
       await Effect.runPromise(
-        updatePolicy(trajectories, learner, new Random(1, "splitmix32")).pipe(
+        updatePolicy(trajectories, learner, trainerRandom(1)).pipe(
           Effect.provide(Layer.succeed(Algorithm, algorithm)),
         ),
       );
       // Replay the second mini-batch (weights moved once) and differentiate its loss numerically.
-      const batch = Effect.runSync(algorithm.prepare(trajectories, new Random(1, "splitmix32")));
+      const batch = Effect.runSync(algorithm.prepare(trajectories, trainerRandom(1)));
       const before = fakeLearner();
       const logpOld = Effect.runSync(before.learner.logprobs(batch.sequences));
       Effect.runSync(before.learner.step());

@@ -48,6 +48,12 @@ export const runPaths = (out: string, weightsKind: "gguf" | "lora"): RunPaths =>
   weights: path.join(out, weightsKind === "lora" ? "policy-adapter.gguf" : "policy.gguf"),
 });
 
+/**
+ * The trainer's seeded stream (task order, sampler seeds, warm-start batches): core's `Random` with
+ * the splitmix32 step, the one it has always drawn from, so a seed reproduces earlier runs.
+ */
+export const trainerRandom = (seed: number): Random => new Random(seed, "splitmix32");
+
 /** Accuracy of an episode: the environment's `em` part when it has one, else reward > 0. */
 export const episodeCorrect = (t: Trajectory): number =>
   t.rewardParts["em"] ?? t.rewardParts["accuracy"] ?? (t.reward > 0 ? 1 : 0);
@@ -55,12 +61,14 @@ export const episodeCorrect = (t: Trajectory): number =>
 export const rewardMetrics = (trajectories: ReadonlyArray<Trajectory>, prefix = ""): StepMetrics => {
   const rewards = trajectories.map((t) => t.reward);
   const parts = new Set(trajectories.flatMap((t) => Object.keys(t.rewardParts)));
+  // Over no episodes every metric reads 0 (as it always has), not NaN.
+  const perEpisode = (value: (t: Trajectory) => number) => mean(trajectories.map(value), 0);
   const out: StepMetrics = {
-    [`${prefix}reward/mean`]: mean(rewards),
+    [`${prefix}reward/mean`]: mean(rewards, 0),
     [`${prefix}reward/std`]: sampleStd(rewards),
-    [`${prefix}accuracy`]: mean(trajectories.map(episodeCorrect)),
-    [`${prefix}turns/mean`]: mean(trajectories.map((t) => t.turns.length)),
-    [`${prefix}tokens/sampled_per_episode`]: mean(trajectories.map((t) => t.mask.reduce((s, m) => s + m, 0))),
+    [`${prefix}accuracy`]: perEpisode(episodeCorrect),
+    [`${prefix}turns/mean`]: perEpisode((t) => t.turns.length),
+    [`${prefix}tokens/sampled_per_episode`]: perEpisode((t) => t.mask.reduce((s, m) => s + m, 0)),
   };
   // Parts named executor* are counts the environment reports per episode (executor calls and
   // failures), not parts of the reward: logged under executor/ as means per episode.
@@ -69,7 +77,7 @@ export const rewardMetrics = (trajectories: ReadonlyArray<Trajectory>, prefix = 
       part.startsWith("executor")
         ? `${prefix}executor/${part.slice("executor".length).toLowerCase()}_per_episode`
         : `${prefix}reward/${part}`
-    ] = mean(trajectories.map((t) => t.rewardParts[part] ?? 0));
+    ] = perEpisode((t) => t.rewardParts[part] ?? 0);
   return out;
 };
 
@@ -82,12 +90,13 @@ export const nextTasks = (
 ) => {
   const picked: Task[] = [];
   let { dataPosition, epoch } = state;
-  let order = new Random(seed + epoch * 7919, "splitmix32").shuffle(tasks.map((_, i) => i));
+  const epochOrder = (epoch: number) => trainerRandom(seed + epoch * 7919).shuffle(tasks.map((_, i) => i));
+  let order = epochOrder(epoch);
   while (picked.length < count) {
     if (dataPosition >= tasks.length) {
       epoch++;
       dataPosition = 0;
-      order = new Random(seed + epoch * 7919, "splitmix32").shuffle(tasks.map((_, i) => i));
+      order = epochOrder(epoch);
     }
     picked.push(tasks[order[dataPosition]!]!);
     dataPosition++;
@@ -174,7 +183,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
     const previous = checkpoints.latest();
     if (previous && checkpointPhase(previous.state) === "rl") {
       state = previous.state;
-      rng = new Random(state.rngState, "splitmix32");
+      rng = trainerRandom(state.rngState);
       yield* learner.loadState(path.join(previous.dir, "learner.state"));
       fs.copyFileSync(path.join(previous.dir, state.policyWeights), paths.weights);
       yield* policy.reload({ kind: weightsKind, path: paths.weights });
@@ -190,7 +199,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
       let from = 0;
       if (previous) {
         // Killed during the warm start: continue it from its checkpoint, at its own learning rate.
-        rng = new Random(previous.state.rngState, "splitmix32");
+        rng = trainerRandom(previous.state.rngState);
         yield* learner.loadState(path.join(previous.dir, "learner.state"));
         from = previous.state.warmStartStep ?? 0;
         warmLog.truncateAfter(from);
@@ -199,7 +208,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
           `[train] resumed the warm start from ${previous.dir} (warm-start step ${from}/${config.warmStart.steps})`,
         );
       } else {
-        rng = new Random(config.seed, "splitmix32");
+        rng = trainerRandom(config.seed);
         warmLog.truncateAfter(0);
       }
       yield* warmStart(config, plugin, trainTasks, rng, {
