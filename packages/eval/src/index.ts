@@ -11,17 +11,6 @@ export {
   selectBenchmarks,
 } from "./benchmarks.js";
 export {
-  type ChartPage,
-  type ChartSeries,
-  type ChartSpec,
-  chartJsBundle,
-  escapeHtml,
-  type PageSection,
-  palette,
-  renderChartPage,
-  type TableSpec,
-} from "./chart-page.js";
-export {
   defaultEvalCommandDeps,
   type EvalCommandDeps,
   type EvalCommandOptions,

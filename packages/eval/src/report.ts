@@ -4,7 +4,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type ChartPage, renderChartPage, type TableSpec } from "./chart-page.js";
+import { type ChartPage, renderChartPage, type TableSpec } from "@workflow-r1/charts";
 import type { BenchmarkSummary } from "./results.js";
 import type { Estimate } from "./statistics.js";
 

@@ -1,72 +1,12 @@
 /**
- * Statistics of per-question scores: means, seeded bootstrap confidence intervals, and the
- * unbiased pass@k estimator of Chen et al. (2021, "Evaluating Large Language Models Trained on Code").
+ * Statistics of per-question scores: the unbiased pass@k estimator of Chen et al. (2021, "Evaluating
+ * Large Language Models Trained on Code") and mean@k. Means and seeded bootstrap confidence
+ * intervals are core's (`@workflow-r1/core`), re-exported here for evaluation users.
  */
 
-import { mean, mulberry32 } from "@workflow-r1/core";
+import { mean } from "@workflow-r1/core";
 
-/** A mean with its bootstrap confidence interval. */
-export interface Estimate {
-  readonly mean: number;
-  /** Lower end of the confidence interval. */
-  readonly low: number;
-  /** Upper end of the confidence interval. */
-  readonly high: number;
-  /** Number of values the estimate is computed from. */
-  readonly n: number;
-}
-
-export interface BootstrapOptions {
-  /** Number of resamples (default 1000). */
-  readonly resamples?: number;
-  /** Confidence level (default 0.95). */
-  readonly confidence?: number;
-  /** Seed of the resampling generator (default 0): the same inputs give the same interval. */
-  readonly seed?: number;
-}
-
-/** Arithmetic mean; NaN for an empty list (core's `mean`, the one every package reports with). */
-export { mean };
-
-/** Linear-interpolated quantile of sorted values (type 7, as numpy's default). */
-export const quantileSorted = (sorted: ArrayLike<number>, q: number): number => {
-  if (sorted.length === 0) return Number.NaN;
-  const position = (sorted.length - 1) * q;
-  const lower = Math.floor(position);
-  const upper = Math.ceil(position);
-  const weight = position - lower;
-  return sorted[lower]! * (1 - weight) + sorted[upper]! * weight;
-};
-
-/**
- * Mean and percentile-bootstrap confidence interval of the mean: `resamples` times, draw n values
- * with replacement and take their mean; the interval is the (1-c)/2 and (1+c)/2 quantiles of
- * those means. Seeded, so reports are reproducible.
- */
-export const bootstrapMean = (values: ArrayLike<number>, options: BootstrapOptions = {}): Estimate => {
-  const n = values.length;
-  const resamples = options.resamples ?? 1000;
-  const confidence = options.confidence ?? 0.95;
-  if (!(confidence > 0 && confidence < 1))
-    throw new RangeError(`confidence must be in (0, 1), got ${confidence}`);
-  if (!(Number.isInteger(resamples) && resamples > 0))
-    throw new RangeError(`resamples must be a positive integer, got ${resamples}`);
-  const m = mean(values);
-  if (n === 0) return { mean: Number.NaN, low: Number.NaN, high: Number.NaN, n };
-  const random = mulberry32(options.seed ?? 0);
-  const means = new Float64Array(resamples);
-  for (let r = 0; r < resamples; r++) {
-    let sum = 0;
-    for (let i = 0; i < n; i++) sum += values[Math.floor(random() * n)]!;
-    means[r] = sum / n;
-  }
-  means.sort();
-  const alpha = (1 - confidence) / 2;
-  // Guard against floating-point drift when every value is equal (all means identical).
-  const low = Math.min(quantileSorted(means, alpha), m);
-  const high = Math.max(quantileSorted(means, 1 - alpha), m);
-  return { mean: m, low, high, n };
-};
+export { type BootstrapOptions, bootstrapMean, type Estimate, mean, quantileSorted } from "@workflow-r1/core";
 
 /**
  * Unbiased estimator of pass@k from n samples of which c are correct:

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { renderChartPage } from "@workflow-r1/charts";
 import { mulberry32 } from "@workflow-r1/core";
 import { type Browser, chromium } from "playwright-core";
 import { PNG } from "pngjs";
@@ -9,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type EvalReport,
   type QuestionResult,
-  renderChartPage,
   renderMarkdown,
   type SampleResult,
   summarizeAll,

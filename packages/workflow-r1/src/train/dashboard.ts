@@ -4,7 +4,7 @@
  * first; per-step reward and accuracy are shown raw (faint) and smoothed; held-out evaluations
  * are marked points; the warm start's demonstration NLL has its own panel.
  */
-import { type ChartSeries, type PageSection, renderChartPage } from "@workflow-r1/eval";
+import { type ChartSeries, type PageSection, renderChartPage } from "@workflow-r1/charts";
 import type { TrainConfig } from "../config.js";
 import { writeFileAtomic } from "./atomic.js";
 import { type StepMetrics, trainingSteps } from "./metrics-log.js";

@@ -1,7 +1,8 @@
 /**
  * A self-contained HTML page of charts and tables. Chart.js's UMD build is read from node_modules
  * when the page is rendered and inlined in a <script> tag, so the page opens offline, from disk,
- * with no CDN. Shared with the training dashboard (`workflow-r1`), which renders line charts.
+ * with no CDN. The training dashboard (`workflow-r1`) renders line charts with it, the evaluation
+ * report (`@workflow-r1/eval`) bar charts with intervals and tables.
  */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
