@@ -183,15 +183,20 @@ export const createGgmlLearner = (
       }),
     );
 
+  // A native operation runs to its end even when its fiber is interrupted (Ctrl-C): the worker
+  // thread cannot be stopped, and freeing the learner under it would crash the process. The
+  // interruption takes effect when the operation returns, then `dispose` frees the memory.
   const callAsync = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, NativeLearnerError> =>
     lock.withPermits(1)(
-      Effect.tryPromise({
-        try: async () => {
-          live(operation);
-          return await f();
-        },
-        catch: toError(operation),
-      }),
+      Effect.uninterruptible(
+        Effect.tryPromise({
+          try: async () => {
+            live(operation);
+            return await f();
+          },
+          catch: toError(operation),
+        }),
+      ),
     );
 
   const validate = (operation: string, batch: ReadonlyArray<LearnerSequence>) => {

@@ -12,41 +12,50 @@ import {
   makeAlgorithm,
   policyLossVariants,
 } from "@workflow-r1/gsspo";
+import { Effect } from "effect";
 
-export const ensureAlgorithm = async (name: string): Promise<void> => {
-  if (policyLossVariants().includes(name)) return;
-  const specifier =
-    name.startsWith("@") || name.startsWith(".") || name.startsWith("/") ? name : `@workflow-r1/algo-${name}`;
-  try {
-    await import(specifier);
-  } catch (error) {
-    throw new ConfigError({
-      field: "algorithm.name",
-      message: `unknown algorithm ${JSON.stringify(name)}: not registered (${policyLossVariants().join(", ")}) and ${specifier} could not be imported (${(error as Error).message})`,
+/** Makes sure a policy loss named `name` is registered, importing its package when it is not. */
+export const ensureAlgorithm = (name: string): Effect.Effect<void, ConfigError> =>
+  Effect.gen(function* () {
+    if (policyLossVariants().includes(name)) return;
+    const specifier =
+      name.startsWith("@") || name.startsWith(".") || name.startsWith("/")
+        ? name
+        : `@workflow-r1/algo-${name}`;
+    yield* Effect.tryPromise({
+      try: () => import(specifier),
+      catch: (error) =>
+        new ConfigError({
+          field: "algorithm.name",
+          message: `unknown algorithm ${JSON.stringify(name)}: not registered (${policyLossVariants().join(", ")}) and ${specifier} could not be imported (${(error as Error).message})`,
+        }),
     });
-  }
-  if (!policyLossVariants().includes(name))
-    throw new ConfigError({
-      field: "algorithm.name",
-      message: `${specifier} was imported but did not register a policy loss named ${JSON.stringify(name)}`,
-    });
-};
+    if (!policyLossVariants().includes(name))
+      return yield* new ConfigError({
+        field: "algorithm.name",
+        message: `${specifier} was imported but did not register a policy loss named ${JSON.stringify(name)}`,
+      });
+  });
 
 /**
  * The `Algorithm` service value for a config's `algorithm:` section: imports the variant's package
  * when needed, then resolves the section against the variant. A setting the variant refuses is a
  * {@link ConfigError} naming `algorithm.<field>`, before anything is written.
  */
-export const loadAlgorithm = async (config: AlgorithmConfig): Promise<AlgorithmShape> => {
-  await ensureAlgorithm(config.name);
-  try {
-    return makeAlgorithm(config);
-  } catch (error) {
-    if (error instanceof AlgorithmConfigError)
-      throw new ConfigError({
-        field: `algorithm.${error.field}`,
-        message: `algorithm.${error.field}: ${error.message}`,
-      });
-    throw error;
-  }
-};
+export const loadAlgorithm = (config: AlgorithmConfig): Effect.Effect<AlgorithmShape, ConfigError> =>
+  Effect.andThen(
+    ensureAlgorithm(config.name),
+    Effect.try({
+      try: () => makeAlgorithm(config),
+      catch: (error) =>
+        error instanceof AlgorithmConfigError
+          ? new ConfigError({
+              field: `algorithm.${error.field}`,
+              message: `algorithm.${error.field}: ${error.message}`,
+            })
+          : new ConfigError({
+              field: "algorithm",
+              message: String(error instanceof Error ? error.message : error),
+            }),
+    }),
+  );

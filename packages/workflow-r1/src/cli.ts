@@ -1,4 +1,6 @@
 #!/usr/bin/env node
-import { program } from "./program.js";
+import { NodeRuntime } from "@effect/platform-node";
+import { main } from "./program.js";
 
-await program.parseAsync(process.argv);
+// The one runtime of the command: failures are already written as one line by `main`.
+NodeRuntime.runMain(main(process.argv), { disableErrorReporting: true });

@@ -3,11 +3,10 @@
  * command-line flags are deep-merged over the embedded default, then the whole result is
  * validated, so every error names the field (and file) it came from.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { ConfigError } from "@workflow-r1/core";
 import { AlgorithmConfig } from "@workflow-r1/gsspo";
-import { Schema } from "effect";
+import { Effect, FileSystem, Schema } from "effect";
 import * as YAML from "yaml";
 
 const Positive = Schema.Number.check(Schema.isGreaterThan(0));
@@ -222,38 +221,43 @@ export const moveLegacyKeys = (value: unknown, file?: string): unknown => {
 };
 
 /** Validate a merged config object; the error names every offending field. */
-export const validateConfig = (value: unknown, file?: string): TrainConfig => {
-  const migrated = moveLegacyKeys(value, file);
-  try {
-    return decodeConfig(migrated);
-  } catch (error) {
-    const where = file ? ` in ${file}` : "";
-    throw new ConfigError({
-      message: `invalid training config${where}:\n${String(error instanceof Error ? error.message : error)}`,
-      file,
-    });
-  }
-};
+export const validateConfig = (value: unknown, file?: string): Effect.Effect<TrainConfig, ConfigError> =>
+  Effect.try({
+    try: () => decodeConfig(moveLegacyKeys(value, file)),
+    catch: (error) =>
+      error instanceof ConfigError
+        ? error
+        : new ConfigError({
+            message: `invalid training config${file ? ` in ${file}` : ""}:\n${String(error instanceof Error ? error.message : error)}`,
+            file,
+          }),
+  });
 
 /** Read a JSON or YAML config file (by extension; YAML is a superset of JSON). */
-export const readConfigFile = (file: string): unknown => {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (error) {
-    throw new ConfigError({ message: `cannot read config file ${file}: ${(error as Error).message}`, file });
-  }
-  try {
-    return path.extname(file) === ".json" ? JSON.parse(text) : YAML.parse(text);
-  } catch (error) {
-    throw new ConfigError({ message: `cannot parse config file ${file}: ${(error as Error).message}`, file });
-  }
-};
+export const readConfigFile = (file: string) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem;
+    const text = yield* fs
+      .readFileString(file)
+      .pipe(
+        Effect.mapError(
+          (error) => new ConfigError({ message: `cannot read config file ${file}: ${error.message}`, file }),
+        ),
+      );
+    return yield* Effect.try({
+      try: (): unknown => (path.extname(file) === ".json" ? JSON.parse(text) : YAML.parse(text)),
+      catch: (error) =>
+        new ConfigError({ message: `cannot parse config file ${file}: ${(error as Error).message}`, file }),
+    });
+  });
 
 /** The effective config: default ← file ← overrides, validated. */
-export const resolveConfig = (options: { file?: string; overrides?: unknown } = {}): TrainConfig => {
-  let merged: unknown = defaultTrainConfig;
-  if (options.file) merged = deepMerge(merged, readConfigFile(options.file));
-  if (options.overrides) merged = deepMerge(merged, options.overrides);
-  return validateConfig(merged, options.file);
-};
+export const loadConfig = (
+  options: { readonly file?: string | undefined; readonly overrides?: unknown } = {},
+) =>
+  Effect.gen(function* () {
+    let merged: unknown = defaultTrainConfig;
+    if (options.file) merged = deepMerge(merged, yield* readConfigFile(options.file));
+    if (options.overrides) merged = deepMerge(merged, options.overrides);
+    return yield* validateConfig(merged, options.file);
+  });

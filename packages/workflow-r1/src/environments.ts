@@ -6,7 +6,7 @@
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConfigError, type EnvironmentPlugin } from "@workflow-r1/core";
-import { Schema } from "effect";
+import { Effect, Schema } from "effect";
 
 const builtins: Record<string, () => Promise<EnvironmentPlugin>> = {
   synthetic: async () => (await import("@workflow-r1/env-synthetic")).environmentPlugin,
@@ -19,39 +19,40 @@ const isPlugin = (value: unknown): value is EnvironmentPlugin =>
   typeof (value as EnvironmentPlugin).layer === "function" &&
   typeof (value as EnvironmentPlugin).tasks === "function";
 
-export const resolveEnvironment = async (name: string): Promise<EnvironmentPlugin> => {
-  const builtin = builtins[name];
-  if (builtin) return builtin();
-  // A path (./x.js, ../x.js, /abs/x.js) is the user's file: resolved against the working
-  // directory, not against this module's folder inside the installed package.
-  const isPath = name.startsWith(".") || path.isAbsolute(name);
-  const specifier = isPath
-    ? pathToFileURL(path.resolve(name)).href
-    : name.startsWith("@")
-      ? name
-      : `@workflow-r1/env-${name}`;
-  let module: Record<string, unknown>;
-  try {
-    module = (await import(specifier)) as Record<string, unknown>;
-  } catch (error) {
-    throw new ConfigError({
-      field: "environment.name",
-      message:
-        `unknown environment ${JSON.stringify(name)}: it is not built in (${Object.keys(builtins).join(", ")}) and ` +
-        `${specifier} could not be imported (${(error as Error).message}). Create one with ` +
-        "`npx nx g @workflow-r1/tools:environment --name=NAME`.",
+/** The plugin `--env NAME` names (built in, a package, or a file), or a ConfigError saying why not. */
+export const resolveEnvironment = (name: string): Effect.Effect<EnvironmentPlugin, ConfigError> =>
+  Effect.gen(function* () {
+    const builtin = builtins[name];
+    if (builtin) return yield* Effect.promise(builtin);
+    // A path (./x.js, ../x.js, /abs/x.js) is the user's file: resolved against the working
+    // directory, not against this module's folder inside the installed package.
+    const isPath = name.startsWith(".") || path.isAbsolute(name);
+    const specifier = isPath
+      ? pathToFileURL(path.resolve(name)).href
+      : name.startsWith("@")
+        ? name
+        : `@workflow-r1/env-${name}`;
+    const module = yield* Effect.tryPromise({
+      try: () => import(specifier) as Promise<Record<string, unknown>>,
+      catch: (error) =>
+        new ConfigError({
+          field: "environment.name",
+          message:
+            `unknown environment ${JSON.stringify(name)}: it is not built in (${Object.keys(builtins).join(", ")}) and ` +
+            `${specifier} could not be imported (${(error as Error).message}). Create one with ` +
+            "`npx nx g @workflow-r1/tools:environment --name=NAME`.",
+        }),
     });
-  }
-  const plugin =
-    module["environmentPlugin"] ??
-    (module["default"] as Record<string, unknown> | undefined)?.["environmentPlugin"];
-  if (!isPlugin(plugin))
-    throw new ConfigError({
-      field: "environment.name",
-      message: `${specifier} does not export an \`environmentPlugin\` (an EnvironmentPlugin from @workflow-r1/core)`,
-    });
-  return plugin;
-};
+    const plugin =
+      module["environmentPlugin"] ??
+      (module["default"] as Record<string, unknown> | undefined)?.["environmentPlugin"];
+    if (!isPlugin(plugin))
+      return yield* new ConfigError({
+        field: "environment.name",
+        message: `${specifier} does not export an \`environmentPlugin\` (an EnvironmentPlugin from @workflow-r1/core)`,
+      });
+    return plugin;
+  });
 
 /**
  * The config's `environment.options` decoded with the plugin's `optionsSchema`, when it has one:
@@ -61,16 +62,19 @@ export const resolveEnvironment = async (name: string): Promise<EnvironmentPlugi
 export const decodeEnvironmentOptions = (
   plugin: EnvironmentPlugin,
   options: Readonly<Record<string, unknown>>,
-): Record<string, unknown> => {
-  if (!plugin.optionsSchema) return { ...options };
-  try {
-    return Schema.decodeUnknownSync(plugin.optionsSchema, { onExcessProperty: "error", errors: "all" })(
-      options,
-    );
-  } catch (error) {
-    throw new ConfigError({
-      field: "environment.options",
-      message: `invalid environment.options for ${plugin.name}:\n${error instanceof Error ? error.message : String(error)}`,
-    });
-  }
+): Effect.Effect<Record<string, unknown>, ConfigError> => {
+  const schema = plugin.optionsSchema;
+  if (!schema) return Effect.succeed({ ...options });
+  return Effect.try({
+    try: () =>
+      Schema.decodeUnknownSync(schema, { onExcessProperty: "error", errors: "all" })(options) as Record<
+        string,
+        unknown
+      >,
+    catch: (error) =>
+      new ConfigError({
+        field: "environment.options",
+        message: `invalid environment.options for ${plugin.name}:\n${error instanceof Error ? error.message : String(error)}`,
+      }),
+  });
 };

@@ -1,8 +1,14 @@
 /**
  * The `workflow-r1` command. Argument parsing with commander (well kept, typed, generates help);
- * each command is a thin shell over a library function so everything here is also usable from code.
+ * each command selects an Effect over a library function, so everything here is also usable from
+ * code. `main` parses the arguments and runs the selected command; `cli.ts` runs `main` with
+ * `NodeRuntime.runMain`, the one place a runtime starts (Ctrl-C interrupts the command, which frees
+ * its learners, policy and log writers before the process exits).
  */
+import { NodeFileSystem } from "@effect/platform-node";
+import { ConfigError } from "@workflow-r1/core";
 import { Command, InvalidArgumentError } from "commander";
+import { Cause, Effect, Exit, type FileSystem } from "effect";
 import { setPath } from "./config.js";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -61,11 +67,28 @@ const overridesFrom = (options: Record<string, unknown>): Record<string, unknown
   return overrides;
 };
 
-const fail = (error: unknown): never => {
-  const e = error as { _tag?: string; message?: string };
-  process.stderr.write(`workflow-r1: ${e._tag ? `${e._tag}: ` : ""}${e.message ?? String(error)}\n`);
-  process.exit(1);
+/** A command the arguments selected, to be run by {@link main}. */
+type SelectedCommand = Effect.Effect<unknown, unknown, FileSystem.FileSystem>;
+let selected: SelectedCommand | undefined;
+const select = (command: SelectedCommand) => {
+  selected = command;
 };
+/** The command the last parse selected (none for `--help`), cleared for the next parse. */
+const takeSelected = (): SelectedCommand | undefined => {
+  const command = selected;
+  selected = undefined;
+  return command;
+};
+
+/** Flags that commander accepted but the command refuses: a ConfigError naming the flag. */
+const refuse = (field: string, message: string) => Effect.fail(new ConfigError({ field, message }));
+
+/** `--set` and shorthand flags as an Effect: a malformed `--set` is a ConfigError, not a throw. */
+const overridesOf = (options: Record<string, unknown>) =>
+  Effect.try({
+    try: () => overridesFrom(options),
+    catch: (error) => new ConfigError({ field: "set", message: (error as Error).message }),
+  });
 
 export const program = new Command("workflow-r1")
   .description("Train LLM agents with reinforcement learning (Workflow-R1 / GSsPO) on llama.cpp and ggml.")
@@ -89,17 +112,19 @@ program
   .option("--env <name>", "environment: synthetic | workflow-r1 | NAME (package @workflow-r1/env-NAME)")
   .option("--model <path>", "GGUF to start from (path or hf: URI)")
   .option("--set <key=value>", "override any config field, e.g. --set rollout.groupSize=4", collect, [])
-  .action(async (options) => {
-    const { runTrain } = await import("./train/run.js");
-    const { presetFile } = await import("./presets.js");
-    if (options.preset && options.config) fail(new Error("--preset and --config are exclusive: pick one"));
-    await (async () =>
-      runTrain({
-        file: options.preset ? presetFile(options.preset) : options.config,
-        overrides: overridesFrom(options),
-        resume: Boolean(options.resume),
-      }))().catch(fail);
-  });
+  .action((options) =>
+    select(
+      Effect.gen(function* () {
+        if (options.preset && options.config)
+          return yield* refuse("preset", "--preset and --config are exclusive: pick one");
+        const { train } = yield* Effect.promise(() => import("./train/run.js"));
+        const { presetFile } = yield* Effect.promise(() => import("./presets.js"));
+        const overrides = yield* overridesOf(options);
+        const file = options.preset ? yield* presetFile(options.preset) : options.config;
+        yield* train({ file, overrides, resume: Boolean(options.resume) });
+      }),
+    ),
+  );
 
 program
   .command("compare")
@@ -119,21 +144,24 @@ program
   .option("--tabulate-only", "only tabulate the runs already in --out; train nothing")
   .option("--no-share-warm-start", "run each algorithm's warm start itself (default: one per seed, shared)")
   .option("--set <key=value>", "override any config field", collect, [])
-  .action(async (options) => {
-    const { runCompare } = await import("./train/compare.js");
-    await (async () =>
-      runCompare({
-        algorithms: String(options.algorithms).split(","),
-        seeds: options.seeds,
-        file: options.config,
-        out: options.out,
-        threshold: options.threshold,
-        parallel: options.parallel,
-        tabulateOnly: Boolean(options.tabulateOnly),
-        shareWarmStart: options.shareWarmStart !== false,
-        overrides: overridesFrom(options),
-      }))().catch(fail);
-  });
+  .action((options) =>
+    select(
+      Effect.gen(function* () {
+        const { compare } = yield* Effect.promise(() => import("./train/compare.js"));
+        yield* compare({
+          algorithms: String(options.algorithms).split(","),
+          seeds: options.seeds,
+          file: options.config,
+          out: options.out,
+          threshold: options.threshold,
+          parallel: options.parallel,
+          tabulateOnly: Boolean(options.tabulateOnly),
+          shareWarmStart: options.shareWarmStart !== false,
+          overrides: yield* overridesOf(options),
+        });
+      }),
+    ),
+  );
 
 program
   .command("trajectories")
@@ -141,10 +169,14 @@ program
   .argument("<file>", "trajectories.msgpack written by a run")
   .option("--episodes <list>", "comma-separated episode indices (default: the first 3)", indexList)
   .option("--model <path>", "GGUF whose tokenizer decodes the tokens (optional)")
-  .action(async (file, options) => {
-    const { printTrajectories } = await import("./trajectories.js");
-    await printTrajectories(file, options).catch(fail);
-  });
+  .action((file, options) =>
+    select(
+      Effect.gen(function* () {
+        const { printTrajectories } = yield* Effect.promise(() => import("./trajectories.js"));
+        yield* printTrajectories(file, options);
+      }),
+    ),
+  );
 
 program
   .command("eval")
@@ -192,20 +224,71 @@ program
   .option("--train-run <dir>", "the training run whose questions are refused (default: the --model's folder)")
   .option("--allow-train-overlap", "evaluate trained-on datasets whole anyway (flagged in the report)")
   .option("--out <dir>", "output directory", "runs/eval")
-  .action(async (options) => {
-    const { runEvalCommand } = await import("@workflow-r1/eval");
-    if (options.answerer !== undefined && options.answerer !== "policy" && options.answerer !== "executor")
-      fail(
-        new InvalidArgumentError(
-          `--answerer expects policy or executor, got ${JSON.stringify(options.answerer)}`,
-        ),
-      );
-    const gpu = options.gpu;
-    if (gpu !== undefined && !["auto", "cuda", "vulkan", "false"].includes(gpu))
-      fail(new InvalidArgumentError(`--gpu expects auto, cuda, vulkan or false, got ${JSON.stringify(gpu)}`));
-    await runEvalCommand({
-      ...options,
-      ...(gpu !== undefined && { gpu: gpu === "false" ? false : gpu }),
-      allowTrainOverlap: Boolean(options.allowTrainOverlap),
-    }).catch(fail);
-  });
+  .action((options) =>
+    select(
+      Effect.gen(function* () {
+        if (
+          options.answerer !== undefined &&
+          options.answerer !== "policy" &&
+          options.answerer !== "executor"
+        )
+          return yield* refuse(
+            "answerer",
+            `--answerer expects policy or executor, got ${JSON.stringify(options.answerer)}`,
+          );
+        const gpu = options.gpu;
+        if (gpu !== undefined && !["auto", "cuda", "vulkan", "false"].includes(gpu))
+          return yield* refuse(
+            "gpu",
+            `--gpu expects auto, cuda, vulkan or false, got ${JSON.stringify(gpu)}`,
+          );
+        const { defaultEvalCommandDeps, evalCommand } = yield* Effect.promise(
+          () => import("@workflow-r1/eval"),
+        );
+        yield* evalCommand(
+          {
+            ...options,
+            ...(gpu !== undefined && { gpu: gpu === "false" ? false : gpu }),
+            allowTrainOverlap: Boolean(options.allowTrainOverlap),
+          },
+          defaultEvalCommandDeps,
+        );
+      }),
+    ),
+  );
+
+/**
+ * One line for a failure: `workflow-r1: Tag: message` (a typed error), `workflow-r1: message`
+ * otherwise; an interruption (Ctrl-C) says how to continue. No stack unless WORKFLOW_R1_DEBUG is set.
+ */
+export const describeFailure = (cause: Cause.Cause<unknown>): string => {
+  if (Cause.hasInterruptsOnly(cause))
+    return "workflow-r1: interrupted; a training run continues from its last checkpoint with --resume";
+  const error = Cause.squash(cause) as { _tag?: unknown; message?: unknown; stack?: unknown };
+  const message = typeof error?.message === "string" ? error.message : String(error);
+  const tag = typeof error?._tag === "string" ? `${error._tag}: ` : "";
+  const stack =
+    process.env["WORKFLOW_R1_DEBUG"] && typeof error?.stack === "string" ? `\n${error.stack}` : "";
+  return `workflow-r1: ${tag}${message}${stack}`;
+};
+
+/**
+ * Parse `argv` and run the command it selects on Node's file system. A failure is written as one
+ * line to stderr and stays the Effect's failure, so `runMain` exits with status 1 (130 when
+ * interrupted).
+ */
+export const main = (argv: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    takeSelected();
+    yield* Effect.promise(() => program.parseAsync([...argv]));
+    const command = takeSelected();
+    if (command) yield* command;
+  }).pipe(
+    // onExit rather than tapCause: an interruption is not an error a handler sees, but it is reported.
+    Effect.onExit((exit) =>
+      Exit.isFailure(exit)
+        ? Effect.sync(() => process.stderr.write(`${describeFailure(exit.cause)}\n`))
+        : Effect.void,
+    ),
+    Effect.provide(NodeFileSystem.layer),
+  );

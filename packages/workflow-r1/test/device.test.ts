@@ -4,37 +4,39 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { ConfigError } from "@workflow-r1/core";
 import { describe, expect, it } from "vitest";
-import { resolveConfig } from "../src/config.js";
+import { loadConfig } from "../src/config.js";
 import { cudaProblem, resolveDevices } from "../src/device.js";
 import { presetFile } from "../src/presets.js";
+import { failure, run } from "./fixtures/effects.js";
 
 describe("model.gpu: one meaning for the sampler and the learner", () => {
   const cpuOnly = { ...process.env, WORKFLOW_R1_CUDA: undefined };
-  it("false: both on the CPU; auto without the CUDA build: both on the CPU", () => {
-    expect(resolveDevices(false, cpuOnly)).toEqual({ policy: false, learner: false });
-    expect(resolveDevices("auto", cpuOnly)).toEqual({ policy: false, learner: false });
+  it("false: both on the CPU; auto without the CUDA build: both on the CPU", async () => {
+    expect(await run(resolveDevices(false, cpuOnly))).toEqual({ policy: false, learner: false });
+    expect(await run(resolveDevices("auto", cpuOnly))).toEqual({ policy: false, learner: false });
   });
 
-  it("cuda without the CUDA build is refused with the command that builds it; vulkan is refused", () => {
-    expect(cudaProblem(cpuOnly)).toMatch(/WORKFLOW_R1_CUDA is not 1/);
-    expect(() => resolveDevices("cuda", cpuOnly)).toThrow(ConfigError);
-    expect(() => resolveDevices("cuda", cpuOnly)).toThrow(/build-cuda\.sh/);
-    expect(() => resolveDevices("vulkan", cpuOnly)).toThrow(/no Vulkan backend/);
+  it("cuda without the CUDA build is refused with the command that builds it; vulkan is refused", async () => {
+    expect(await run(cudaProblem(cpuOnly))).toMatch(/WORKFLOW_R1_CUDA is not 1/);
+    const cuda = await failure(resolveDevices("cuda", cpuOnly));
+    expect(cuda).toBeInstanceOf(ConfigError);
+    expect(cuda.message).toMatch(/build-cuda\.sh/);
+    expect((await failure(resolveDevices("vulkan", cpuOnly))).message).toMatch(/no Vulkan backend/);
   });
 });
 
 describe("train --preset", () => {
-  it("ships a gpu preset that validates and names CUDA", () => {
-    const config = resolveConfig({ file: presetFile("gpu") });
+  it("ships a gpu preset that validates and names CUDA", async () => {
+    const config = await run(loadConfig({ file: await run(presetFile("gpu")) }));
     expect(config.model.gpu).toBe("cuda");
     expect(config.rollout.groupSize).toBe(16);
     expect(config.rollout.tasksPerStep).toBe(64);
     expect(config.model.contextSize).toBe(2048);
-    expect(() => presetFile("nope")).toThrow(/no preset "nope"; available: .*gpu/);
+    expect((await failure(presetFile("nope"))).message).toMatch(/no preset "nope"; available: .*gpu/);
   });
 
-  it("ships the authors' schedule as workflow-r1-paper, and the LoRA recipe as a second, labelled preset", () => {
-    const paper = resolveConfig({ file: presetFile("workflow-r1-paper") });
+  it("ships the authors' schedule as workflow-r1-paper, and the LoRA recipe as a second, labelled preset", async () => {
+    const paper = await run(loadConfig({ file: await run(presetFile("workflow-r1-paper")) }));
     expect(paper.environment.name).toBe("workflow-r1");
     expect(paper.rollout).toMatchObject({ groupSize: 8, tasksPerStep: 512, maxTurns: 21, maxTokens: 8192 });
     expect(paper.learner).toMatchObject({
@@ -54,10 +56,11 @@ describe("train --preset", () => {
     expect(paper.steps).toBe(38);
     expect(paper.environment.options["operators"]).toBeUndefined(); // the paper's seven (env-qa's default)
     expect(paper.environment.options["operatorBudget"]).toBe(20);
-    const lora = resolveConfig({ file: presetFile("workflow-r1-lora") });
+    const loraFile = await run(presetFile("workflow-r1-lora"));
+    const lora = await run(loadConfig({ file: loraFile }));
     expect(lora.learner).toMatchObject({ mode: "lora", learningRate: 1e-5, weightDecay: 0, beta2: 0.99 });
     expect(lora.rollout).toMatchObject({ groupSize: 5, tasksPerStep: 64, maxTurns: 21, maxTokens: 8192 });
-    expect(fs.readFileSync(presetFile("workflow-r1-lora"), "utf8")).toContain("NOT the authors' schedule");
+    expect(fs.readFileSync(loraFile, "utf8")).toContain("NOT the authors' schedule");
   });
 
   it("refuses clearly on a machine without the CUDA build, before writing a run", () => {

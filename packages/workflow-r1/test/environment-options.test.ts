@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { decodeEnvironmentOptions, resolveEnvironment } from "../src/environments.js";
 import { runTrain } from "../src/index.js";
+import { failure, run } from "./fixtures/effects.js";
 
 describe("environment options", () => {
   it("a misspelt option is refused by name before anything is written", async () => {
@@ -22,13 +23,15 @@ describe("environment options", () => {
   });
 
   it("passes valid options decoded, and options as written for a plugin without a Schema", async () => {
-    const synthetic = await resolveEnvironment("synthetic");
-    expect(decodeEnvironmentOptions(synthetic, { difficulty: [2, 4], trainTasks: 8 })).toEqual({
+    const synthetic = await run(resolveEnvironment("synthetic"));
+    expect(await run(decodeEnvironmentOptions(synthetic, { difficulty: [2, 4], trainTasks: 8 }))).toEqual({
       difficulty: [2, 4],
       trainTasks: 8,
     });
-    expect(() => decodeEnvironmentOptions(synthetic, { difficulty: 0 })).toThrow(/difficulty/);
+    expect((await failure(decodeEnvironmentOptions(synthetic, { difficulty: 0 }))).message).toMatch(
+      /difficulty/,
+    );
     const { optionsSchema: _none, ...withoutSchema } = synthetic;
-    expect(decodeEnvironmentOptions(withoutSchema, { anything: 1 })).toEqual({ anything: 1 });
+    expect(await run(decodeEnvironmentOptions(withoutSchema, { anything: 1 }))).toEqual({ anything: 1 });
   });
 });

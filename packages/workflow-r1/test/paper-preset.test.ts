@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { presetFile } from "../src/presets.js";
 import { runTrain } from "../src/train/run.js";
+import { run } from "./fixtures/effects.js";
 
 const DATA = path.resolve(import.meta.dirname, "../../../../shared/data/qa");
 
@@ -48,7 +49,7 @@ describe("the paper preset, scaled down to this machine", () => {
       const out = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-paper-"));
       try {
         const rows = await runTrain({
-          file: presetFile("workflow-r1-paper"),
+          file: await run(presetFile("workflow-r1-paper")),
           overrides: {
             out,
             steps: 1,

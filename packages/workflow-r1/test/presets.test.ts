@@ -3,22 +3,26 @@
  * default), so `--preset NAME` and `compare -c presets/NAME.yaml` never fail on the file itself.
  */
 import { describe, expect, it } from "vitest";
-import { resolveConfig } from "../src/config.js";
+import { loadConfig } from "../src/config.js";
 import { presetFile, presetNames } from "../src/presets.js";
+import { run } from "./fixtures/effects.js";
+
+const names = await run(presetNames);
+const preset = async (name: string) => run(loadConfig({ file: await run(presetFile(name)) }));
 
 describe("shipped presets", () => {
   it("lists the presets the README and REPRODUCING.md name", () => {
-    expect(presetNames()).toEqual(
+    expect(names).toEqual(
       expect.arrayContaining(["gpu", "workflow-r1-paper", "workflow-r1-lora", "compare-long-episodes"]),
     );
   });
 
-  it.each(presetNames())("%s validates", (name) => {
-    expect(() => resolveConfig({ file: presetFile(name) })).not.toThrow();
+  it.each(names)("%s validates", async (name) => {
+    await expect(preset(name)).resolves.toBeDefined();
   });
 
-  it("compare-long-episodes: several cycles of unequal length, several mini-batches per rollout", () => {
-    const config = resolveConfig({ file: presetFile("compare-long-episodes") });
+  it("compare-long-episodes: several cycles of unequal length, several mini-batches per rollout", async () => {
+    const config = await preset("compare-long-episodes");
     expect(config.environment.name).toBe("synthetic");
     expect(config.environment.options["difficulty"]).toEqual([2, 4]);
     expect(config.environment.options["distractors"]).toEqual([0, 3]);

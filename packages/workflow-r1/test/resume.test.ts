@@ -117,6 +117,54 @@ describe("crash and resume", () => {
     expect(fs.readdirSync(path.join(out, "checkpoints")).filter((e) => e.includes(".partial-"))).toEqual([]);
   }, 600_000);
 
+  it("Ctrl-C (SIGINT) mid-backward ends the run cleanly: status 130, one line, no crash; --resume finishes it", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-sigint-"));
+    const out = path.join(dir, "run");
+    const configFile = path.join(dir, "config.json");
+    // The warm start is learner work almost throughout, so the signal lands during a native backward:
+    // freeing the learner under it (what an interrupted scope would do) crashed the process.
+    fs.writeFileSync(
+      configFile,
+      JSON.stringify({
+        out,
+        steps: 1,
+        evalTasks: 0,
+        environment: { name: "arith", options: { steps: 1 } },
+        model: {
+          tiny: { dim: 64, layers: 2, heads: 2, kvHeads: 1, ffn: 128, context: 512 },
+          contextSize: 512,
+          threads: 1,
+        },
+        warmStart: { steps: 60, batchSize: 8, learningRate: 0.01, checkpointEvery: 10 },
+        rollout: { tasksPerStep: 2, groupSize: 4, maxConcurrentEpisodes: 8, maxTurns: 3, maxTokens: 72 },
+        learner: { learningRate: 0.0001, threads: 1 },
+      }),
+    );
+    const first = run(["train", "-c", configFile]);
+    const firstLog: string[] = [];
+    const firstExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      first.stderr?.on("data", (d) => firstLog.push(String(d)));
+      first.on("exit", (code, signal) => resolve({ code, signal }));
+    });
+    const deadline = Date.now() + 240_000;
+    while (!fs.existsSync(path.join(out, "checkpoints", "latest")) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    first.kill("SIGINT");
+    const { code, signal } = await firstExit;
+    const log = firstLog.join("");
+    expect({ code, signal }, log).toEqual({ code: 130, signal: null });
+    expect(log).toContain(
+      "workflow-r1: interrupted; a training run continues from its last checkpoint with --resume",
+    );
+    expect(log).not.toMatch(/^\s+at /m);
+
+    const second = run(["train", "-c", configFile, "--resume"]);
+    const secondLog: string[] = [];
+    expect(await exitOf(second, secondLog), secondLog.join("")).toBe(0);
+    expect(secondLog.join("")).toContain("resumed the warm start");
+    expect(metricSteps(out)).toEqual([1]);
+  }, 400_000);
+
   it("resumes a run killed during the warm start at its checkpoint, with the warm start's own schedule", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-resume-warm-"));
     const warmRun = (out: string) => ({

@@ -1,44 +1,34 @@
-import * as fs from "node:fs";
+/**
+ * Crash-safe file writes over Effect's `FileSystem` service: a reader (or a run resumed after
+ * `kill -9`) sees either the old content of a file or the new one, never a torn file.
+ */
 import * as path from "node:path";
+import { Effect, FileSystem } from "effect";
 
 /** fsync a directory so a rename inside it survives a crash. */
-export const fsyncDirectory = (dir: string): void => {
-  const fd = fs.openSync(dir, "r");
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-};
+export const fsyncDirectory = (dir: string) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem;
+      const handle = yield* fs.open(dir, { flag: "r" });
+      yield* handle.sync;
+    }),
+  );
 
-/**
- * Write a file so that a reader (or a resumed run after `kill -9`) sees either the old content or
- * the new one, never a torn file: write a temp file in the same directory, fsync, rename, fsync dir.
- */
-export const writeFileAtomic = (file: string, data: string | Uint8Array): void => {
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true });
-  const temp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}`);
-  const fd = fs.openSync(temp, "w");
-  try {
-    if (typeof data === "string") fs.writeSync(fd, data);
-    else fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(temp, file);
-  fsyncDirectory(dir);
-};
-
-/** Make a file written by someone else (e.g. the native learner) durable, then move it into place atomically. */
-export const commitFile = (temp: string, file: string): void => {
-  const fd = fs.openSync(temp, "r");
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(temp, file);
-  fsyncDirectory(path.dirname(file));
-};
+/** Write a temp file in the same directory, fsync it, rename it over `file`, fsync the directory. */
+export const writeFileAtomic = (file: string, data: string | Uint8Array) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem;
+    const dir = path.dirname(file);
+    yield* fs.makeDirectory(dir, { recursive: true });
+    const temp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}`);
+    yield* Effect.scoped(
+      Effect.gen(function* () {
+        const handle = yield* fs.open(temp, { flag: "w" });
+        yield* handle.writeAll(typeof data === "string" ? new TextEncoder().encode(data) : data);
+        yield* handle.sync;
+      }),
+    );
+    yield* fs.rename(temp, file);
+    yield* fsyncDirectory(dir);
+  });

@@ -5,10 +5,9 @@
  * directory is filled under a temporary name and renamed when complete; `<out>/checkpoints/latest`
  * is then replaced atomically. A run killed at any point resumes from the last complete one.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { ConfigError } from "@workflow-r1/core";
-import { Effect } from "effect";
+import { Effect, FileSystem } from "effect";
 import { fsyncDirectory, writeFileAtomic } from "./atomic.js";
 
 export interface LoopState {
@@ -52,58 +51,69 @@ export class Checkpoints {
    * Write a checkpoint: `fill(dir)` writes the large files into a fresh temporary directory; then
    * `state.json` goes in, the directory is renamed to its final name and `latest` points at it.
    */
-  save<E, R>(
-    state: LoopState,
-    fill: (dir: string) => Effect.Effect<void, E, R>,
-  ): Effect.Effect<string, E, R> {
+  save<E, R>(state: LoopState, fill: (dir: string) => Effect.Effect<void, E, R>) {
     const final = path.join(this.root, name(state));
     const temp = path.join(this.root, `.${name(state)}.partial-${process.pid}`);
     const root = this.root;
     return Effect.gen(function* () {
-      yield* Effect.sync(() => {
-        fs.mkdirSync(root, { recursive: true });
-        fs.rmSync(temp, { recursive: true, force: true });
-        fs.mkdirSync(temp);
-      });
+      const fs = yield* FileSystem.FileSystem;
+      yield* fs.makeDirectory(root, { recursive: true });
+      yield* fs.remove(temp, { recursive: true, force: true });
+      yield* fs.makeDirectory(temp);
       // A failed `fill` (e.g. the learner could not write its state) keeps its typed error, and the
       // half-written directory goes (`prune` would also remove it on the next start).
-      yield* fill(temp).pipe(
-        Effect.tapError(() => Effect.sync(() => fs.rmSync(temp, { recursive: true, force: true }))),
-      );
-      writeFileAtomic(path.join(temp, "state.json"), JSON.stringify(state, null, 2));
-      fsyncDirectory(temp);
-      fs.rmSync(final, { recursive: true, force: true });
-      fs.renameSync(temp, final);
-      fsyncDirectory(root);
-      writeFileAtomic(path.join(root, "latest"), name(state));
+      yield* fill(temp).pipe(Effect.tapError(() => fs.remove(temp, { recursive: true, force: true })));
+      yield* writeFileAtomic(path.join(temp, "state.json"), JSON.stringify(state, null, 2));
+      yield* fsyncDirectory(temp);
+      yield* fs.remove(final, { recursive: true, force: true });
+      yield* fs.rename(temp, final);
+      yield* fsyncDirectory(root);
+      yield* writeFileAtomic(path.join(root, "latest"), name(state));
       return final;
     });
   }
 
   /** The last complete checkpoint, or undefined when there is none. */
-  latest(): { dir: string; state: LoopState } | undefined {
+  latest() {
     const pointer = path.join(this.root, "latest");
-    if (!fs.existsSync(pointer)) return undefined;
-    const dir = path.join(this.root, fs.readFileSync(pointer, "utf8").trim());
-    const stateFile = path.join(dir, "state.json");
-    if (!fs.existsSync(stateFile))
-      throw new ConfigError({
-        message: `checkpoint ${dir} named by ${pointer} has no state.json; the run directory is damaged`,
+    const root = this.root;
+    return Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem;
+      if (!(yield* fs.exists(pointer))) return undefined;
+      const dir = path.join(root, (yield* fs.readFileString(pointer)).trim());
+      const stateFile = path.join(dir, "state.json");
+      if (!(yield* fs.exists(stateFile)))
+        return yield* new ConfigError({
+          message: `checkpoint ${dir} named by ${pointer} has no state.json; the run directory is damaged`,
+        });
+      const text = yield* fs.readFileString(stateFile);
+      const state = yield* Effect.try({
+        try: () => JSON.parse(text) as LoopState,
+        catch: (error) =>
+          new ConfigError({
+            message: `checkpoint state ${stateFile} is not valid JSON (${(error as Error).message}); the run directory is damaged`,
+          }),
       });
-    return { dir, state: JSON.parse(fs.readFileSync(stateFile, "utf8")) as LoopState };
+      return { dir, state };
+    });
   }
 
   /** Remove leftovers of checkpoints that were being written when a run was killed, and keep the newest `keep`. */
-  prune(keep: number): void {
-    if (!fs.existsSync(this.root)) return;
-    const entries = fs.readdirSync(this.root);
-    for (const entry of entries)
-      if (entry.includes(".partial-"))
-        fs.rmSync(path.join(this.root, entry), { recursive: true, force: true });
-    const complete = entries.filter((e) => /^(step|warm)-\d+$/.test(e)).sort(chronological);
+  prune(keep: number) {
+    const root = this.root;
     const latest = this.latest();
-    for (const entry of complete.slice(0, Math.max(0, complete.length - keep)))
-      if (!latest || path.join(this.root, entry) !== latest.dir)
-        fs.rmSync(path.join(this.root, entry), { recursive: true, force: true });
+    return Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem;
+      if (!(yield* fs.exists(root))) return;
+      const entries = yield* fs.readDirectory(root);
+      for (const entry of entries)
+        if (entry.includes(".partial-"))
+          yield* fs.remove(path.join(root, entry), { recursive: true, force: true });
+      const complete = entries.filter((e) => /^(step|warm)-\d+$/.test(e)).sort(chronological);
+      const current = yield* latest;
+      for (const entry of complete.slice(0, Math.max(0, complete.length - keep)))
+        if (!current || path.join(root, entry) !== current.dir)
+          yield* fs.remove(path.join(root, entry), { recursive: true, force: true });
+    });
   }
 }

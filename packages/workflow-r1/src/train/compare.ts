@@ -10,16 +10,17 @@
  */
 
 import { spawn } from "node:child_process";
-import * as fs from "node:fs";
+import { createWriteStream } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { bootstrapMean, mean, sampleStd } from "@workflow-r1/core";
-import { Data, Effect, Exit } from "effect";
+import { NodeFileSystem } from "@effect/platform-node";
+import { bootstrapMean, ConfigError, mean, sampleStd } from "@workflow-r1/core";
+import { Data, Effect, Exit, FileSystem } from "effect";
 import * as YAML from "yaml";
-import { deepMerge, resolveConfig } from "../config.js";
+import { deepMerge, loadConfig } from "../config.js";
 import { writeFileAtomic } from "./atomic.js";
 import { MetricsLog, type StepMetrics, trainingSteps } from "./metrics-log.js";
-import { runTrain } from "./run.js";
+import { train } from "./run.js";
 
 export interface CompareOptions {
   readonly algorithms: ReadonlyArray<string>;
@@ -65,14 +66,19 @@ export interface AlgorithmEntry {
 /** `gsspo@clipLow=0.2@aggregation=token-mean` → name gsspo, settings {clipLow: 0.2, aggregation: "token-mean"}. */
 export const parseAlgorithmEntry = (entry: string): AlgorithmEntry => {
   const [name, ...assignments] = entry.split("@");
-  if (!name) throw new Error(`compare: empty algorithm name in ${JSON.stringify(entry)}`);
+  if (!name)
+    throw new ConfigError({
+      field: "algorithms",
+      message: `compare: empty algorithm name in ${JSON.stringify(entry)}`,
+    });
   const settings: Record<string, unknown> = {};
   for (const assignment of assignments) {
     const eq = assignment.indexOf("=");
     if (eq <= 0)
-      throw new Error(
-        `compare: ${JSON.stringify(entry)}: expected NAME@key=value@key=value (e.g. gsspo@clipLow=0.2), got ${JSON.stringify(assignment)}`,
-      );
+      throw new ConfigError({
+        field: "algorithms",
+        message: `compare: ${JSON.stringify(entry)}: expected NAME@key=value@key=value (e.g. gsspo@clipLow=0.2), got ${JSON.stringify(assignment)}`,
+      });
     settings[assignment.slice(0, eq)] = YAML.parse(assignment.slice(eq + 1));
   }
   return { label: entry, name, settings };
@@ -188,7 +194,7 @@ const runChild = (
 ): Effect.Effect<void, CompareRunError> =>
   Effect.callback<void, CompareRunError>((done) => {
     const label = `[${job.algorithm} seed ${job.seed}] `;
-    const log = fs.createWriteStream(`${job.out}.log`);
+    const log = createWriteStream(`${job.out}.log`);
     const args = [CLI, "train", "--config", configFile, ...(resume ? ["--resume"] : [])];
     const child = spawn(process.execPath, args, {
       stdio: ["ignore", "pipe", "pipe"],
@@ -223,7 +229,7 @@ const runChild = (
  * Run `run` over `items`, at most `limit` at a time. The first failure stops new starts; runs
  * already going finish (their results stay usable with --tabulate-only), then it is the failure.
  */
-const pool = <A, E>(items: ReadonlyArray<A>, limit: number, run: (item: A) => Effect.Effect<void, E>) =>
+const pool = <A, E, R>(items: ReadonlyArray<A>, limit: number, run: (item: A) => Effect.Effect<void, E, R>) =>
   Effect.gen(function* () {
     let failure: Exit.Exit<void, E> | undefined;
     yield* Effect.forEach(
@@ -249,50 +255,57 @@ const pool = <A, E>(items: ReadonlyArray<A>, limit: number, run: (item: A) => Ef
  * evaluation and warm-start log, and this run's own resolved config. Resuming it is exactly a
  * fresh run of this algorithm: the warm start does not depend on the algorithm.
  */
-const seedFromWarmStart = (from: string, to: string, config: unknown): void => {
-  const checkpoint = path.join(from, "checkpoints", "step-000000");
-  if (!fs.existsSync(path.join(checkpoint, "state.json")))
-    throw new Error(`compare: the shared warm start ${from} has no step-0 checkpoint`);
-  fs.mkdirSync(path.join(to, "checkpoints"), { recursive: true });
-  fs.cpSync(checkpoint, path.join(to, "checkpoints", "step-000000"), { recursive: true });
-  writeFileAtomic(path.join(to, "checkpoints", "latest"), "step-000000");
-  for (const file of ["model-init.gguf", "warm-start.jsonl"])
-    if (fs.existsSync(path.join(from, file))) fs.copyFileSync(path.join(from, file), path.join(to, file));
-  const start = new MetricsLog(path.join(from, "metrics.jsonl"))
-    .read()
-    .filter((r) => Number(r["step"]) === 0);
-  fs.writeFileSync(path.join(to, "metrics.jsonl"), start.map((r) => `${JSON.stringify(r)}\n`).join(""));
-  writeFileAtomic(path.join(to, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
-};
+const seedFromWarmStart = (from: string, to: string, config: unknown) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem;
+    const checkpoint = path.join(from, "checkpoints", "step-000000");
+    if (!(yield* fs.exists(path.join(checkpoint, "state.json"))))
+      return yield* new ConfigError({
+        message: `compare: the shared warm start ${from} has no step-0 checkpoint`,
+      });
+    yield* fs.makeDirectory(path.join(to, "checkpoints"), { recursive: true });
+    yield* fs.copy(checkpoint, path.join(to, "checkpoints", "step-000000"));
+    yield* writeFileAtomic(path.join(to, "checkpoints", "latest"), "step-000000");
+    for (const file of ["model-init.gguf", "warm-start.jsonl"])
+      if (yield* fs.exists(path.join(from, file)))
+        yield* fs.copyFile(path.join(from, file), path.join(to, file));
+    const start = (yield* new MetricsLog(path.join(from, "metrics.jsonl")).read()).filter(
+      (r) => Number(r["step"]) === 0,
+    );
+    yield* fs.writeFileString(
+      path.join(to, "metrics.jsonl"),
+      start.map((r) => `${JSON.stringify(r)}\n`).join(""),
+    );
+    yield* writeFileAtomic(path.join(to, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
+  });
 
 const trainAll = (jobs: ReadonlyArray<CompareJob>, options: CompareOptions) =>
   Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem;
     const overridesFor = (job: CompareJob) =>
       deepMerge(options.overrides ?? {}, {
         seed: job.seed,
         out: job.out,
         algorithm: { ...job.entry.settings, name: job.entry.name },
       });
-    for (const job of jobs) fs.rmSync(job.out, { recursive: true, force: true });
+    for (const job of jobs) yield* fs.remove(job.out, { recursive: true, force: true });
     const parallel = options.parallel ?? 1;
     const configs = path.join(options.out, "configs");
-    fs.mkdirSync(configs, { recursive: true });
-    const runJob = (job: CompareJob, overrides: unknown, resume: boolean): Effect.Effect<void, unknown> => {
-      if (parallel <= 1)
-        return Effect.tryPromise({
-          try: () => runTrain({ file: options.file, overrides, resume }),
-          catch: (error) => error,
-        });
-      // Each child gets its fully resolved config, so every run is reproducible from its own file.
-      return Effect.suspend(() => {
-        const config = resolveConfig({ file: options.file, overrides });
+    yield* fs.makeDirectory(configs, { recursive: true });
+    const runJob = (job: CompareJob, overrides: unknown, resume: boolean) =>
+      Effect.gen(function* () {
+        if (parallel <= 1) {
+          yield* train({ file: options.file, overrides, resume });
+          return;
+        }
+        // Each child gets its fully resolved config, so every run is reproducible from its own file.
+        const config = yield* loadConfig({ file: options.file, overrides });
         const file = path.join(configs, `${slug(job.algorithm)}-seed${job.seed}.json`);
-        writeFileAtomic(file, `${JSON.stringify(config, null, 2)}\n`);
-        return runChild(job, file, resume);
+        yield* writeFileAtomic(file, `${JSON.stringify(config, null, 2)}\n`);
+        yield* runChild(job, file, resume);
       });
-    };
 
-    const base = resolveConfig({ file: options.file, overrides: options.overrides });
+    const base = yield* loadConfig({ file: options.file, overrides: options.overrides });
     const share = (options.shareWarmStart ?? true) && base.warmStart.steps > 0 && jobs.length > 1;
     if (!share) return yield* pool(jobs, parallel, (job) => runJob(job, overridesFor(job), false));
     // One warm start per seed (a 1-step run keeps its step-0 checkpoint), then every algorithm of
@@ -300,10 +313,10 @@ const trainAll = (jobs: ReadonlyArray<CompareJob>, options: CompareOptions) =>
     const seeds = [...new Set(jobs.map((job) => job.seed))];
     const warmJobs = seeds.map((seed) => {
       const out = path.join(options.out, `warm-start-seed${seed}`);
-      fs.rmSync(out, { recursive: true, force: true });
       const entry = parseAlgorithmEntry("warm-start");
       return { algorithm: "warm-start", entry, seed, out };
     });
+    for (const job of warmJobs) yield* fs.remove(job.out, { recursive: true, force: true });
     process.stderr.write(
       `[compare] one shared warm start per seed: ${warmJobs.map((j) => j.out).join(", ")}\n`,
     );
@@ -311,50 +324,64 @@ const trainAll = (jobs: ReadonlyArray<CompareJob>, options: CompareOptions) =>
       runJob(job, deepMerge(options.overrides ?? {}, { seed: job.seed, out: job.out, steps: 1 }), false),
     );
     yield* pool(jobs, parallel, (job) =>
-      Effect.suspend(() => {
+      Effect.gen(function* () {
         const overrides = overridesFor(job);
-        seedFromWarmStart(
+        yield* seedFromWarmStart(
           path.join(options.out, `warm-start-seed${job.seed}`),
           job.out,
-          resolveConfig({ file: options.file, overrides }),
+          yield* loadConfig({ file: options.file, overrides }),
         );
-        return runJob(job, overrides, true);
+        return yield* runJob(job, overrides, true);
       }),
     );
   });
 
-export const runCompare = async (options: CompareOptions): Promise<CompareRow[]> => {
-  const jobs: CompareJob[] = options.algorithms.flatMap((algorithm) => {
-    const entry = parseAlgorithmEntry(algorithm);
-    return Array.from({ length: options.seeds }, (_, i) => ({
-      algorithm,
-      entry,
-      seed: i + 1,
-      out: path.join(options.out, `${slug(algorithm)}-seed${i + 1}`),
-    }));
+/** Train every algorithm × seed (unless `tabulateOnly`), then tabulate them into `compare.md`. */
+export const compare = (options: CompareOptions) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem;
+    const jobs: CompareJob[] = yield* Effect.try({
+      try: () =>
+        options.algorithms.flatMap((algorithm) => {
+          const entry = parseAlgorithmEntry(algorithm);
+          return Array.from({ length: options.seeds }, (_, i) => ({
+            algorithm,
+            entry,
+            seed: i + 1,
+            out: path.join(options.out, `${slug(algorithm)}-seed${i + 1}`),
+          }));
+        }),
+      catch: (error) => error as ConfigError,
+    });
+    yield* fs.makeDirectory(options.out, { recursive: true });
+    if (options.tabulateOnly) {
+      const missing: CompareJob[] = [];
+      for (const job of jobs) if (!(yield* fs.exists(path.join(job.out, "metrics.jsonl")))) missing.push(job);
+      if (missing.length > 0)
+        return yield* new ConfigError({
+          field: "tabulate-only",
+          message: `--tabulate-only: no metrics.jsonl in ${missing.map((job) => job.out).join(", ")}; run compare without it first`,
+        });
+    } else yield* trainAll(jobs, options);
+    const table: CompareRow[] = [];
+    for (const algorithm of options.algorithms) {
+      const runs: StepMetrics[][] = [];
+      for (const job of jobs.filter((job) => job.algorithm === algorithm))
+        runs.push(yield* new MetricsLog(path.join(job.out, "metrics.jsonl")).read());
+      table.push({
+        algorithm,
+        finalAccuracy: runs.map(finalAccuracy),
+        curveArea: runs.map(trainingCurveArea),
+        clipFraction: runs.map(meanClipFraction),
+        stepsToThreshold: runs.map((rows) => stepsToThreshold(rows, options.threshold)),
+      });
+    }
+    const markdown = compareTable(table, options.threshold);
+    yield* writeFileAtomic(path.join(options.out, "compare.md"), `${markdown}\n`);
+    yield* Effect.sync(() => process.stdout.write(`${markdown}\n`));
+    return table;
   });
-  fs.mkdirSync(options.out, { recursive: true });
-  if (options.tabulateOnly) {
-    const missing = jobs.filter((job) => !fs.existsSync(path.join(job.out, "metrics.jsonl")));
-    if (missing.length > 0)
-      throw new Error(
-        `--tabulate-only: no metrics.jsonl in ${missing.map((job) => job.out).join(", ")}; run compare without it first`,
-      );
-  } else await Effect.runPromise(trainAll(jobs, options));
-  const table: CompareRow[] = options.algorithms.map((algorithm) => {
-    const runs = jobs
-      .filter((job) => job.algorithm === algorithm)
-      .map((job) => new MetricsLog(path.join(job.out, "metrics.jsonl")).read());
-    return {
-      algorithm,
-      finalAccuracy: runs.map(finalAccuracy),
-      curveArea: runs.map(trainingCurveArea),
-      clipFraction: runs.map(meanClipFraction),
-      stepsToThreshold: runs.map((rows) => stepsToThreshold(rows, options.threshold)),
-    };
-  });
-  const markdown = compareTable(table, options.threshold);
-  fs.writeFileSync(path.join(options.out, "compare.md"), `${markdown}\n`);
-  process.stdout.write(`${markdown}\n`);
-  return table;
-};
+
+/** {@link compare} on Node's file system, as a Promise. */
+export const runCompare = (options: CompareOptions): Promise<CompareRow[]> =>
+  Effect.runPromise(compare(options).pipe(Effect.provide(NodeFileSystem.layer)));

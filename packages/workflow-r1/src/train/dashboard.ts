@@ -186,4 +186,4 @@ export const writeDashboard = (
   rows: ReadonlyArray<StepMetrics>,
   config: TrainConfig,
   warmStart: ReadonlyArray<StepMetrics> = [],
-): void => writeFileAtomic(file, renderDashboard(rows, config, warmStart));
+) => writeFileAtomic(file, renderDashboard(rows, config, warmStart));

@@ -2,7 +2,6 @@
  * The training loop: rollout → update → export → reload → probe check → metrics → checkpoint,
  * resumable from the last complete checkpoint after a crash at any point.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import {
   Environment,
@@ -18,7 +17,7 @@ import {
 } from "@workflow-r1/core";
 import { ensureExecutorAvailable, executorMetrics, executorStatsOf } from "@workflow-r1/env-qa";
 import { appendTrajectory, rollout, trajectoryLogWriter } from "@workflow-r1/rollout";
-import { Effect } from "effect";
+import { Effect, FileSystem } from "effect";
 import type { TrainConfig } from "../config.js";
 import { writeFileAtomic } from "./atomic.js";
 import { Checkpoints, checkpointPhase, type LoopState } from "./checkpoint.js";
@@ -120,6 +119,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
     const { config, plugin, paths, weightsKind } = options;
     const policy = yield* Policy;
     const learner = yield* Learner;
+    const fs = yield* FileSystem.FileSystem;
     const checkpoints = new Checkpoints(paths.out);
     const metricsLog = new MetricsLog(paths.metrics);
     const trainTasks = yield* plugin.tasks(config.environment.options, "train", config.seed);
@@ -168,33 +168,34 @@ export const trainLoop = (options: TrainLoopOptions) =>
     const warmLog = new MetricsLog(paths.warmStart);
     const saveCheckpoint = (snapshot: LoopState) =>
       checkpoints.save(snapshot, (dir) =>
-        learner.saveState(path.join(dir, "learner.state")).pipe(
-          Effect.andThen(
-            Effect.sync(() => {
-              if (snapshot.policyWeights)
-                fs.copyFileSync(paths.weights, path.join(dir, path.basename(paths.weights)));
-            }),
+        learner
+          .saveState(path.join(dir, "learner.state"))
+          .pipe(
+            Effect.andThen(
+              snapshot.policyWeights
+                ? fs.copyFile(paths.weights, path.join(dir, path.basename(paths.weights)))
+                : Effect.void,
+            ),
           ),
-        ),
       );
 
     let state: LoopState;
     let rng: Random;
-    const previous = checkpoints.latest();
+    const previous = yield* checkpoints.latest();
     if (previous && checkpointPhase(previous.state) === "rl") {
       state = previous.state;
       rng = trainerRandom(state.rngState);
       yield* learner.loadState(path.join(previous.dir, "learner.state"));
-      fs.copyFileSync(path.join(previous.dir, state.policyWeights), paths.weights);
+      yield* fs.copyFile(path.join(previous.dir, state.policyWeights), paths.weights);
       yield* policy.reload({ kind: weightsKind, path: paths.weights });
-      metricsLog.truncateAfter(state.step);
-      checkpoints.prune(2);
+      yield* metricsLog.truncateAfter(state.step);
+      yield* checkpoints.prune(2);
       progressLog(
         `[train] resumed from ${previous.dir} (step ${state.step}, data position ${state.dataPosition}, epoch ${state.epoch})`,
       );
       // Killed between the step-0 checkpoint and the starting policy's evaluation: evaluate now.
-      if (state.step === 0 && evaluating && !metricsLog.read().some((r) => Number(r["step"]) === 0))
-        metricsLog.append({ step: 0, ...(yield* evaluate(0)) });
+      if (state.step === 0 && evaluating && !(yield* metricsLog.read()).some((r) => Number(r["step"]) === 0))
+        yield* metricsLog.append({ step: 0, ...(yield* evaluate(0)) });
     } else {
       let from = 0;
       if (previous) {
@@ -202,14 +203,14 @@ export const trainLoop = (options: TrainLoopOptions) =>
         rng = trainerRandom(previous.state.rngState);
         yield* learner.loadState(path.join(previous.dir, "learner.state"));
         from = previous.state.warmStartStep ?? 0;
-        warmLog.truncateAfter(from);
-        checkpoints.prune(2);
+        yield* warmLog.truncateAfter(from);
+        yield* checkpoints.prune(2);
         progressLog(
           `[train] resumed the warm start from ${previous.dir} (warm-start step ${from}/${config.warmStart.steps})`,
         );
       } else {
         rng = trainerRandom(config.seed);
-        warmLog.truncateAfter(0);
+        yield* warmLog.truncateAfter(0);
       }
       yield* warmStart(config, plugin, trainTasks, rng, {
         from,
@@ -226,7 +227,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
               warmStartStep,
               trajectoryRecords: 0,
             }),
-            Effect.sync(() => checkpoints.prune(2)),
+            checkpoints.prune(2),
           ),
         record: (step, nll) => warmLog.append({ step, "warm_start/nll": nll }),
       });
@@ -244,10 +245,10 @@ export const trainLoop = (options: TrainLoopOptions) =>
         trajectoryRecords: 0,
       };
       yield* saveCheckpoint(state);
-      checkpoints.prune(2);
+      yield* checkpoints.prune(2);
       // Step 0: the starting policy (after any warm start) on the eval tasks, the baseline of the curves.
-      if (evaluating) metricsLog.append({ step: 0, ...(yield* evaluate(0)) });
-      writeDashboard(paths.dashboard, metricsLog.read(), config, warmLog.read());
+      if (evaluating) yield* metricsLog.append({ step: 0, ...(yield* evaluate(0)) });
+      yield* writeDashboard(paths.dashboard, yield* metricsLog.read(), config, yield* warmLog.read());
     }
 
     // A fixed probe: the first eval (or train) task's prompt, tokenized once.
@@ -334,7 +335,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
         Object.assign(metrics, yield* evaluate(step));
         metrics["time/evaluation"] = (performance.now() - te) / 1000;
       }
-      metricsLog.append(metrics);
+      yield* metricsLog.append(metrics);
       options.onStep?.(metrics);
       progress.update(
         step,
@@ -352,13 +353,13 @@ export const trainLoop = (options: TrainLoopOptions) =>
       };
       if (step % config.checkpointEvery === 0 || step === config.steps) {
         yield* saveCheckpoint(state);
-        checkpoints.prune(2);
+        yield* checkpoints.prune(2);
       }
-      writeDashboard(paths.dashboard, metricsLog.read(), config, warmLog.read());
+      yield* writeDashboard(paths.dashboard, yield* metricsLog.read(), config, yield* warmLog.read());
     }
     progress.stop();
-    const rows = metricsLog.read();
-    writeFileAtomic(path.join(paths.out, "summary.json"), JSON.stringify(summarize(rows), null, 2));
+    const rows = yield* metricsLog.read();
+    yield* writeFileAtomic(path.join(paths.out, "summary.json"), JSON.stringify(summarize(rows), null, 2));
     return rows;
   });
 

@@ -1,4 +1,4 @@
-import * as fs from "node:fs";
+import { Effect, FileSystem } from "effect";
 
 export type StepMetrics = Record<string, number | string>;
 
@@ -6,41 +6,62 @@ export type StepMetrics = Record<string, number | string>;
 export const trainingSteps = (rows: ReadonlyArray<StepMetrics>): StepMetrics[] =>
   rows.filter((row) => Number(row["step"]) >= 1);
 
-/**
- * `metrics.jsonl`: one JSON object per step, appended and fsynced line by line. On resume the
- * lines past the restored step are dropped, so the file never holds a step twice.
- */
-export class MetricsLog {
-  constructor(readonly file: string) {}
-
-  append(metrics: StepMetrics): void {
-    const fd = fs.openSync(this.file, "a");
+/** Every complete line of a JSON-lines log (a torn last line from a crash is not a record). */
+export const parseMetricsLines = (text: string): StepMetrics[] => {
+  const rows: StepMetrics[] = [];
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
     try {
-      fs.writeSync(fd, `${JSON.stringify(metrics)}\n`);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
+      rows.push(JSON.parse(line) as StepMetrics);
+    } catch {
+      // a line cut by a crash: not a complete record
     }
   }
+  return rows;
+};
 
-  /** Every complete line (a torn last line from a crash is skipped). */
-  read(): StepMetrics[] {
-    if (!fs.existsSync(this.file)) return [];
-    const rows: StepMetrics[] = [];
-    for (const line of fs.readFileSync(this.file, "utf8").split("\n")) {
-      if (line.trim() === "") continue;
-      try {
-        rows.push(JSON.parse(line) as StepMetrics);
-      } catch {
-        // a line cut by a crash: not a complete record
-      }
-    }
-    return rows;
+/**
+ * `metrics.jsonl`: one JSON object per step, appended and fsynced line by line. On resume the
+ * lines past the restored step are dropped, so the file never holds a step twice. Every operation
+ * is an Effect over the `FileSystem` service; its failures are `PlatformError`s naming the file.
+ */
+export class MetricsLog {
+  readonly file: string;
+
+  constructor(file: string) {
+    this.file = file;
+  }
+
+  append(metrics: StepMetrics) {
+    const file = this.file;
+    return Effect.scoped(
+      Effect.gen(function* () {
+        const fs = yield* FileSystem.FileSystem;
+        const handle = yield* fs.open(file, { flag: "a" });
+        yield* handle.writeAll(new TextEncoder().encode(`${JSON.stringify(metrics)}\n`));
+        yield* handle.sync;
+      }),
+    );
+  }
+
+  /** Every complete line; none when the file does not exist yet. */
+  read() {
+    const file = this.file;
+    return Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem;
+      if (!(yield* fs.exists(file))) return [] as StepMetrics[];
+      return parseMetricsLines(yield* fs.readFileString(file));
+    });
   }
 
   /** Keep only steps ≤ `step` (used when resuming from the checkpoint of that step). */
-  truncateAfter(step: number): void {
-    const kept = this.read().filter((row) => Number(row["step"]) <= step);
-    fs.writeFileSync(this.file, kept.map((row) => `${JSON.stringify(row)}\n`).join(""));
+  truncateAfter(step: number) {
+    const file = this.file;
+    const read = this.read();
+    return Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem;
+      const kept = (yield* read).filter((row) => Number(row["step"]) <= step);
+      yield* fs.writeFileString(file, kept.map((row) => `${JSON.stringify(row)}\n`).join(""));
+    });
   }
 }

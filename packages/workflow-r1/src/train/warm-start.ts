@@ -8,7 +8,6 @@ import {
   type EnvironmentPlugin,
   Learner,
   type LearnerShape,
-  type NativeLearnerError,
   Policy,
   type Random,
   type Task,
@@ -31,13 +30,13 @@ export const learningRateSchedule = (config: TrainConfig, plugin: EnvironmentPlu
   return (step: number, rate: number): number => (step <= steps ? config.warmStart.learningRate : rate);
 };
 
-export interface WarmStartHooks {
+export interface WarmStartHooks<E, R> {
   /** Warm-start steps already done (a resumed warm start continues after them). */
   readonly from: number;
   /** Saves a warm-start checkpoint after `step` (every `warmStart.checkpointEvery` steps). */
-  readonly checkpoint: (step: number) => Effect.Effect<void, NativeLearnerError>;
+  readonly checkpoint: (step: number) => Effect.Effect<void, E, R>;
   /** Records the demonstration NLL of a step (the dashboard's warm-start panel). */
-  readonly record: (step: number, nll: number) => void;
+  readonly record: (step: number, nll: number) => Effect.Effect<void, E, R>;
 }
 
 /** Mean negative log-likelihood per sampled token of `batch` under the learner. */
@@ -63,12 +62,12 @@ const demonstrationNll = (
  * Checkpointed every `warmStart.checkpointEvery` steps, so a run killed during it resumes where it
  * stopped, with the same batches (the RNG is part of the checkpoint) and the warm-start learning rate.
  */
-export const warmStart = (
+export const warmStart = <E, R>(
   config: TrainConfig,
   plugin: EnvironmentPlugin,
   tasks: ReadonlyArray<Task>,
   rng: Random,
-  hooks: WarmStartHooks,
+  hooks: WarmStartHooks<E, R>,
 ) =>
   Effect.gen(function* () {
     const demonstrations = plugin.demonstrations;
@@ -120,7 +119,7 @@ export const warmStart = (
       yield* learner.step();
       if (step % 25 === 0 || step === total) {
         const nll = yield* demonstrationNll(learner, batch.slice(0, 4));
-        hooks.record(step, nll);
+        yield* hooks.record(step, nll);
         progress.update(step, `demonstration NLL/token ${nll.toFixed(3)}`);
       }
       if (step % config.warmStart.checkpointEvery === 0 && step < total) yield* hooks.checkpoint(step);
