@@ -29,7 +29,7 @@ import type { FileHandle } from "node:fs/promises";
 import { open, stat } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import { decodeTrajectory, encodeTrajectory, type Trajectory } from "@workflow-r1/core";
-import { Data, Effect, type Scope } from "effect";
+import { Data, Effect, type Scope, Semaphore } from "effect";
 
 const MAGIC = Uint8Array.from([0x57, 0x52, 0x31, 0x54, 0x4c, 0x4f, 0x47, 0x01]); // "WR1TLOG" v1
 const HEADER = MAGIC.length;
@@ -373,7 +373,8 @@ const scan = async (file: string): Promise<Scan> => {
  * `append` may be called from many fibers at once.
  */
 export class TrajectoryLogWriter {
-  private chain: Promise<void> = Promise.resolve();
+  /** One permit: writes run one at a time, in call order (the learner and policy serialise the same way). */
+  private readonly lock = Semaphore.makeUnsafe(1);
   private closed = false;
   private written = 0;
 
@@ -491,39 +492,48 @@ export class TrajectoryLogWriter {
     return this.written;
   }
 
-  /** Appends one trajectory; resolves once it has been handed to the kernel (and synced under "record"). */
-  append(trajectory: Trajectory): Promise<void> {
+  /**
+   * Appends one trajectory as an Effect: fails with a TrajectoryLogError naming the file. Appends
+   * take the writer's one permit in call order, so records land in the order `write` was called.
+   */
+  write(trajectory: Trajectory): Effect.Effect<void, TrajectoryLogError> {
     if (this.closed)
-      return Promise.reject(
+      return Effect.fail(
         new TrajectoryLogError({ file: this.file, message: `trajectory log ${this.file} is closed` }),
       );
     const bytes = frame(encodeTrajectory(trajectory));
-    const next = this.chain.then(async () => {
-      try {
-        let done = 0;
-        while (done < bytes.length) {
-          const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done);
-          done += bytesWritten;
-        }
-        if (this.fsync === "record") await this.handle.sync();
-        this.written++;
-      } catch (cause) {
-        throw new TrajectoryLogError({
-          file: this.file,
-          cause,
-          message: `cannot write to trajectory log ${this.file}: ${String(cause)}`,
-        });
-      }
-    });
-    this.chain = next.catch(() => undefined);
-    return next;
+    return this.lock.withPermits(1)(
+      Effect.tryPromise({
+        try: async () => {
+          let done = 0;
+          while (done < bytes.length) {
+            const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done);
+            done += bytesWritten;
+          }
+          if (this.fsync === "record") await this.handle.sync();
+          this.written++;
+        },
+        catch: (cause) =>
+          new TrajectoryLogError({
+            file: this.file,
+            cause,
+            message: `cannot write to trajectory log ${this.file}: ${String(cause)}`,
+          }),
+      }),
+    );
+  }
+
+  /** {@link write} as a Promise; resolves once the record is handed to the kernel (and synced under "record"). */
+  append(trajectory: Trajectory): Promise<void> {
+    return Effect.runPromise(this.write(trajectory));
   }
 
   /** Waits for pending writes, syncs (unless fsync is "none") and closes the file. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.chain;
+    // Taking the permit waits for every write queued before the close.
+    await Effect.runPromise(this.lock.withPermits(1)(Effect.void));
     try {
       if (this.fsync !== "none") await this.handle.sync();
     } finally {
@@ -552,19 +562,8 @@ export const trajectoryLogWriter = (
     (writer) => Effect.promise(() => writer.close().catch(() => undefined)),
   );
 
-/** `writer.append` as an Effect, e.g. for `rollout`'s `onTrajectory`. */
+/** `writer.write` as a function, e.g. for `rollout`'s `onTrajectory`. */
 export const appendTrajectory = (
   writer: TrajectoryLogWriter,
   trajectory: Trajectory,
-): Effect.Effect<void, TrajectoryLogError> =>
-  Effect.tryPromise({
-    try: () => writer.append(trajectory),
-    catch: (cause) =>
-      cause instanceof TrajectoryLogError
-        ? cause
-        : new TrajectoryLogError({
-            file: writer.file,
-            cause,
-            message: `cannot write to ${writer.file}: ${String(cause)}`,
-          }),
-  });
+): Effect.Effect<void, TrajectoryLogError> => writer.write(trajectory);
