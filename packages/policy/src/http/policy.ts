@@ -28,7 +28,7 @@ import {
   type SamplingOptions,
   type WeightsSource,
 } from "@workflow-r1/core";
-import { Effect, Layer, type Scope } from "effect";
+import { Duration, Effect, Layer, Schedule, type Scope } from "effect";
 import { LlamaServerHttpError, LlamaServerUnavailableError, LlamaServerUnsupportedError } from "./errors.js";
 import { type BalanceStrategy, LlamaServerPool, type ServerState, type SlotBinding } from "./pool.js";
 import { type LocalTokenizer, loadLocalTokenizer } from "./tokenizer.js";
@@ -117,8 +117,6 @@ interface CompletionResponse {
 
 /** How many of the most likely tokens a logprob probe asks for before asking for all of them. */
 const PROBE_TOP_N = 64;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Whether `bytes` ends inside a multi-byte UTF-8 character: llama-server's `validate_utf8` test. */
 export const endsInsideUtf8Char = (bytes: ReadonlyArray<number>): boolean => {
@@ -240,39 +238,54 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
     }
     const contextSize = Math.min(...healthy.map((s) => s.slotContext || tokenizer.trainContextSize));
 
-    /** Run `op` on the holder's server; on failure back off, move servers and try again. */
-    const withRetries = async <T>(
-      holder: Holder,
-      op: (binding: SlotBinding) => Promise<T>,
-      signal: AbortSignal,
-    ): Promise<{ value: T; attempts: number }> => {
-      let last: LlamaServerHttpError | undefined;
-      for (let attempt = 1; attempt <= retries + 1; attempt++) {
-        const binding = await holder.get();
-        try {
-          return { value: await op(binding), attempts: attempt };
-        } catch (error) {
-          // Interrupted by the caller: nothing to retry, and the server is not at fault.
-          if (signal.aborted || !(error instanceof LlamaServerHttpError)) throw error;
-          last = error;
-          const status = error.status;
-          // A request the server rejects (bad parameters, context too long) fails the same everywhere.
-          if (
-            status !== undefined &&
-            ((status >= 400 && status < 500 && status !== 408 && status !== 429) || status === 501)
-          ) {
-            throw withAttempts(error, error.message, attempt);
-          }
-          // 503 = loading or overloaded: keep the server, just wait. Anything else: move on.
-          if (status !== 503 && status !== 429) {
-            pool.markUnhealthy(binding.server, error.message);
-            holder.drop();
-          }
-          if (attempt <= retries) await sleep(Math.min(backoffMs * 2 ** (attempt - 1), 5_000));
-        }
-      }
-      throw withAttempts(last!, `${last!.message} (gave up after ${retries + 1} attempts)`, retries + 1);
+    /** A failure worth another attempt: a network error, a timeout, 408, 429 or a 5xx other than 501. */
+    const retryable = (error: unknown): error is LlamaServerHttpError => {
+      if (!(error instanceof LlamaServerHttpError)) return false;
+      const status = error.status;
+      return !(
+        status !== undefined &&
+        ((status >= 400 && status < 500 && status !== 408 && status !== 429) || status === 501)
+      );
     };
+    // Exponential backoff from `backoffMs`, capped at 5 s: Effect's Schedule, as the executor transport.
+    const retrySchedule = Schedule.exponential(Duration.millis(backoffMs)).pipe(
+      Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5)))),
+    );
+
+    /**
+     * Run `op` on the holder's server; a retryable failure marks the server unhealthy (503 and 429
+     * keep it: loading or overloaded), moves the sequence to another server after the backoff and
+     * tries again, up to `retries` more times. Interrupting the Effect aborts the request in flight.
+     */
+    const withRetries = <T>(holder: Holder, op: (binding: SlotBinding, signal: AbortSignal) => Promise<T>) =>
+      Effect.suspend(() => {
+        let attempts = 0;
+        const attempt = Effect.gen(function* () {
+          attempts++;
+          const binding = yield* Effect.tryPromise({ try: () => holder.get(), catch: (e) => e });
+          return yield* Effect.tryPromise({ try: (signal) => op(binding, signal), catch: (e) => e }).pipe(
+            Effect.tapError((error) =>
+              Effect.sync(() => {
+                if (retryable(error) && error.status !== 503 && error.status !== 429) {
+                  pool.markUnhealthy(binding.server, error.message);
+                  holder.drop();
+                }
+              }),
+            ),
+          );
+        });
+        return attempt.pipe(
+          Effect.retry({ schedule: retrySchedule, times: retries, while: retryable }),
+          Effect.map((value) => ({ value, attempts })),
+          Effect.mapError((error) =>
+            retryable(error)
+              ? withAttempts(error, `${error.message} (gave up after ${attempts} attempts)`, attempts)
+              : error instanceof LlamaServerHttpError
+                ? withAttempts(error, error.message, attempts)
+                : error,
+          ),
+        );
+      });
 
     const checkContext = (needed: number, server: ServerState | undefined) => {
       const size = server?.slotContext || contextSize;
@@ -434,107 +447,107 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
             append: Int32Array,
             sampling: SamplingOptions,
           ): Effect.Effect<Generation, PolicyError | ContextOverflowError> =>
-            Effect.tryPromise({
-              try: async (signal): Promise<Generation> => {
-                const promptTokens = Array.from(tokens).concat(Array.from(append));
-                if (promptTokens.length === 0)
-                  throw new PolicyError({ message: "HttpPolicy.generate: the sequence is empty" });
-                if (!Number.isInteger(sampling.maxTokens) || sampling.maxTokens < 0) {
-                  throw new PolicyError({
-                    message: `HttpPolicy.generate: maxTokens must be a non-negative integer, got ${sampling.maxTokens}`,
-                  });
-                }
-                checkContext(promptTokens.length + 1, holder.binding?.server);
-                if (sampling.maxTokens === 0) {
-                  tokens = Int32Array.from(promptTokens);
-                  return { tokens: new Int32Array(0), logprobs: new Float32Array(0), finishReason: "length" };
-                }
-                const { value, attempts } = await withRetries(
-                  holder,
-                  async (binding) => {
-                    const response = await pool.request<CompletionResponse>(
-                      binding.server,
-                      "POST",
-                      "/completion",
-                      {
-                        prompt: promptTokens,
-                        n_predict: sampling.maxTokens,
-                        cache_prompt: true,
-                        id_slot: binding.slot,
-                        return_tokens: true,
-                        stream: false,
-                        n_probs: 1,
-                        post_sampling_probs: false,
-                        temperature: sampling.temperature ?? 1,
-                        top_k: sampling.topK ?? 0,
-                        top_p: sampling.topP ?? 1,
-                        // Everything else off, so the sampling distribution is exactly temperature/top-k/top-p.
-                        samplers: ["top_k", "top_p", "temperature"],
-                        min_p: 0,
-                        typical_p: 1,
-                        repeat_penalty: 1,
-                        presence_penalty: 0,
-                        frequency_penalty: 0,
-                        dry_multiplier: 0,
-                        xtc_probability: 0,
-                        mirostat: 0,
-                        ...(sampling.seed === undefined ? {} : { seed: sampling.seed }),
-                        stop: sampling.stop ?? [],
-                        ...(binding.server.lora === undefined ? {} : { lora: binding.server.lora }),
-                      },
-                      undefined,
-                      signal,
-                    );
-                    const sampled = response.tokens ?? [];
-                    const { logprobs, probes } = await logprobsFor(
-                      binding,
-                      promptTokens,
-                      response,
-                      sampled,
-                      signal,
-                    );
-                    return { response, sampled, logprobs, probes, binding };
+            Effect.gen(function* () {
+              const promptTokens = Array.from(tokens).concat(Array.from(append));
+              if (promptTokens.length === 0)
+                return yield* new PolicyError({ message: "HttpPolicy.generate: the sequence is empty" });
+              if (!Number.isInteger(sampling.maxTokens) || sampling.maxTokens < 0) {
+                return yield* new PolicyError({
+                  message: `HttpPolicy.generate: maxTokens must be a non-negative integer, got ${sampling.maxTokens}`,
+                });
+              }
+              yield* Effect.try({
+                try: () => checkContext(promptTokens.length + 1, holder.binding?.server),
+                catch: (e) => e,
+              });
+              if (sampling.maxTokens === 0) {
+                tokens = Int32Array.from(promptTokens);
+                return {
+                  tokens: new Int32Array(0),
+                  logprobs: new Float32Array(0),
+                  finishReason: "length",
+                } satisfies Generation;
+              }
+              const { value, attempts } = yield* withRetries(holder, async (binding, signal) => {
+                const response = await pool.request<CompletionResponse>(
+                  binding.server,
+                  "POST",
+                  "/completion",
+                  {
+                    prompt: promptTokens,
+                    n_predict: sampling.maxTokens,
+                    cache_prompt: true,
+                    id_slot: binding.slot,
+                    return_tokens: true,
+                    stream: false,
+                    n_probs: 1,
+                    post_sampling_probs: false,
+                    temperature: sampling.temperature ?? 1,
+                    top_k: sampling.topK ?? 0,
+                    top_p: sampling.topP ?? 1,
+                    // Everything else off, so the sampling distribution is exactly temperature/top-k/top-p.
+                    samplers: ["top_k", "top_p", "temperature"],
+                    min_p: 0,
+                    typical_p: 1,
+                    repeat_penalty: 1,
+                    presence_penalty: 0,
+                    frequency_penalty: 0,
+                    dry_multiplier: 0,
+                    xtc_probability: 0,
+                    mirostat: 0,
+                    ...(sampling.seed === undefined ? {} : { seed: sampling.seed }),
+                    stop: sampling.stop ?? [],
+                    ...(binding.server.lora === undefined ? {} : { lora: binding.server.lora }),
                   },
+                  undefined,
                   signal,
                 );
-                const { response, sampled, logprobs, probes, binding } = value;
-                const slotContext = binding.server.slotContext || contextSize;
-                let finishReason: SampleFinishReason;
-                switch (response.stop_type) {
-                  case "eos":
-                    finishReason = "eos";
-                    break;
-                  case "word":
-                    finishReason = "stop";
-                    break;
-                  default:
-                    finishReason =
-                      sampled.length < sampling.maxTokens &&
-                      promptTokens.length + sampled.length + 1 >= slotContext
-                        ? "context"
-                        : "length";
-                }
-                tokens = Int32Array.from(promptTokens.concat(sampled));
-                stats = {
-                  url: binding.server.url,
-                  slot: response.id_slot ?? binding.slot,
-                  promptTokens: response.tokens_evaluated ?? promptTokens.length,
-                  promptEvaluated: response.timings?.prompt_n ?? Number.NaN,
-                  promptCached: response.timings?.cache_n ?? Number.NaN,
-                  probes,
-                  attempts,
-                };
-                return {
-                  tokens: Int32Array.from(sampled),
-                  logprobs,
-                  finishReason,
-                  ...(finishReason === "stop" && response.stopping_word
-                    ? { stopString: response.stopping_word }
-                    : {}),
-                };
-              },
-              catch: (e) => toPolicyError("generate", e),
-            });
+                const sampled = response.tokens ?? [];
+                const { logprobs, probes } = await logprobsFor(
+                  binding,
+                  promptTokens,
+                  response,
+                  sampled,
+                  signal,
+                );
+                return { response, sampled, logprobs, probes, binding };
+              });
+              const { response, sampled, logprobs, probes, binding } = value;
+              const slotContext = binding.server.slotContext || contextSize;
+              let finishReason: SampleFinishReason;
+              switch (response.stop_type) {
+                case "eos":
+                  finishReason = "eos";
+                  break;
+                case "word":
+                  finishReason = "stop";
+                  break;
+                default:
+                  finishReason =
+                    sampled.length < sampling.maxTokens &&
+                    promptTokens.length + sampled.length + 1 >= slotContext
+                      ? "context"
+                      : "length";
+              }
+              tokens = Int32Array.from(promptTokens.concat(sampled));
+              stats = {
+                url: binding.server.url,
+                slot: response.id_slot ?? binding.slot,
+                promptTokens: response.tokens_evaluated ?? promptTokens.length,
+                promptEvaluated: response.timings?.prompt_n ?? Number.NaN,
+                promptCached: response.timings?.cache_n ?? Number.NaN,
+                probes,
+                attempts,
+              };
+              return {
+                tokens: Int32Array.from(sampled),
+                logprobs,
+                finishReason,
+                ...(finishReason === "stop" && response.stopping_word
+                  ? { stopString: response.stopping_word }
+                  : {}),
+              };
+            }).pipe(Effect.mapError((e) => toPolicyError("generate", e)));
           return {
             tokens: () => tokens.slice(),
             generate,
@@ -551,47 +564,42 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
       all: Int32Array,
       from: number,
     ): Effect.Effect<Float32Array, PolicyError | ContextOverflowError> =>
-      Effect.tryPromise({
-        try: async (signal) => {
-          if (!Number.isInteger(from) || from < 1 || from > all.length) {
-            throw new PolicyError({
-              message: `HttpPolicy.score: from must be an integer in [1, ${all.length}] (position 0 has no context), got ${from}`,
-            });
-          }
-          const positions = all.length - from;
-          if (positions * tokenizer.vocabularySize > scoreProbeLimit) {
-            throw new LlamaServerUnsupportedError({
-              operation: "score",
-              message:
-                `HttpPolicy.score: llama-server has no prompt logprobs (/v1/completions rejects echo), so scoring probes ` +
-                `the whole next-token distribution per position; ${positions} positions × ${tokenizer.vocabularySize} tokens ` +
-                `exceeds scoreProbeLimit ${scoreProbeLimit}. Score with LlamaCppPolicy or the learner instead.`,
-            });
-          }
-          checkContext(all.length, undefined);
-          const holder = new Holder(pool);
-          try {
-            const prefix = Array.from(all.subarray(0, from));
-            const targets = Array.from(all.subarray(from));
-            const { value } = await withRetries(
-              holder,
-              (binding) =>
-                probeLogprobs(
-                  binding,
-                  prefix,
-                  targets,
-                  targets.map((_, i) => i),
-                  signal,
-                ),
-              signal,
-            );
-            return Float32Array.from(targets.map((_, i) => value.get(i)!));
-          } finally {
-            holder.drop();
-          }
-        },
-        catch: (e) => toPolicyError("score", e),
-      });
+      Effect.gen(function* () {
+        if (!Number.isInteger(from) || from < 1 || from > all.length) {
+          return yield* new PolicyError({
+            message: `HttpPolicy.score: from must be an integer in [1, ${all.length}] (position 0 has no context), got ${from}`,
+          });
+        }
+        const positions = all.length - from;
+        if (positions * tokenizer.vocabularySize > scoreProbeLimit) {
+          return yield* new LlamaServerUnsupportedError({
+            operation: "score",
+            message:
+              `HttpPolicy.score: llama-server has no prompt logprobs (/v1/completions rejects echo), so scoring probes ` +
+              `the whole next-token distribution per position; ${positions} positions × ${tokenizer.vocabularySize} tokens ` +
+              `exceeds scoreProbeLimit ${scoreProbeLimit}. Score with LlamaCppPolicy or the learner instead.`,
+          });
+        }
+        yield* Effect.try({ try: () => checkContext(all.length, undefined), catch: (e) => e });
+        const prefix = Array.from(all.subarray(0, from));
+        const targets = Array.from(all.subarray(from));
+        // The holder's slot goes back to the pool whatever happens (failure, interruption).
+        const { value } = yield* Effect.acquireUseRelease(
+          Effect.sync(() => new Holder(pool)),
+          (holder) =>
+            withRetries(holder, (binding, signal) =>
+              probeLogprobs(
+                binding,
+                prefix,
+                targets,
+                targets.map((_, i) => i),
+                signal,
+              ),
+            ),
+          (holder) => Effect.sync(() => holder.drop()),
+        );
+        return Float32Array.from(targets.map((_, i) => value.get(i)!));
+      }).pipe(Effect.mapError((e) => toPolicyError("score", e)));
 
     const reload = (weights: WeightsSource): Effect.Effect<void, ModelLoadError> =>
       Effect.tryPromise({
