@@ -34,6 +34,7 @@ import { Effect, Layer } from "effect";
 import { selectBenchmarks } from "./benchmarks.js";
 import { EvaluationError } from "./errors.js";
 import { modelFingerprint, trainedContextSize, trainingSetOf } from "./identity.js";
+import { decodeEvalOptions } from "./options.js";
 import { createEvalProgress, type ProgressMode } from "./progress.js";
 import { type ReportFiles, writeReports } from "./report.js";
 import { type Benchmark, type EvalRun, evaluate } from "./runner.js";
@@ -121,21 +122,22 @@ export const splitList = (value: string | ReadonlyArray<string> | undefined): st
   return items.length === 0 ? undefined : items;
 };
 
-/** The command as an Effect, over explicit dependencies. */
+/** The command as an Effect, over explicit dependencies; the options are decoded with {@link EvalOptions} first. */
 export const evalCommand = (
   options0: EvalCommandOptions,
   deps: EvalCommandDeps,
 ): Effect.Effect<EvalCommandResult, unknown> =>
   Effect.gen(function* () {
+    const decoded = yield* decodeEvalOptions(options0);
     // The environment fills what the flags leave out (as `eval --help` says).
-    const executorUrl = options0.executorUrl || process.env["WORKFLOW_R1_EXECUTOR_URL"] || undefined;
-    const executorModel = options0.executorModel || process.env["WORKFLOW_R1_EXECUTOR_MODEL"] || undefined;
+    const executorUrl = decoded.executorUrl || process.env["WORKFLOW_R1_EXECUTOR_URL"] || undefined;
+    const executorModel = decoded.executorModel || process.env["WORKFLOW_R1_EXECUTOR_MODEL"] || undefined;
     // A trained policy runs with its training run's context size unless --context-size is given.
     const contextSize =
-      options0.contextSize ??
-      (options0.answerer === "executor" ? undefined : trainedContextSize(options0.model, options0.trainRun));
+      decoded.contextSize ??
+      (decoded.answerer === "executor" ? undefined : trainedContextSize(decoded.model, decoded.trainRun));
     const options: EvalCommandOptions = {
-      ...options0,
+      ...decoded,
       ...(executorUrl !== undefined && { executorUrl }),
       ...(executorModel !== undefined && { executorModel }),
       ...(contextSize !== undefined && { contextSize }),

@@ -45,6 +45,7 @@ export {
   subExactMatch,
   workflowR1Reward,
 } from "./metrics.js";
+export { decodeEvalOptions, EvalOptions } from "./options.js";
 export {
   createEvalProgress,
   type EvalProgress,

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   type Benchmark,
   createEvalProgress,
+  decodeEvalOptions,
   type EvalCommandDeps,
   evalCommand,
   splitList,
@@ -196,6 +197,40 @@ describe("evalCommand", () => {
     await expect(
       Effect.runPromise(evalCommand({ data: "/x", method: " , ", model: "m", out: join(dir, "o") }, deps())),
     ).rejects.toThrow(/--method is required/);
+  });
+});
+
+describe("evalCommand options", () => {
+  it("refuses a misspelt option and bad values by name before loading anything", async () => {
+    const d = deps();
+    let loaded = 0;
+    const counting = {
+      ...d,
+      loadBenchmarks: (dataDir: string, names: ReadonlyArray<string> | undefined) => {
+        loaded++;
+        return d.loadBenchmarks(dataDir, names);
+      },
+    };
+    const run = (options: Record<string, unknown>) =>
+      Effect.runPromise(
+        evalCommand({ data: "/x", method: "direct", model: "m.gguf", ...options } as never, counting),
+      );
+    await expect(run({ limt: 3 })).rejects.toMatchObject({ _tag: "EvaluationError", field: "options" });
+    await expect(run({ limt: 3 })).rejects.toThrow(/limt/);
+    await expect(run({ samples: 0 })).rejects.toThrow(/samples/);
+    await expect(run({ temperature: -1 })).rejects.toThrow(/temperature/);
+    await expect(run({ gpu: "metal" })).rejects.toThrow(/gpu/);
+    await expect(run({ answerer: "oracle" })).rejects.toThrow(/answerer/);
+    expect(loaded).toBe(0);
+    expect(d.calls()).toBe(0);
+  });
+
+  it("decodes valid options as given and passes the output stream through", async () => {
+    const { stream } = capture();
+    const options = { data: "/x", method: ["direct", "cot"], limit: 2, gpu: false as const, stream };
+    const decoded = await Effect.runPromise(decodeEvalOptions(options));
+    expect(decoded).toEqual(options);
+    expect(decoded.stream).toBe(stream);
   });
 });
 

@@ -227,28 +227,16 @@ program
   .action((options) =>
     select(
       Effect.gen(function* () {
-        if (
-          options.answerer !== undefined &&
-          options.answerer !== "policy" &&
-          options.answerer !== "executor"
-        )
-          return yield* refuse(
-            "answerer",
-            `--answerer expects policy or executor, got ${JSON.stringify(options.answerer)}`,
-          );
-        const gpu = options.gpu;
-        if (gpu !== undefined && !["auto", "cuda", "vulkan", "false"].includes(gpu))
-          return yield* refuse(
-            "gpu",
-            `--gpu expects auto, cuda, vulkan or false, got ${JSON.stringify(gpu)}`,
-          );
+        // Every option is decoded by eval's Schema (an unknown --answerer or --gpu names itself);
+        // the flag's "false" is the option's false.
+        const gpu = options.gpu === "false" ? false : options.gpu;
         const { defaultEvalCommandDeps, evalCommand } = yield* Effect.promise(
           () => import("@workflow-r1/eval"),
         );
         yield* evalCommand(
           {
             ...options,
-            ...(gpu !== undefined && { gpu: gpu === "false" ? false : gpu }),
+            ...(gpu !== undefined && { gpu }),
             allowTrainOverlap: Boolean(options.allowTrainOverlap),
           },
           defaultEvalCommandDeps,
