@@ -12,7 +12,7 @@ import {
   EnvironmentError,
   type EnvironmentPlugin,
   type EnvironmentShape,
-  mulberry32,
+  Random,
   type Task,
 } from "@workflow-r1/core";
 import { buildPrompt, makeEpisode, type OperatorDescription, stopSequences } from "@workflow-r1/env-qa";
@@ -113,8 +113,8 @@ const decodeOptions = Schema.decodeUnknownSync(SyntheticQAOptions, {
 });
 
 /** A count from a count or a range (one draw of `random` for a range, none for a count). */
-const draw = (value: CountOrRange, random: () => number): number =>
-  typeof value === "number" ? value : value[0] + Math.floor(random() * (value[1] - value[0] + 1));
+const draw = (value: CountOrRange, random: Random): number =>
+  typeof value === "number" ? value : random.intIn(value[0], value[1]);
 
 /** Check the config with {@link SyntheticQAOptions} and fill defaults (plain data, e.g. a config file's `environment.options`). */
 export const resolveSyntheticQAConfig = (
@@ -140,11 +140,8 @@ export const resolveSyntheticQAConfig = (
       }),
   });
 
-const pick = <A>(random: () => number, items: ReadonlyArray<A>): A =>
-  items[Math.floor(random() * items.length)] as A;
-
-const makeName = (random: () => number): string =>
-  pick(random, [...CONSONANTS]) + pick(random, [...VOWELS]) + pick(random, [...CONSONANTS]);
+const makeName = (random: Random): string =>
+  random.pick([...CONSONANTS]) + random.pick([...VOWELS]) + random.pick([...CONSONANTS]);
 
 /** The question text for a chain: the last relation outermost, e.g. `pal of boss of kob`. */
 export const syntheticQuestion = (world: SyntheticWorld): string =>
@@ -162,19 +159,16 @@ export const syntheticChain = (world: SyntheticWorld): ReadonlyArray<string> => 
 };
 
 /** One task's world. Consecutive hops never return to the name they started from. */
-export const generateWorld = (random: () => number, entities: number, hops: number): SyntheticWorld => {
+export const generateWorld = (random: Random, entities: number, hops: number): SyntheticWorld => {
   const names = new Set<string>();
   while (names.size < entities) names.add(makeName(random));
   const list = [...names];
   const facts: Record<string, string> = {};
   for (const name of list)
     for (const relation of SYNTHETIC_RELATIONS)
-      facts[`${relation} of ${name}`] = pick(
-        random,
-        list.filter((n) => n !== name),
-      );
-  const relations = Array.from({ length: hops }, () => pick(random, SYNTHETIC_RELATIONS));
-  return { facts, start: pick(random, list), relations };
+      facts[`${relation} of ${name}`] = random.pick(list.filter((n) => n !== name));
+  const relations = Array.from({ length: hops }, () => random.pick(SYNTHETIC_RELATIONS));
+  return { facts, start: random.pick(list), relations };
 };
 
 /** Deterministic tasks for a seed; train and eval draw from disjoint seed streams. */
@@ -188,7 +182,7 @@ export const syntheticTasks = (
   const split = config.split ?? "train";
   const difficulty = config.difficulty ?? 2;
   const entities = config.entities ?? 6;
-  const random = mulberry32((config.seed * 2 + (split === "eval" ? 1 : 0)) ^ 0x5eed);
+  const random = new Random((config.seed * 2 + (split === "eval" ? 1 : 0)) ^ 0x5eed);
   return Array.from({ length: config.count }, (_, i) => {
     // A fixed difficulty draws nothing, so its task stream is what it always was.
     const hops = draw(difficulty, random);
@@ -266,14 +260,14 @@ export const withDistractors = (
   order: "shuffled" | "fact-last" = "shuffled",
 ): string => {
   if (count === 0) return result;
-  const random = mulberry32(seed);
+  const random = new Random(seed);
   const others = Object.entries(world.facts)
     .map(([key, value]) => `${key} is ${value}`)
     .filter((fact) => fact !== result);
   const lines: string[] = [];
   for (let i = 0; i < count && others.length > 0; i++)
-    lines.push(others.splice(Math.floor(random() * others.length), 1)[0]!);
-  lines.splice(order === "fact-last" ? lines.length : Math.floor(random() * (lines.length + 1)), 0, result);
+    lines.push(others.splice(random.int(others.length), 1)[0]!);
+  lines.splice(order === "fact-last" ? lines.length : random.int(lines.length + 1), 0, result);
   return lines.join("; ");
 };
 
@@ -312,7 +306,7 @@ export const makeSyntheticQAEnv = (config: ResolvedSyntheticQAConfig): Environme
               return withDistractors(
                 world,
                 result,
-                draw(config.distractors, mulberry32(seed ^ 0x9e37)),
+                draw(config.distractors, new Random(seed ^ 0x9e37)),
                 seed,
                 config.distractorOrder,
               );

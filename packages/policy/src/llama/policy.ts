@@ -194,22 +194,28 @@ export const createLlamaCppPolicy = async (
   const sequenceFor = (seq: LlamaContextSequence, prompt: Int32Array): PolicySequence =>
     createSequence({ current: () => loaded, makeSampler, policyError }, seq, prompt);
 
+  /** Tokens that fit one sequence's context and the vocabulary; the messages name the operation. */
+  const checkTokens = (tokens: Int32Array, lengthLabel: string, tokenLabel: string) =>
+    Effect.gen(function* () {
+      const ctxSize = loaded.context.contextSize;
+      if (tokens.length > ctxSize)
+        return yield* new ContextOverflowError({
+          message: `${lengthLabel} ${tokens.length} tokens, the context holds ${ctxSize} per sequence`,
+          needed: tokens.length,
+          contextSize: ctxSize,
+        });
+      for (const t of tokens)
+        if (t < 0 || t >= loaded.info.vocabularySize)
+          return yield* new PolicyError({
+            message: `${tokenLabel} ${t} is outside the vocabulary (${loaded.info.vocabularySize})`,
+          });
+    });
+
   const openSequence = (
     prompt: Int32Array,
   ): Effect.Effect<PolicySequence, PolicyError | ContextOverflowError, Scope.Scope> =>
     Effect.gen(function* () {
-      const ctxSize = loaded.context.contextSize;
-      if (prompt.length > ctxSize)
-        return yield* new ContextOverflowError({
-          message: `prompt has ${prompt.length} tokens, the context holds ${ctxSize} per sequence`,
-          needed: prompt.length,
-          contextSize: ctxSize,
-        });
-      for (const t of prompt)
-        if (t < 0 || t >= loaded.info.vocabularySize)
-          return yield* new PolicyError({
-            message: `prompt token ${t} is outside the vocabulary (${loaded.info.vocabularySize})`,
-          });
+      yield* checkTokens(prompt, "prompt has", "prompt token");
       const seq = yield* acquireSequence("open sequence");
       yield* Effect.acquireRelease(
         Effect.sync(() => open++),
@@ -225,18 +231,7 @@ export const createLlamaCppPolicy = async (
           return yield* new PolicyError({
             message: `score: from must be in [1, ${tokens.length}], got ${from}`,
           });
-        const ctxSize = loaded.context.contextSize;
-        if (tokens.length > ctxSize)
-          return yield* new ContextOverflowError({
-            message: `score needs ${tokens.length} tokens, the context holds ${ctxSize} per sequence`,
-            needed: tokens.length,
-            contextSize: ctxSize,
-          });
-        for (const t of tokens)
-          if (t < 0 || t >= loaded.info.vocabularySize)
-            return yield* new PolicyError({
-              message: `score: token ${t} is outside the vocabulary (${loaded.info.vocabularySize})`,
-            });
+        yield* checkTokens(tokens, "score needs", "score: token");
         if (from === tokens.length) return new Float32Array(0);
         const seq = yield* acquireSequence("score");
         return yield* Effect.tryPromise({
