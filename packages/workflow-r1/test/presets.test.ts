@@ -27,5 +27,8 @@ describe("shipped presets", () => {
     expect(config.environment.options["difficulty"]).toEqual([2, 4]);
     expect(config.environment.options["distractors"]).toEqual([0, 3]);
     expect(config.algorithm.miniBatches).toBeGreaterThan(1);
+    // Enough training tasks that the warm start cannot memorise them (it did with the default 512).
+    expect(Number(config.environment.options["trainTasks"])).toBeGreaterThanOrEqual(4096);
+    expect(config.warmStart.steps).toBeGreaterThanOrEqual(1000);
   });
 });
