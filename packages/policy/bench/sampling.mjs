@@ -104,7 +104,7 @@ const runPolicy = async (n) => {
   }
 };
 
-/** The ceiling: node-llama-cpp's lowest-level batched API (initBatch / addToBatch / decodeBatch / sampleToken). */
+/** node-llama-cpp's lowest-level batched API (initBatch / addToBatch / decodeBatch / sampleToken), ending sequences at end-of-generation. */
 const runRaw = async (n) => {
   const m = await llama.loadModel({ modelPath: model.path });
   const context = await m.createContext({
@@ -133,20 +133,28 @@ const runRaw = async (n) => {
       await ctx.decodeBatch();
       let last = await Promise.all(idx.map((li, i) => ctx.sampleToken(li, samplers[i], false, true)));
       let sampled = n;
-      for (let step = 1; step < TOKENS; step++) {
-        ctx.initBatch(n);
-        const li = seqs.map(
-          (seq, i) =>
+      // Like the policy and the native loop, a sequence ends at its end-of-generation token: all
+      // three then decode the same shrinking batches (llama-batched-bench never stops one).
+      let live = seqs.map((_, i) => i).filter((i) => !m.isEogToken(last[i][0]));
+      const tokens = last.map((t) => t[0]);
+      for (let step = 1; step < TOKENS && live.length > 0; step++) {
+        ctx.initBatch(live.length);
+        const li = live.map(
+          (i) =>
             ctx.addToBatch(
-              seq._sequenceId,
+              seqs[i]._sequenceId,
               PROMPT + step - 1,
-              Uint32Array.from([last[i][0]]),
+              Uint32Array.from([tokens[i]]),
               Uint32Array.from([0]),
             )[0],
         );
         await ctx.decodeBatch();
-        last = await Promise.all(li.map((l, i) => ctx.sampleToken(l, samplers[i], false, true)));
-        sampled += n;
+        last = await Promise.all(li.map((l, k) => ctx.sampleToken(l, samplers[live[k]], false, true)));
+        live.forEach((i, k) => {
+          tokens[i] = last[k][0];
+        });
+        sampled += live.length;
+        live = live.filter((i) => !m.isEogToken(tokens[i]));
       }
       return sampled;
     };
@@ -335,7 +343,7 @@ for (const r of rows)
   );
 console.log(
   JSON.stringify({
-    model: { dim: DIM, layers: LAYERS, vocab: VOCAB },
+    model: { dim: DIM, layers: LAYERS, heads: HEADS, vocab: VOCAB },
     tokensPerSequence: TOKENS,
     threads: THREADS,
     cpu: cpus()[0]?.model,
