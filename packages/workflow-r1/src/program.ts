@@ -246,6 +246,25 @@ program
   );
 
 /**
+ * A Schema's multi-line report as one line: each issue's `at ["path"]` joins its message, issues
+ * are separated by "; " (`invalid training config in x.yaml: Expected … at ["rollout"]["groupSize"]`).
+ */
+export const oneLine = (message: string): string =>
+  message
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "")
+    .reduce(
+      (joined, line, i) =>
+        i === 0
+          ? line
+          : line.startsWith("at ") || joined.endsWith(":")
+            ? `${joined} ${line}`
+            : `${joined}; ${line}`,
+      "",
+    );
+
+/**
  * One line for a failure: `workflow-r1: Tag: message` (a typed error), `workflow-r1: message`
  * otherwise; an interruption (Ctrl-C) says how to continue. No stack unless WORKFLOW_R1_DEBUG is set.
  */
@@ -253,7 +272,7 @@ export const describeFailure = (cause: Cause.Cause<unknown>): string => {
   if (Cause.hasInterruptsOnly(cause))
     return "workflow-r1: interrupted; a training run continues from its last checkpoint with --resume";
   const error = Cause.squash(cause) as { _tag?: unknown; message?: unknown; stack?: unknown };
-  const message = typeof error?.message === "string" ? error.message : String(error);
+  const message = oneLine(typeof error?.message === "string" ? error.message : String(error));
   const tag = typeof error?._tag === "string" ? `${error._tag}: ` : "";
   const stack =
     process.env["WORKFLOW_R1_DEBUG"] && typeof error?.stack === "string" ? `\n${error.stack}` : "";

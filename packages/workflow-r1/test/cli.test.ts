@@ -36,6 +36,11 @@ describe("workflow-r1 command", () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("ConfigError");
     expect(r.stderr).toContain("groupSize");
+    // One line: the Schema's report is joined, the field path beside its message.
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(
+      /^workflow-r1: ConfigError: invalid training config in .*bad\.yaml: .* at \["rollout"\]\["groupSize"\]$/m,
+    );
   });
 
   it("refuses --resume without a run directory, and unknown environments", () => {
