@@ -80,9 +80,6 @@ const takeSelected = (): SelectedCommand | undefined => {
   return command;
 };
 
-/** Flags that commander accepted but the command refuses: a ConfigError naming the flag. */
-const refuse = (field: string, message: string) => Effect.fail(new ConfigError({ field, message }));
-
 /** `--set` and shorthand flags as an Effect: a malformed `--set` is a ConfigError, not a throw. */
 const overridesOf = (options: Record<string, unknown>) =>
   Effect.try({
@@ -116,7 +113,10 @@ program
     select(
       Effect.gen(function* () {
         if (options.preset && options.config)
-          return yield* refuse("preset", "--preset and --config are exclusive: pick one");
+          return yield* new ConfigError({
+            field: "preset",
+            message: "--preset and --config are exclusive: pick one",
+          });
         const { train } = yield* Effect.promise(() => import("./train/run.js"));
         const { presetFile } = yield* Effect.promise(() => import("./presets.js"));
         const overrides = yield* overridesOf(options);

@@ -35,6 +35,22 @@ const metricSteps = (out: string) =>
         .map((l) => JSON.parse(l).step as number)
     : [];
 
+/** A one-step arith run whose warm start (`warmStartSteps`) is checkpointed every 10 steps. */
+const warmRun = (out: string, warmStartSteps: number) => ({
+  out,
+  steps: 1,
+  evalTasks: 0,
+  environment: { name: "arith", options: { steps: 1 } },
+  model: {
+    tiny: { dim: 64, layers: 2, heads: 2, kvHeads: 1, ffn: 128, context: 512 },
+    contextSize: 512,
+    threads: 1,
+  },
+  warmStart: { steps: warmStartSteps, batchSize: 8, learningRate: 0.01, checkpointEvery: 10 },
+  rollout: { tasksPerStep: 2, groupSize: 4, maxConcurrentEpisodes: 8, maxTurns: 3, maxTokens: 72 },
+  learner: { learningRate: 0.0001, threads: 1 },
+});
+
 describe("crash and resume", () => {
   it("continues a SIGKILLed run from its last complete checkpoint", async () => {
     expect(fs.existsSync(cli), `${cli} missing: build the package first (nx runs build before test)`).toBe(
@@ -123,23 +139,7 @@ describe("crash and resume", () => {
     const configFile = path.join(dir, "config.json");
     // The warm start is learner work almost throughout, so the signal lands during a native backward:
     // freeing the learner under it (what an interrupted scope would do) crashed the process.
-    fs.writeFileSync(
-      configFile,
-      JSON.stringify({
-        out,
-        steps: 1,
-        evalTasks: 0,
-        environment: { name: "arith", options: { steps: 1 } },
-        model: {
-          tiny: { dim: 64, layers: 2, heads: 2, kvHeads: 1, ffn: 128, context: 512 },
-          contextSize: 512,
-          threads: 1,
-        },
-        warmStart: { steps: 60, batchSize: 8, learningRate: 0.01, checkpointEvery: 10 },
-        rollout: { tasksPerStep: 2, groupSize: 4, maxConcurrentEpisodes: 8, maxTurns: 3, maxTokens: 72 },
-        learner: { learningRate: 0.0001, threads: 1 },
-      }),
-    );
+    fs.writeFileSync(configFile, JSON.stringify(warmRun(out, 60)));
     const first = run(["train", "-c", configFile]);
     const firstLog: string[] = [];
     const firstExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -167,20 +167,6 @@ describe("crash and resume", () => {
 
   it("resumes a run killed during the warm start at its checkpoint, with the warm start's own schedule", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-resume-warm-"));
-    const warmRun = (out: string) => ({
-      out,
-      steps: 1,
-      evalTasks: 0,
-      environment: { name: "arith", options: { steps: 1 } },
-      model: {
-        tiny: { dim: 64, layers: 2, heads: 2, kvHeads: 1, ffn: 128, context: 512 },
-        contextSize: 512,
-        threads: 1,
-      },
-      warmStart: { steps: 300, batchSize: 8, learningRate: 0.01, checkpointEvery: 10 },
-      rollout: { tasksPerStep: 2, groupSize: 4, maxConcurrentEpisodes: 8, maxTurns: 3, maxTokens: 72 },
-      learner: { learningRate: 0.0001, threads: 1 },
-    });
     const finalNll = (log: string) => {
       const m = /\[warm-start\] step 300\/300 demonstration NLL\/token ([\d.]+)/.exec(log);
       expect(m, log).not.toBeNull();
@@ -189,7 +175,7 @@ describe("crash and resume", () => {
 
     // The reference: the same run, never interrupted.
     const refOut = path.join(dir, "reference");
-    fs.writeFileSync(path.join(dir, "reference.json"), JSON.stringify(warmRun(refOut)));
+    fs.writeFileSync(path.join(dir, "reference.json"), JSON.stringify(warmRun(refOut, 300)));
     const refLog: string[] = [];
     expect(
       await exitOf(run(["train", "-c", path.join(dir, "reference.json")]), refLog),
@@ -199,7 +185,7 @@ describe("crash and resume", () => {
     // Killed as soon as the first warm-start checkpoints exist.
     const out = path.join(dir, "run");
     const configFile = path.join(dir, "config.json");
-    fs.writeFileSync(configFile, JSON.stringify(warmRun(out)));
+    fs.writeFileSync(configFile, JSON.stringify(warmRun(out, 300)));
     const latestName = () => {
       try {
         return fs.readFileSync(path.join(out, "checkpoints", "latest"), "utf8").trim();
