@@ -67,12 +67,15 @@ public:
     exports.Set("NativeEngine",
                 DefineClass(env, "NativeEngine",
                             {InstanceMethod("submit", &NativeEngine::Submit), InstanceMethod("run", &NativeEngine::Run),
-                             InstanceMethod("clear", &NativeEngine::Clear), InstanceMethod("info", &NativeEngine::Info),
+                             InstanceMethod("clear", &NativeEngine::Clear),
+                             InstanceMethod("cancel", &NativeEngine::Cancel),
+                             InstanceMethod("setLora", &NativeEngine::SetLora), InstanceMethod("info", &NativeEngine::Info),
                              InstanceMethod("free", &NativeEngine::Free)}));
     return exports;
   }
 
-  // new NativeEngine(modelPath, { backendsDir, contextPerSequence, sequences, threads, gpuLayers, batchSize, f32Cache })
+  // new NativeEngine(modelPath, { backendsDir, contextPerSequence, sequences, threads, gpuLayers, batchSize, cacheType, flashAttention,
+  // unifiedKv })
   NativeEngine(const Napi::CallbackInfo &info) : Napi::ObjectWrap<NativeEngine>(info) {
     guard(info.Env(), [&] {
       auto o = info[1].As<Napi::Object>();
@@ -83,7 +86,8 @@ public:
       e.threads = o.Get("threads").As<Napi::Number>().Int32Value();
       e.gpuLayers = o.Get("gpuLayers").As<Napi::Number>().Int32Value();
       e.batchSize = o.Get("batchSize").As<Napi::Number>().Int32Value();
-      e.f32Cache = o.Get("f32Cache").ToBoolean();
+      e.cacheType = o.Get("cacheType").As<Napi::Number>().Int32Value();
+      e.flashAttention = o.Get("flashAttention").ToBoolean();
       e.unifiedKv = o.Get("unifiedKv").ToBoolean();
       engine_ = std::make_unique<Engine>(info[0].As<Napi::String>(), e);
       return info.Env().Undefined();
@@ -99,7 +103,8 @@ private:
     return *engine_;
   }
 
-  // submit({ sequence, position, feed: Int32Array, seed, temperature, topK, topP, maxTokens, stops }) → id
+  // submit({ sequence, position, feed: Int32Array, seed, temperature, topK, topP, maxTokens, stops,
+  //   scoreFirst?, targets?: Int32Array }) → id
   Napi::Value Submit(const Napi::CallbackInfo &info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       auto o = info[0].As<Napi::Object>();
@@ -116,6 +121,11 @@ private:
       r.maxTokens = o.Get("maxTokens").As<Napi::Number>().Int32Value();
       auto stops = o.Get("stops").As<Napi::Array>();
       for (uint32_t i = 0; i < stops.Length(); i++) r.stops.push_back(stops.Get(i).As<Napi::String>());
+      if (o.Has("scoreFirst")) {
+        r.scoreFirst = o.Get("scoreFirst").As<Napi::Number>().Int32Value();
+        auto targets = o.Get("targets").As<Napi::Int32Array>();
+        r.targets.assign(targets.Data(), targets.Data() + targets.ElementLength());
+      }
       const int64_t id = r.id;
       live().submit(std::move(r));
       return Napi::Number::New(info.Env(), (double)id);
@@ -139,12 +149,28 @@ private:
     });
   }
 
+  Napi::Value Cancel(const Napi::CallbackInfo &info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      live().cancel((int64_t)info[0].As<Napi::Number>().Int64Value());
+      return info.Env().Undefined();
+    });
+  }
+
+  // setLora(path, scale): "" removes the adapter.
+  Napi::Value SetLora(const Napi::CallbackInfo &info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      live().setLora(info[0].As<Napi::String>(), info[1].As<Napi::Number>().FloatValue());
+      return info.Env().Undefined();
+    });
+  }
+
   Napi::Value Info(const Napi::CallbackInfo &info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       auto o = Napi::Object::New(info.Env());
       o.Set("vocab", live().vocab());
       o.Set("contextPerSequence", live().contextPerSequence());
       o.Set("decodes", (double)live().decodes());
+      o.Set("decodedTokens", (double)live().decodedTokens());
       return o;
     });
   }

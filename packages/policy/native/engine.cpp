@@ -43,13 +43,13 @@ Engine::Engine(const std::string &modelPath, const EngineOptions &o) : options_(
   cp.n_ubatch = (uint32_t)std::min(o.batchSize, 512);
   cp.n_threads = o.threads;
   cp.n_threads_batch = o.threads;
-  cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+  cp.flash_attn_type = o.flashAttention ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
   cp.no_perf = true;
   // Unified: one KV buffer that every sequence's attention spans (fastest at 16 sequences here,
   // slower at 64); per-sequence streams: attention over a sequence's own cells, and llama.cpp puts
   // only consecutive sequence ids in one ubatch, so each step's batch is ordered by id.
   cp.kv_unified = o.unifiedKv;
-  if (o.f32Cache) cp.type_k = cp.type_v = GGML_TYPE_F32;
+  if (o.cacheType >= 0) cp.type_k = cp.type_v = (ggml_type)o.cacheType;
   ctx_ = llama_init_from_model(model_, cp);
   if (!ctx_) {
     llama_model_free(model_);
@@ -74,6 +74,7 @@ Engine::Engine(const std::string &modelPath, const EngineOptions &o) : options_(
 Engine::~Engine() {
   llama_batch_free(batch_);
   if (ctx_) llama_free(ctx_);
+  if (lora_) llama_adapter_lora_free(lora_);
   if (threadpool_) freeThreadpool_(threadpool_);
   if (model_) llama_model_free(model_);
 }
@@ -87,29 +88,75 @@ void Engine::submit(Request r) {
                 std::to_string(options_.contextPerSequence) + " per sequence");
   for (int32_t t : r.feed)
     if (t < 0 || t >= vocab_) throw Error("token " + std::to_string(t) + " is outside the vocabulary");
+  if (r.scoreFirst >= 0) {
+    if (r.targets.empty() || r.scoreFirst + r.targets.size() != r.feed.size())
+      throw Error("scoring needs one target per scored row (" + std::to_string(r.feed.size() - r.scoreFirst) +
+                  "), got " + std::to_string(r.targets.size()));
+    for (int32_t t : r.targets)
+      if (t < 0 || t >= vocab_) throw Error("token " + std::to_string(t) + " is outside the vocabulary");
+  }
   std::lock_guard<std::mutex> lock(incomingMutex_);
   incoming_.push_back(std::move(r));
+}
+
+void Engine::cancel(int64_t id) {
+  std::lock_guard<std::mutex> lock(incomingMutex_);
+  cancelled_.push_back(id);
+}
+
+void Engine::setLora(const std::string &path, float scale) {
+  QuietLogs quiet;
+  llama_adapter_lora *next = nullptr;
+  if (!path.empty()) {
+    next = llama_adapter_lora_init(model_, path.c_str());
+    if (!next) throw Error("could not load the LoRA adapter " + path);
+  }
+  float scales[1] = {scale};
+  if (llama_set_adapters_lora(ctx_, next ? &next : nullptr, next ? 1 : 0, next ? scales : nullptr) != 0) {
+    if (next) llama_adapter_lora_free(next);
+    throw Error("llama.cpp refused the LoRA adapter " + path);
+  }
+  // The context no longer refers to the previous adapter.
+  if (lora_) llama_adapter_lora_free(lora_);
+  lora_ = next;
 }
 
 void Engine::clear(int32_t sequence) { llama_memory_seq_rm(llama_get_memory(ctx_), sequence, -1, -1); }
 
 std::vector<Result> Engine::run(int32_t steps) {
   std::vector<Result> done;
-  for (int32_t step = 0; step < steps; step++) {
+  // Requests join only here, between calls: which requests share a step then depends on what the
+  // caller submitted, not on thread timing, so a seeded run decodes the same batches (and rounds
+  // the same way) every time.
+  {
+    std::lock_guard<std::mutex> lock(incomingMutex_);
+    for (auto &r : incoming_) {
+      Live l;
+      l.rng.seed(r.seed);
+      l.result.id = r.id;
+      for (auto &s : r.stops) l.longestStop = std::max(l.longestStop, s.size());
+      l.request = std::move(r);
+      if (l.request.maxTokens <= 0) {  // nothing to sample: just evaluate the feed
+        l.result.finish = "length";
+      }
+      live_.push_back(std::move(l));
+    }
+    incoming_.clear();
+  }
+  // A call ends after the first step in which a request finished, so its caller can go on (and
+  // submit the sequence's next turn) without waiting for the rest of the chunk.
+  for (int32_t step = 0; step < steps && done.empty(); step++) {
     {
       std::lock_guard<std::mutex> lock(incomingMutex_);
-      for (auto &r : incoming_) {
-        Live l;
-        l.rng.seed(r.seed);
-        l.result.id = r.id;
-        for (auto &s : r.stops) l.longestStop = std::max(l.longestStop, s.size());
-        l.request = std::move(r);
-        if (l.request.maxTokens <= 0) {  // nothing to sample: just evaluate the feed
-          l.result.finish = "length";
-        }
-        live_.push_back(std::move(l));
-      }
-      incoming_.clear();
+      for (int64_t id : cancelled_)
+        for (auto it = live_.begin(); it != live_.end(); ++it)
+          if (it->request.id == id) {
+            it->result.finish = "cancelled";
+            done.push_back(std::move(it->result));
+            live_.erase(it);
+            break;
+          }
+      cancelled_.clear();
     }
     if (live_.empty()) break;
     std::stable_sort(live_.begin(), live_.end(),
@@ -120,6 +167,7 @@ std::vector<Result> Engine::run(int32_t steps) {
     int32_t budget = options_.batchSize;
     for (auto &l : live_) {
       l.batchIndex = -1;
+      l.scoreRows.clear();
       const auto &feed = l.request.feed;
       const size_t left = feed.size() - l.fed;
       const size_t take = std::min<size_t>(left, (size_t)budget);
@@ -130,7 +178,9 @@ std::vector<Result> Engine::run(int32_t steps) {
         batch_.pos[i] = l.request.position + (int32_t)(l.fed + k);
         batch_.n_seq_id[i] = 1;
         batch_.seq_id[i][0] = l.request.sequence;
-        batch_.logits[i] = 0;
+        const int32_t scored = (int32_t)(l.fed + k) - l.request.scoreFirst;
+        batch_.logits[i] = l.request.scoreFirst >= 0 && scored >= 0;
+        if (batch_.logits[i]) l.scoreRows.emplace_back(i, scored);
       }
       l.fed += take;
       budget -= (int32_t)take;
@@ -143,11 +193,18 @@ std::vector<Result> Engine::run(int32_t steps) {
     if (batch_.n_tokens > 0) {
       const int32_t rc = llama_decode(ctx_, batch_);
       decodes_++;
+      decodedTokens_ += batch_.n_tokens;
       if (rc != 0) throw Error("llama_decode failed (" + std::to_string(rc) + ")");
     }
     for (auto &l : live_) {
+      for (auto [row, target] : l.scoreRows)
+        l.result.logprobs.push_back(logProbabilityOf(llama_get_logits_ith(ctx_, row), vocab_, l.request.targets[target]));
       if (l.batchIndex < 0) continue;
       l.result.position = l.request.position + (int32_t)l.request.feed.size();
+      if (l.request.scoreFirst >= 0) {
+        l.result.finish = "scored";
+        continue;
+      }
       if (!l.result.finish.empty()) continue;  // maxTokens 0: evaluated only
       const Draw d = sampleToken(llama_get_logits_ith(ctx_, l.batchIndex), vocab_, l.request.sampling, l.rng, scratch_, order_);
       l.result.tokens.push_back(d.token);
@@ -177,7 +234,9 @@ std::vector<Result> Engine::run(int32_t steps) {
         l.result.finish = "length";
         continue;
       }
-      if (l.request.position + 1 > options_.contextPerSequence) l.result.finish = "context";
+      // Go on only while the next sampled token still fits next to this one (the caller's sequence
+      // never exceeds the context, so the learner can always score the whole trajectory).
+      if (l.request.position + 2 > options_.contextPerSequence) l.result.finish = "context";
     }
     // Finished requests leave the batch; the last sampled token stays unevaluated (the caller
     // feeds it first next time, like the other engine's pending token).

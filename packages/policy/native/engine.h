@@ -25,7 +25,8 @@ struct EngineOptions {
   int32_t threads = 1;
   int32_t gpuLayers = 0;
   int32_t batchSize = 2048;
-  bool f32Cache = false;
+  int32_t cacheType = -1;  // a ggml_type for the K and V cache, -1: llama.cpp's default (F16)
+  bool flashAttention = false;
   bool unifiedKv = true;
 };
 
@@ -38,13 +39,17 @@ struct Request {
   uint64_t seed = 0;
   int32_t maxTokens = 0;
   std::vector<std::string> stops;
+  // Scoring instead of sampling (scoreFirst ≥ 0): the log-probability of targets[k] at the row of
+  // feed[scoreFirst + k], for every k; nothing is sampled.
+  int32_t scoreFirst = -1;
+  std::vector<int32_t> targets;
 };
 
 struct Result {
   int64_t id = 0;
   std::vector<int32_t> tokens;
   std::vector<float> logprobs;
-  std::string finish;  // "eos" | "stop" | "length" | "context"
+  std::string finish;  // "eos" | "stop" | "length" | "context" | "scored" | "cancelled"
   std::string stop;    // the stop string that ended it
   int32_t position = 0;  // the sequence's length in the KV cache afterwards
 };
@@ -58,13 +63,19 @@ public:
 
   // Thread-safe: queued until the next run.
   void submit(Request r);
+  // Thread-safe: the request ends at the next step with finish "cancelled" (unknown ids are ignored).
+  void cancel(int64_t id);
   // Up to `steps` decode steps for every live request; the requests that finished.
   std::vector<Result> run(int32_t steps);
+  // Applies a LoRA adapter file at `scale` (an empty path removes it) without reloading the base;
+  // no request may be live, and cached sequences must be cleared by the caller.
+  void setLora(const std::string &path, float scale);
   // Drops a sequence's cells from the KV cache (no request of it may be live).
   void clear(int32_t sequence);
   int32_t vocab() const { return vocab_; }
   int32_t contextPerSequence() const { return options_.contextPerSequence; }
   int64_t decodes() const { return decodes_; }
+  int64_t decodedTokens() const { return decodedTokens_; }
 
 private:
   struct Live {
@@ -75,6 +86,7 @@ private:
     std::string tail;  // recent generated text, for stop strings
     size_t longestStop = 0;
     int32_t batchIndex = -1;  // logits row in this step's batch, -1: nothing to sample this step
+    std::vector<std::pair<int32_t, int32_t>> scoreRows;  // (batch row, target index) this step
   };
   EngineOptions options_;
   llama_model *model_ = nullptr;
@@ -86,10 +98,13 @@ private:
   void (*freeThreadpool_)(ggml_threadpool_t) = nullptr;
   std::mutex incomingMutex_;
   std::vector<Request> incoming_;
+  std::vector<int64_t> cancelled_;
   std::vector<Live> live_;
   std::vector<float> scratch_;
   std::vector<int32_t> order_;
   int64_t decodes_ = 0;
+  int64_t decodedTokens_ = 0;
+  llama_adapter_lora *lora_ = nullptr;
 };
 
 }  // namespace wr1

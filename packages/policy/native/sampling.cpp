@@ -19,6 +19,10 @@ double logSumExp(const float *x, int32_t n) {
 double uniform(std::mt19937_64 &rng) { return (double)(rng() >> 11) * 0x1.0p-53; }
 }  // namespace
 
+float logProbabilityOf(const float *logits, int32_t vocab, int32_t token) {
+  return (float)(logits[token] - logSumExp(logits, vocab));
+}
+
 Draw sampleToken(const float *logits, int32_t vocab, const SamplingSettings &s, std::mt19937_64 &rng,
                  std::vector<float> &scratch, std::vector<int32_t> &order) {
   const double lse1 = logSumExp(logits, vocab);

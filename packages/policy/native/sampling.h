@@ -19,6 +19,9 @@ struct Draw {
   float logprob;  // log p(token) at temperature 1, no truncation
 };
 
+// log p(token) at temperature 1 (teacher-forced scoring).
+float logProbabilityOf(const float *logits, int32_t vocab, int32_t token);
+
 // `scratch` is reused across calls to avoid allocations per token.
 Draw sampleToken(const float *logits, int32_t vocab, const SamplingSettings &s, std::mt19937_64 &rng,
                  std::vector<float> &scratch, std::vector<int32_t> &order);

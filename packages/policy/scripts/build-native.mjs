@@ -1,8 +1,11 @@
-// Compiles the native sampling engine (build/sampler.node) against the libllama that
-// node-llama-cpp ships: headers from its bundled llama.cpp source (a git bundle, cloned offline),
-// libraries prebuilt. Nothing is downloaded. WORKFLOW_R1_CUDA=1 links the CUDA build's libraries.
+// Compiles the native sampling engine against the libllama that node-llama-cpp ships: headers from
+// its bundled llama.cpp source (a git bundle, cloned offline), libraries prebuilt. Nothing is
+// downloaded. Links build/sampler.node against the CPU libraries and, when node-llama-cpp's CUDA
+// package is installed, build/sampler-cuda.node against the CUDA ones (the policy loads the one
+// that matches the libraries node-llama-cpp loaded: two libllama copies must not share a process).
+// WORKFLOW_R1_CUDA=1 makes the CUDA flavour required.
 import { execFile, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,17 +22,30 @@ const pkgDir = (name, from = pkg) => {
   }
 };
 const nlcDir = pkgDir("node-llama-cpp");
-const cuda = process.env.WORKFLOW_R1_CUDA === "1";
-const sub = cuda ? "linux-x64-cuda" : "linux-x64";
-const binDir = join(pkgDir(`@node-llama-cpp/${sub}`, nlcDir), "bins", sub);
-const libs = readdirSync(binDir).filter(
-  (f) =>
-    f === "libggml-base.so" ||
-    /^libggml(\.[a-z]+)?\.v[\d.]+\.so$/.test(f) ||
-    /^libllama(\.[a-z]+)?\.v[\d.]+\.so$/.test(f),
-);
-if (libs.length !== 3)
-  throw new Error(`expected libggml-base, libggml and libllama in ${binDir}, found ${libs.join(", ")}`);
+const cudaRequired = process.env.WORKFLOW_R1_CUDA === "1";
+/** The flavours to link: [output file, the libraries' directory]. */
+const flavours = [];
+for (const [file, sub] of [
+  ["sampler.node", "linux-x64"],
+  ["sampler-cuda.node", "linux-x64-cuda"],
+]) {
+  let dir;
+  try {
+    dir = join(pkgDir(`@node-llama-cpp/${sub}`, nlcDir), "bins", sub);
+  } catch (e) {
+    if (sub === "linux-x64" || cudaRequired) throw e;
+    continue;
+  }
+  const libs = readdirSync(dir).filter(
+    (f) =>
+      f === "libggml-base.so" ||
+      /^libggml(\.[a-z]+)?\.v[\d.]+\.so$/.test(f) ||
+      /^libllama(\.[a-z]+)?\.v[\d.]+\.so$/.test(f),
+  );
+  if (libs.length !== 3)
+    throw new Error(`expected libggml-base, libggml and libllama in ${dir}, found ${libs.join(", ")}`);
+  flavours.push({ file, dir, libs });
+}
 
 mkdirSync(build, { recursive: true });
 const src = join(build, "llama.cpp");
@@ -44,6 +60,8 @@ if (!existsSync(join(src, "include", "llama.h"))) {
     src,
   ]);
   execFileSync("git", ["-C", src, "checkout", "-q", "HEAD", "--", "include", "ggml/include"]);
+  // Only the headers are needed; the clone's history (34 MB) would bloat what ships to a GPU machine.
+  rmSync(join(src, ".git"), { recursive: true, force: true });
 }
 const flags = [
   "-std=c++17",
@@ -77,21 +95,23 @@ const worker = async () => {
   }
 };
 await Promise.all(Array.from({ length: Math.min(availableParallelism(), sources.length) }, worker));
-execFileSync(
-  cxx,
-  [
-    "-shared",
-    ...objects,
-    "-o",
-    join(build, "sampler.node.tmp"),
-    `-L${binDir}`,
-    ...libs.map((l) => `-l:${l}`),
-    `-Wl,-rpath,$ORIGIN/${relative(build, binDir)}`,
-    `-Wl,-rpath,${binDir}`,
-  ],
-  { stdio: "inherit" },
-);
-renameSync(join(build, "sampler.node.tmp"), join(build, "sampler.node"));
+for (const { file, dir, libs } of flavours) {
+  execFileSync(
+    cxx,
+    [
+      "-shared",
+      ...objects,
+      "-o",
+      join(build, `${file}.tmp`),
+      `-L${dir}`,
+      ...libs.map((l) => `-l:${l}`),
+      `-Wl,-rpath,$ORIGIN/${relative(build, dir)}`,
+      `-Wl,-rpath,${dir}`,
+    ],
+    { stdio: "inherit" },
+  );
+  renameSync(join(build, `${file}.tmp`), join(build, file));
+}
 console.log(
-  `sampler.node built (${cuda ? "CUDA" : "CPU"} libraries in ${binDir}) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  `${flavours.map((f) => `${f.file} (libraries in ${relative(pkg, f.dir)})`).join(", ")} built in ${((Date.now() - started) / 1000).toFixed(1)} s`,
 );

@@ -1,10 +1,15 @@
+import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { createTinyLlama, readGguf, referenceLogprobs, type TinyModelInfo } from "@workflow-r1/gguf";
 import { getLlama, type Token } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNativeSampler } from "../src/index.js";
+import { addonAvailable } from "../src/native/addon.js";
+
+const packageDir = fileURLToPath(new URL("..", import.meta.url));
 
 let dir: string;
 let model: TinyModelInfo;
@@ -28,13 +33,13 @@ afterAll(async () => {
 
 const prompt = (i: number) => Int32Array.from({ length: 6 }, (_, j) => 1 + ((i * 17 + j * 5) % 250));
 
-describe("native sampling engine (experimental)", () => {
+describe("native sampling engine", () => {
   it("samples with exact temperature-1 log-probabilities (against the plain-JS reference forward)", async () => {
     const sampler = createNativeSampler({
       modelPath: model.path,
       sequences: 2,
       contextPerSequence: 128,
-      f32Cache: true,
+      kvCacheType: "F32",
     });
     try {
       const seq = sampler.openSequence(prompt(1));
@@ -115,7 +120,7 @@ describe("native sampling engine (experimental)", () => {
         modelPath: model.path,
         sequences: 3,
         contextPerSequence: 64,
-        f32Cache: true,
+        kvCacheType: "F32",
         unifiedKv,
       });
       try {
@@ -160,4 +165,86 @@ describe("native sampling engine (experimental)", () => {
       await sampler.dispose();
     }
   });
+
+  it("scores teacher-forced log-probabilities like the reference forward, in chunks beside a generation", async () => {
+    // A batch of 8 tokens: the 40-token sequence is scored over several decodes that also carry
+    // another sequence's sampling steps.
+    const sampler = createNativeSampler({
+      modelPath: model.path,
+      sequences: 2,
+      contextPerSequence: 64,
+      batchSize: 8,
+      kvCacheType: "F32",
+    });
+    try {
+      const tokens = Int32Array.from({ length: 40 }, (_, i) => 1 + ((i * 37) % 290));
+      const seq = sampler.openSequence(prompt(2));
+      const [scores] = await Promise.all([
+        sampler.score(tokens, 5),
+        seq.generate(new Int32Array(0), { maxTokens: 20, seed: 1 }),
+      ]);
+      await seq.close();
+      const reference = referenceLogprobs(await readGguf(model.path), Array.from(tokens), 5);
+      expect(scores.length).toBe(35);
+      let worst = 0;
+      scores.forEach((x, k) => {
+        worst = Math.max(worst, Math.abs(x - reference[k]));
+      });
+      expect(worst).toBeLessThan(1e-3);
+      await expect(sampler.score(tokens, 0)).rejects.toThrow(/from must be in \[1, 40\]/);
+      expect((await sampler.score(tokens, 40)).length).toBe(0);
+    } finally {
+      await sampler.dispose();
+    }
+  });
+
+  it("ends a generation at the next step when its signal aborts, then frees the slot", async () => {
+    const sampler = createNativeSampler({
+      modelPath: model.path,
+      sequences: 1,
+      contextPerSequence: 4096,
+      stepsPerCall: 1,
+    });
+    try {
+      const seq = sampler.openSequence(prompt(3));
+      const abort = new AbortController();
+      const decodesBefore = sampler.decodeCalls();
+      const running = seq.generate(new Int32Array(0), { maxTokens: 4000, seed: 5 }, abort.signal);
+      while (sampler.decodeCalls() - decodesBefore < 3) await new Promise((r) => setTimeout(r, 1));
+      abort.abort();
+      await expect(running).rejects.toThrow(/interrupted/);
+      const atAbort = sampler.decodeCalls() - decodesBefore;
+      expect(atAbort).toBeLessThan(4000);
+      await seq.close();
+      // The only slot is free again and the engine still samples.
+      const next = sampler.openSequence(prompt(4));
+      const g = await next.generate(new Int32Array(0), { maxTokens: 3, seed: 1 });
+      expect(g.tokens.length).toBeGreaterThan(0);
+      await next.close();
+    } finally {
+      await sampler.dispose();
+    }
+  });
+
+  // One process cannot load both flavours (they would mix two ggml builds), so a child runs it.
+  it.skipIf(!addonAvailable("cuda"))(
+    "the CUDA flavour (linked against node-llama-cpp's CUDA libraries) loads and samples, on its CPU backends without a GPU",
+    () => {
+      const script = `
+        import { createNativeSampler } from "@workflow-r1/policy";
+        const s = createNativeSampler({ modelPath: ${JSON.stringify(model.path)}, flavor: "cuda", contextPerSequence: 64 });
+        const q = s.openSequence(Int32Array.of(1, 2, 3));
+        const g = await q.generate(new Int32Array(0), { maxTokens: 5, seed: 1 });
+        await q.close();
+        await s.dispose();
+        console.log(JSON.stringify({ n: g.tokens.length, finite: g.logprobs.every(Number.isFinite) }));`;
+      const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+        cwd: packageDir,
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      expect(child.status, child.stderr).toBe(0);
+      expect(JSON.parse(child.stdout.trim().split("\n").at(-1) ?? "")).toEqual({ n: 5, finite: true });
+    },
+  );
 });

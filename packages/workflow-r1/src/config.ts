@@ -38,6 +38,8 @@ export const ModelConfig = Schema.Struct({
   threads: PositiveInt,
   /** KV cache precision of the sampler: f32 keeps sampler and learner logprobs within 1e-3. */
   kvCacheType: Schema.Literals(["f32", "f16"]),
+  /** The sampler's decode loop: `native` (C++ over libllama) or `node-llama-cpp` (the fallback, e.g. Vulkan). */
+  engine: Schema.Literals(["native", "node-llama-cpp"]),
 });
 
 export const EnvironmentConfig = Schema.Struct({
@@ -127,6 +129,7 @@ export const defaultTrainConfig: TrainConfig = {
     contextSize: 1024,
     threads: 1,
     kvCacheType: "f32",
+    engine: "native",
   },
   environment: { name: "synthetic", options: {} },
   algorithm: {

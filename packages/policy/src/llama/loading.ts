@@ -1,6 +1,7 @@
 /**
  * What a loaded model is made of — the node-llama-cpp model and context, the free sequences, the
- * batch engine over the native context, the chat renderer — built once per (re)load.
+ * batch engine over the native context, the chat renderer — built once per (re)load. The native
+ * engine's policy uses only {@link describeModel} (its node-llama-cpp model holds the vocabulary).
  */
 import type { PolicyInfo } from "@workflow-r1/core";
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
@@ -39,7 +40,14 @@ export const describeLoaded = (
   context: LlamaContext,
   modelPath: string,
   parts: Pick<Loaded, "free" | "native" | "engine">,
-): Loaded => {
+): Loaded => ({ model, context, ...parts, ...describeModel(model, modelPath, context.contextSize) });
+
+/** The chat renderer and the policy's info for a model (its vocabulary is all this needs). */
+export const describeModel = (
+  model: LlamaModel,
+  modelPath: string,
+  contextSize: number,
+): Pick<Loaded, "renderer" | "info" | "modelPath"> => {
   const eog = new Set<number>();
   for (const t of [model.tokens.eos, model.tokens.eot]) if (t !== null) eog.add(t);
   const meta = model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: ReadonlyArray<string> } } };
@@ -57,11 +65,8 @@ export const describeLoaded = (
     eosText: model.tokens.eosString ?? undefined,
   });
   return {
-    model,
-    context,
-    ...parts,
     renderer,
     modelPath,
-    info: { modelPath, contextSize: context.contextSize, vocabularySize: vocabSize, endOfTurnTokens },
+    info: { modelPath, contextSize, vocabularySize: vocabSize, endOfTurnTokens },
   };
 };

@@ -1,7 +1,9 @@
 /**
- * The core `Policy` on llama.cpp through node-llama-cpp: one context holds many sequences, and the
- * context's batcher decodes every sequence that waits for a token in one `llama_decode` call
- * (continuous batching: a sequence that finishes frees its slot while the others go on).
+ * The core `Policy` on llama.cpp. One context holds many sequences, and every sequence that waits
+ * for a token is decoded in one `llama_decode` call (continuous batching: a sequence that finishes
+ * frees its slot while the others go on). Two engines run that loop: the native one (C++ over
+ * libllama, native-policy.ts; the default) and, below, node-llama-cpp's batched context API with one
+ * sampling call per sequence per token (the fallback where the native addon is not built, e.g. Vulkan).
  *
  * Log-probabilities: every sampled token comes with log p(token) under the model at temperature 1
  * without truncation (the quantity the learner computes), whatever sampling options were used.
@@ -18,7 +20,6 @@ import {
   Policy,
   PolicyError,
   type PolicySequence,
-  type PolicyShape,
   type WeightsSource,
 } from "@workflow-r1/core";
 import { Effect, Layer, type Scope, Semaphore } from "effect";
@@ -29,60 +30,31 @@ import {
   type LlamaContextSequence,
   type LlamaLogLevel,
   type LlamaModel,
-  resolveModelFile,
   type Token,
 } from "node-llama-cpp";
+import { type AddonFlavor, addonAvailable, addonFile } from "../native/addon.js";
 import type { NativeSampler } from "./engine.js";
 import { newNativeSampler, sequenceIdOf } from "./internals.js";
 import { describeLoaded, type Loaded, partsOf } from "./loading.js";
+import { createNativeLlamaPolicy } from "./native-policy.js";
+import {
+  type DisposablePolicy,
+  type LlamaCppPolicyConfig,
+  type LlamaCppPolicyShape,
+  loadLlamaModel,
+  messageOf,
+  policyErrorOf,
+} from "./options.js";
 import { createSequence } from "./sequence.js";
 
-export type KvCacheType = "F32" | "F16" | "Q8_0" | "Q4_0";
+export type { KvCacheType, LlamaCppPolicyConfig, LlamaCppPolicyShape } from "./options.js";
 
-export interface LlamaCppPolicyConfig {
-  /** A GGUF path, or an `hf:<user>/<repo>:<quant>` URI (downloaded once into node-llama-cpp's cache; needs network). */
-  readonly modelPath: string;
-  /** `false` = CPU only. Default `"auto"`. */
-  readonly gpu?: "auto" | "cuda" | "vulkan" | false;
-  /** Tokens per sequence. Default 2048. */
-  readonly contextSize?: number;
-  /** Sequences that can be live at once (parallel rollouts). Default 8. */
-  readonly sequences?: number;
-  /** Tokens per `llama_decode` call. Default max(512, sequences). */
-  readonly batchSize?: number;
-  /** CPU threads. Default: all cores node-llama-cpp detects. */
-  readonly threads?: number;
-  /**
-   * KV cache type. Default: llama.cpp's own (F16: half the memory, log-probs shift by ~3e-3);
-   * `"F32"` makes sampler log-probs agree with an F32 learner to ~1e-6 at twice the cache memory.
-   */
-  readonly kvCacheType?: KvCacheType;
-  /** Flash attention. Default false (exact agreement with the learner's attention). */
-  readonly flashAttention?: boolean;
-  /** A LoRA adapter applied from the start. */
-  readonly lora?: { readonly path: string; readonly scale?: number };
-  /** Share a Llama instance (e.g. across tests). */
-  readonly llama?: Llama;
-  /** node-llama-cpp log level. Default `"error"`. */
-  readonly logLevel?: "error" | "warn" | "info" | "debug";
-}
+/** The native addon's flavour for the libraries node-llama-cpp loaded (none for Vulkan / Metal). */
+const flavorOf = (llama: Llama): AddonFlavor | undefined =>
+  llama.gpu === false ? "cpu" : llama.gpu === "cuda" ? "cuda" : undefined;
 
-/** The policy plus what tests and benchmarks need to look inside. */
-export interface LlamaCppPolicyShape extends PolicyShape {
-  /** Tokens node-llama-cpp has decoded so far (input tokens), to check that prefixes are reused. */
-  readonly evaluatedTokens: () => number;
-  /** `llama_decode` calls so far: concurrent sequences share one call per step. */
-  readonly decodeCalls: () => number;
-  readonly model: () => LlamaModel;
-  readonly context: () => LlamaContext;
-}
-
-const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
-
-/** Create the policy; `dispose` frees the context and model. Prefer {@link LlamaCppPolicy.layer}. */
-export const createLlamaCppPolicy = async (
-  config: LlamaCppPolicyConfig,
-): Promise<LlamaCppPolicyShape & { readonly dispose: () => Promise<void> }> => {
+/** Create the policy; `dispose` frees the engine and model. Prefer {@link LlamaCppPolicy.layer}. */
+export const createLlamaCppPolicy = async (config: LlamaCppPolicyConfig): Promise<DisposablePolicy> => {
   const llama =
     config.llama ??
     (await getLlama({
@@ -96,21 +68,32 @@ export const createLlamaCppPolicy = async (
         cause: e,
       });
     }));
+  const flavor = flavorOf(llama);
+  if (config.engine !== "node-llama-cpp") {
+    if (flavor !== undefined && addonAvailable(flavor)) return createNativeLlamaPolicy(config, llama, flavor);
+    if (config.engine === "native")
+      throw new ModelLoadError({
+        message:
+          flavor === undefined
+            ? `the native engine runs on node-llama-cpp's CPU or CUDA libraries, not ${llama.gpu}: use engine "node-llama-cpp" or gpu "cuda" / false`
+            : `the native engine's addon ${addonFile(flavor)} is not built: run \`npm run build:native -w @workflow-r1/policy\``,
+        path: config.modelPath,
+      });
+  }
+  return createNodeLlamaCppPolicy(config, llama);
+};
+
+/** The policy on node-llama-cpp's batched context API (engine "node-llama-cpp"). */
+const createNodeLlamaCppPolicy = async (
+  config: LlamaCppPolicyConfig,
+  llama: Llama,
+): Promise<DisposablePolicy> => {
   const nSeq = config.sequences ?? 8;
   const perSeq = config.contextSize ?? 2048;
   let loraDir: string | undefined;
   let loraCounter = 0;
 
-  const loadModel = async (path: string): Promise<{ model: LlamaModel; modelPath: string }> => {
-    let modelPath = path;
-    try {
-      if (path.startsWith("hf:")) modelPath = await resolveModelFile(path);
-      const model = await llama.loadModel({ modelPath });
-      return { model, modelPath };
-    } catch (e) {
-      throw new ModelLoadError({ message: `cannot load model ${path}: ${messageOf(e)}`, path, cause: e });
-    }
-  };
+  const loadModel = (path: string) => loadLlamaModel(llama, path);
 
   /** Copy an adapter to a fresh path: node-llama-cpp caches adapters by path, the learner rewrites one path. */
   const freshLoraPath = async (path: string) => {
@@ -159,10 +142,7 @@ export const createLlamaCppPolicy = async (
   let open = 0;
   const slots = Semaphore.makeUnsafe(nSeq);
 
-  const policyError = (what: string) => (e: unknown) =>
-    e instanceof ContextOverflowError || e instanceof PolicyError
-      ? e
-      : new PolicyError({ message: `${what}: ${messageOf(e)}`, cause: e });
+  const policyError = policyErrorOf;
 
   /** A free sequence of the context, for the life of the current scope (waits while all are in use). */
   const acquireSequence = (what: string) =>
@@ -317,6 +297,7 @@ export const createLlamaCppPolicy = async (
     });
 
   return {
+    engine: "node-llama-cpp",
     info: () => ({ ...loaded.info, contextSize: loaded.context.contextSize }),
     tokenize: (text, options) =>
       Int32Array.from(loaded.model.tokenize(text, options?.special ?? false) as unknown as number[]),
@@ -330,7 +311,6 @@ export const createLlamaCppPolicy = async (
     evaluatedTokens: () => stats.decodedTokens,
     decodeCalls: () => stats.decodes,
     model: () => loaded.model,
-    context: () => loaded.context,
     dispose: async () => {
       await loaded.context.dispose();
       await loaded.model.dispose();

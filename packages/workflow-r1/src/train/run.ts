@@ -122,6 +122,7 @@ export const train = (options: RunTrainOptions) =>
       contextSize: config.model.contextSize,
       sequences: config.rollout.maxConcurrentEpisodes,
       threads: config.model.threads,
+      engine: config.model.engine,
       ...(config.model.kvCacheType === "f32" && { kvCacheType: "F32" as const }),
     });
     const wrap = options.wrapPolicy;

@@ -1,0 +1,199 @@
+/**
+ * The LlamaCppPolicy on the native engine (src/native/sampler.ts): llama.cpp runs the decode loop
+ * in C++ for every live sequence, so a step costs one native call per chunk of steps instead of
+ * one per sequence per token. node-llama-cpp loads only the vocabulary (tokenizer, end-of-turn
+ * tokens, the chat template); the weights live in the engine. A LoRA reload swaps the adapter on
+ * the engine's context without reloading the base; a full reload opens a new engine.
+ */
+import {
+  type ChatMessage,
+  ContextOverflowError,
+  ModelLoadError,
+  PolicyError,
+  type PolicySequence,
+  type WeightsSource,
+} from "@workflow-r1/core";
+import { Effect, type Scope, Semaphore } from "effect";
+import type { Llama, LlamaModel, Token } from "node-llama-cpp";
+import type { AddonFlavor } from "../native/addon.js";
+import { createNativeSampler, type NativeSampler } from "../native/sampler.js";
+import { describeModel, type Loaded } from "./loading.js";
+import {
+  type DisposablePolicy,
+  type LlamaCppPolicyConfig,
+  loadLlamaModel,
+  messageOf,
+  policyErrorOf,
+} from "./options.js";
+
+interface Current extends Pick<Loaded, "renderer" | "info" | "modelPath"> {
+  readonly model: LlamaModel;
+  readonly sampler: NativeSampler;
+}
+
+export const createNativeLlamaPolicy = async (
+  config: LlamaCppPolicyConfig,
+  llama: Llama,
+  flavor: AddonFlavor,
+): Promise<DisposablePolicy> => {
+  const nSeq = config.sequences ?? 8;
+  const perSeq = config.contextSize ?? 2048;
+  // All layers on the GPU when node-llama-cpp runs CUDA and the GPU was not switched off.
+  const gpuLayers = flavor === "cuda" && config.gpu !== false ? 9999 : 0;
+
+  const open = async (path: string): Promise<Current> => {
+    const { model, modelPath } = await loadLlamaModel(llama, path, { vocabOnly: true });
+    let sampler: NativeSampler;
+    try {
+      sampler = createNativeSampler({
+        modelPath,
+        flavor,
+        sequences: nSeq,
+        contextPerSequence: perSeq,
+        threads: config.threads ?? llama.cpuMathCores,
+        gpuLayers,
+        batchSize: config.batchSize ?? Math.max(512, nSeq),
+        ...(config.kvCacheType === undefined ? {} : { kvCacheType: config.kvCacheType }),
+        flashAttention: config.flashAttention ?? false,
+      });
+    } catch (e) {
+      await model.dispose();
+      throw new ModelLoadError({
+        message: `cannot load ${path} into llama.cpp: ${messageOf(e)}`,
+        path,
+        cause: e,
+      });
+    }
+    return { model, sampler, ...describeModel(model, modelPath, perSeq) };
+  };
+
+  let current = await open(config.modelPath);
+  if (config.lora) {
+    const lora = config.lora;
+    await current.sampler.setLora(lora).catch(async (e) => {
+      await current.sampler.dispose();
+      await current.model.dispose();
+      throw new ModelLoadError({
+        message: `cannot apply the LoRA adapter ${lora.path}: ${messageOf(e)}`,
+        path: lora.path,
+        cause: e,
+      });
+    });
+  }
+  // Counters of engines replaced by full reloads, so the totals span the policy's life.
+  const retired = { decodes: 0, tokens: 0 };
+  let openSequences = 0;
+  const slots = Semaphore.makeUnsafe(nSeq);
+  const holdSlot = Effect.acquireRelease(Semaphore.take(slots, 1), () => Semaphore.release(slots, 1));
+
+  const checkTokens = (tokens: Int32Array, lengthLabel: string, tokenLabel: string) =>
+    Effect.gen(function* () {
+      if (tokens.length > perSeq)
+        return yield* new ContextOverflowError({
+          message: `${lengthLabel} ${tokens.length} tokens, the context holds ${perSeq} per sequence`,
+          needed: tokens.length,
+          contextSize: perSeq,
+        });
+      const vocab = current.info.vocabularySize;
+      for (const t of tokens)
+        if (t < 0 || t >= vocab)
+          return yield* new PolicyError({
+            message: `${tokenLabel} ${t} is outside the vocabulary (${vocab})`,
+          });
+    });
+
+  const openSequence = (
+    prompt: Int32Array,
+  ): Effect.Effect<PolicySequence, PolicyError | ContextOverflowError, Scope.Scope> =>
+    Effect.gen(function* () {
+      yield* checkTokens(prompt, "prompt has", "prompt token");
+      yield* holdSlot;
+      const seq = yield* Effect.acquireRelease(
+        Effect.try({
+          try: () => current.sampler.openSequence(prompt),
+          catch: policyErrorOf("open sequence"),
+        }),
+        // Waits for a generation in flight to stop (interruption cancels it at the next step).
+        (s) => Effect.promise(() => s.close()),
+      );
+      yield* Effect.acquireRelease(
+        Effect.sync(() => openSequences++),
+        () => Effect.sync(() => openSequences--),
+      );
+      return {
+        tokens: seq.tokens,
+        generate: (append, options) =>
+          Effect.tryPromise({
+            try: (signal) => seq.generate(append, options, signal),
+            catch: policyErrorOf("generate"),
+          }),
+      } satisfies PolicySequence;
+    });
+
+  const score = (tokens: Int32Array, from: number) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        if (from < 1 || from > tokens.length)
+          return yield* new PolicyError({
+            message: `score: from must be in [1, ${tokens.length}], got ${from}`,
+          });
+        yield* checkTokens(tokens, "score needs", "score: token");
+        if (from === tokens.length) return new Float32Array(0);
+        yield* holdSlot;
+        return yield* Effect.tryPromise({
+          try: () => current.sampler.score(tokens, from),
+          catch: policyErrorOf("score"),
+        });
+      }),
+    );
+
+  const reload = (weights: WeightsSource): Effect.Effect<void, ModelLoadError> =>
+    Effect.tryPromise({
+      try: async () => {
+        if (openSequences > 0)
+          throw new Error(
+            `${openSequences} sequence(s) are still open; close them (end their scopes) before reloading`,
+          );
+        if (weights.kind === "lora") {
+          await current.sampler.setLora({ path: weights.path, scale: weights.scale });
+          return;
+        }
+        const next = await open(weights.path);
+        const old = current;
+        current = next;
+        retired.decodes += old.sampler.decodeCalls();
+        retired.tokens += old.sampler.decodedTokens();
+        await old.sampler.dispose();
+        await old.model.dispose();
+      },
+      catch: (e) =>
+        e instanceof ModelLoadError
+          ? e
+          : new ModelLoadError({
+              message: `cannot reload ${weights.kind} ${weights.path}: ${messageOf(e)}`,
+              path: weights.path,
+              cause: e,
+            }),
+    });
+
+  return {
+    engine: "native",
+    info: () => current.info,
+    tokenize: (text, options) =>
+      Int32Array.from(current.model.tokenize(text, options?.special ?? false) as unknown as number[]),
+    detokenize: (tokens) => current.model.detokenize(Array.from(tokens) as Token[], true),
+    renderChat: (messages: ReadonlyArray<ChatMessage>, options) =>
+      current.renderer.render(messages, options?.addGenerationPrompt ?? false),
+    renderContinuation: (messages, lastTokens) => current.renderer.continuation(messages, lastTokens),
+    openSequence,
+    score,
+    reload,
+    evaluatedTokens: () => retired.tokens + current.sampler.decodedTokens(),
+    decodeCalls: () => retired.decodes + current.sampler.decodeCalls(),
+    model: () => current.model,
+    dispose: async () => {
+      await current.sampler.dispose();
+      await current.model.dispose();
+    },
+  };
+};

@@ -1,0 +1,80 @@
+/**
+ * The LlamaCppPolicy's configuration, its shape, and what both of its engines share.
+ */
+import { ContextOverflowError, ModelLoadError, PolicyError, type PolicyShape } from "@workflow-r1/core";
+import { type Llama, type LlamaModel, resolveModelFile } from "node-llama-cpp";
+
+export type KvCacheType = "F32" | "F16" | "Q8_0" | "Q4_0";
+
+export interface LlamaCppPolicyConfig {
+  /** A GGUF path, or an `hf:<user>/<repo>:<quant>` URI (downloaded once into node-llama-cpp's cache; needs network). */
+  readonly modelPath: string;
+  /** `false` = CPU only. Default `"auto"`. */
+  readonly gpu?: "auto" | "cuda" | "vulkan" | false;
+  /** Tokens per sequence. Default 2048. */
+  readonly contextSize?: number;
+  /** Sequences that can be live at once (parallel rollouts). Default 8. */
+  readonly sequences?: number;
+  /** Tokens per `llama_decode` call. Default max(512, sequences). */
+  readonly batchSize?: number;
+  /** CPU threads. Default: all cores node-llama-cpp detects. */
+  readonly threads?: number;
+  /**
+   * KV cache type. Default: llama.cpp's own (F16: half the memory, log-probs shift by ~3e-3);
+   * `"F32"` makes sampler log-probs agree with an F32 learner to ~1e-6 at twice the cache memory.
+   */
+  readonly kvCacheType?: KvCacheType;
+  /** Flash attention. Default false (exact agreement with the learner's attention). */
+  readonly flashAttention?: boolean;
+  /** A LoRA adapter applied from the start. */
+  readonly lora?: { readonly path: string; readonly scale?: number };
+  /** Share a Llama instance (e.g. across tests). */
+  readonly llama?: Llama;
+  /** node-llama-cpp log level. Default `"error"`. */
+  readonly logLevel?: "error" | "warn" | "info" | "debug";
+  /**
+   * Which decode loop samples and scores. `"native"` (the default where its addon is built for the
+   * libraries node-llama-cpp loaded, CPU or CUDA): the loop in C++ over libllama, one native call per
+   * chunk of decode steps for all sequences. `"node-llama-cpp"`: node-llama-cpp's batched context API
+   * with one native sampling call per sequence per token (the fallback, e.g. on Vulkan).
+   */
+  readonly engine?: "native" | "node-llama-cpp";
+}
+
+/** The policy plus what tests and benchmarks need to look inside. */
+export interface LlamaCppPolicyShape extends PolicyShape {
+  /** The decode loop in use (see {@link LlamaCppPolicyConfig.engine}). */
+  readonly engine: "native" | "node-llama-cpp";
+  /** Tokens decoded so far (input tokens), to check that prefixes are reused. */
+  readonly evaluatedTokens: () => number;
+  /** `llama_decode` calls so far: concurrent sequences share one call per step. */
+  readonly decodeCalls: () => number;
+  /** The node-llama-cpp model (tokenizer and metadata; the node-llama-cpp engine also decodes with it). */
+  readonly model: () => LlamaModel;
+}
+
+export type DisposablePolicy = LlamaCppPolicyShape & { readonly dispose: () => Promise<void> };
+
+export const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/** Typed errors pass through; anything else becomes a PolicyError naming the operation. */
+export const policyErrorOf = (what: string) => (e: unknown) =>
+  e instanceof ContextOverflowError || e instanceof PolicyError
+    ? e
+    : new PolicyError({ message: `${what}: ${messageOf(e)}`, cause: e });
+
+/** A model file for node-llama-cpp: a path, or an `hf:` URI resolved into its cache. */
+export const loadLlamaModel = async (
+  llama: Llama,
+  path: string,
+  options: { readonly vocabOnly?: boolean } = {},
+): Promise<{ model: LlamaModel; modelPath: string }> => {
+  let modelPath = path;
+  try {
+    if (path.startsWith("hf:")) modelPath = await resolveModelFile(path);
+    const model = await llama.loadModel({ modelPath, ...options });
+    return { model, modelPath };
+  } catch (e) {
+    throw new ModelLoadError({ message: `cannot load model ${path}: ${messageOf(e)}`, path, cause: e });
+  }
+};
