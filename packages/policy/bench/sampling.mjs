@@ -1,5 +1,6 @@
 // Sampling throughput of LlamaCppPolicy on a tiny model, for 1, 4, 16 and 64 parallel sequences,
-// in one run, against:
+// in one run, on both of its engines (the native decode loop, its default, and node-llama-cpp's
+// batched context API), against:
 //   - node-llama-cpp's raw batched decode (initBatch / addToBatch / decodeBatch / sampleToken);
 //   - llama.cpp's own C++ engine: `llama-batched-bench` (decode throughput S_TG, no sampling),
 //     built from the bundled llama.cpp source by tools/build-llama-server.sh;
@@ -15,7 +16,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createTinyLlama, writeGguf } from "@workflow-r1/gguf";
-import { createLlamaCppPolicy, createNativeSampler, HttpPolicy } from "@workflow-r1/policy";
+import { createLlamaCppPolicy, HttpPolicy } from "@workflow-r1/policy";
 import { Effect } from "effect";
 import { getLlama } from "node-llama-cpp";
 
@@ -81,9 +82,10 @@ const cpuSeconds = (c0) => {
 const prompts = (n) =>
   Array.from({ length: n }, (_, i) => Int32Array.from({ length: PROMPT }, (_, j) => (i * 31 + j * 7) % 256));
 
-/** The Policy: N fibers, each opening a sequence and sampling TOKENS tokens (no stop, EOS ignored by bias-free luck → counted). */
-const runPolicy = async (n) => {
+/** The Policy on one engine: N fibers, each opening a sequence and sampling TOKENS tokens. */
+const runPolicy = async (n, engine) => {
   const policy = await createLlamaCppPolicy({
+    engine,
     modelPath: model.path,
     llama,
     gpu: false,
@@ -113,7 +115,7 @@ const runPolicy = async (n) => {
     const s = (performance.now() - t0) / 1000;
     const cpu = cpuSeconds(c0);
     const sampled = gens.reduce((a, g) => a + g.tokens.length, 0);
-    warnIfShort("policy", n, sampled);
+    warnIfShort(`policy (${engine})`, n, sampled);
     return {
       tokens: sampled,
       seconds: s,
@@ -191,39 +193,6 @@ const runRaw = async (n) => {
   } finally {
     await context.dispose();
     await m.dispose();
-  }
-};
-
-/** The experimental native engine: the decode loop in C++ over libllama (src/native/sampler.ts). */
-const runNative = async (n, unifiedKv) => {
-  const sampler = createNativeSampler({
-    modelPath: model.path,
-    sequences: n,
-    contextPerSequence: 256,
-    threads: THREADS,
-    unifiedKv,
-  });
-  try {
-    const once = () =>
-      Promise.all(
-        prompts(n).map(async (p, i) => {
-          const seq = sampler.openSequence(p);
-          try {
-            return await seq.generate(new Int32Array(0), { maxTokens: TOKENS, seed: i });
-          } finally {
-            seq.close();
-          }
-        }),
-      );
-    await once(); // warm-up
-    const t0 = performance.now();
-    const gens = await once();
-    const s = (performance.now() - t0) / 1000;
-    const sampled = gens.reduce((a, g) => a + g.tokens.length, 0);
-    warnIfShort("native loop", n, sampled);
-    return { tps: sampled / s };
-  } finally {
-    await sampler.dispose();
   }
 };
 
@@ -315,56 +284,48 @@ if (!haveCpp || !haveServer)
 
 const rows = [];
 for (const n of PARALLEL) {
-  // Alternate the two measurements and keep each one's best of ROUNDS, so background load on a shared
-  // machine hits both alike.
-  let raw = { tps: 0, cpuTps: 0 };
-  let pol = { tps: 0, cpuTps: 0 };
-  let cpp = 0;
-  let http = 0;
-  let nat = 0;
-  let natUnified = 0;
+  // Alternate the measurements and keep each one's best of ROUNDS, so background load on a shared
+  // machine hits all alike.
+  const best = { policy: 0, nodeEngine: 0, raw: 0, cpp: 0, http: 0 };
+  let decodes = 0;
   for (let r = 0; r < ROUNDS; r++) {
-    const a = await runPolicy(n);
-    const b = await runRaw(n);
-    pol = { tps: Math.max(pol.tps, a.tps), cpuTps: Math.max(pol.cpuTps, a.cpuTps), decodes: a.decodes };
-    raw = { tps: Math.max(raw.tps, b.tps), cpuTps: Math.max(raw.cpuTps, b.cpuTps) };
-    nat = Math.max(nat, (await runNative(n, false)).tps);
-    natUnified = Math.max(natUnified, (await runNative(n, true)).tps);
-    if (haveCpp) cpp = Math.max(cpp, runCpp(n).tps);
-    if (haveServer) http = Math.max(http, (await runHttp(n)).tps);
+    const a = await runPolicy(n, "native");
+    best.policy = Math.max(best.policy, a.tps);
+    decodes = a.decodes;
+    best.nodeEngine = Math.max(best.nodeEngine, (await runPolicy(n, "node-llama-cpp")).tps);
+    best.raw = Math.max(best.raw, (await runRaw(n)).tps);
+    if (haveCpp) best.cpp = Math.max(best.cpp, runCpp(n).tps);
+    if (haveServer) best.http = Math.max(best.http, (await runHttp(n)).tps);
   }
   const row = {
     n,
-    policy: pol.tps,
-    raw: raw.tps,
-    ratio: pol.tps / raw.tps,
-    policyCpu: pol.cpuTps,
-    rawCpu: raw.cpuTps,
-    cpuRatio: pol.cpuTps / raw.cpuTps,
-    cpp: haveCpp ? cpp : null,
-    ratioToCpp: haveCpp ? pol.tps / cpp : null,
-    http: haveServer ? http : null,
-    native: nat,
-    nativeUnified: natUnified,
-    nativeToCpp: haveCpp ? nat / cpp : null,
+    policy: best.policy,
+    policyNodeEngine: best.nodeEngine,
+    raw: best.raw,
+    cpp: haveCpp ? best.cpp : null,
+    http: haveServer ? best.http : null,
+    ratioToCpp: haveCpp ? best.policy / best.cpp : null,
+    ratioToRaw: best.policy / best.raw,
   };
   rows.push(row);
   console.log(
-    `${String(n).padStart(3)} sequences: wall policy ${pol.tps.toFixed(0).padStart(6)} / raw ${raw.tps.toFixed(0).padStart(6)} tok/s = ${row.ratio.toFixed(2)}; ` +
-      `per CPU-second policy ${pol.cpuTps.toFixed(0).padStart(6)} / raw ${raw.cpuTps.toFixed(0).padStart(6)} = ${row.cpuRatio.toFixed(2)} (${pol.decodes} decodes for ${TOKENS} steps)` +
-      (haveCpp ? `; llama-batched-bench ${cpp.toFixed(0)} (policy/C++ ${row.ratioToCpp.toFixed(2)})` : "") +
-      (haveServer ? `; HttpPolicy ${http.toFixed(0)}` : "") +
-      `; native loop ${nat.toFixed(0)} (unified KV ${natUnified.toFixed(0)})`,
+    `${String(n).padStart(3)} sequences: policy ${best.policy.toFixed(0)} tok/s (${decodes} decodes for ${TOKENS} steps), ` +
+      `node-llama-cpp engine ${best.nodeEngine.toFixed(0)}, raw node-llama-cpp ${best.raw.toFixed(0)}` +
+      (haveCpp
+        ? `, llama-batched-bench ${best.cpp.toFixed(0)} (policy/C++ ${row.ratioToCpp.toFixed(2)})`
+        : "") +
+      (haveServer ? `, HttpPolicy ${best.http.toFixed(0)}` : ""),
   );
 }
 console.log(
-  "\n| sequences | policy | node-llama-cpp raw | native loop (experimental) | native loop, unified KV | llama-batched-bench (C++) | HttpPolicy (llama-server) | policy / C++ | native loop / C++ | policy / raw |",
+  "\n| sequences | policy (native engine) | policy (node-llama-cpp engine) | node-llama-cpp raw | llama-batched-bench (C++) | HttpPolicy (llama-server) | policy / C++ | policy / raw |",
 );
-console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 const fmt = (x) => (x === null ? "–" : Math.round(x).toLocaleString("en-US"));
+const ratio = (x) => (x === null ? "–" : x.toFixed(2));
 for (const r of rows)
   console.log(
-    `| ${r.n} | ${fmt(r.policy)} | ${fmt(r.raw)} | ${fmt(r.native)} | ${fmt(r.nativeUnified)} | ${fmt(r.cpp)} | ${fmt(r.http)} | ${r.ratioToCpp === null ? "–" : r.ratioToCpp.toFixed(2)} | ${r.nativeToCpp === null ? "–" : r.nativeToCpp.toFixed(2)} | ${r.ratio.toFixed(2)} |`,
+    `| ${r.n} | ${fmt(r.policy)} | ${fmt(r.policyNodeEngine)} | ${fmt(r.raw)} | ${fmt(r.cpp)} | ${fmt(r.http)} | ${ratio(r.ratioToCpp)} | ${ratio(r.ratioToRaw)} |`,
   );
 console.log(
   JSON.stringify({

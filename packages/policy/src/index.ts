@@ -8,7 +8,7 @@ export {
   type LlamaCppPolicyConfig,
   type LlamaCppPolicyShape,
 } from "./llama/policy.js";
-// Experimental: the decode loop in C++ over libllama (generation only).
+// The native engine on its own (LlamaCppPolicy runs on it by default).
 export {
   createNativeSampler,
   type NativeSampler,
