@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 
 #include "ggml-backend.h"
 
@@ -56,6 +57,10 @@ Engine::Engine(const std::string &modelPath, const EngineOptions &o) : options_(
     throw Error("could not create a llama.cpp context (" + std::to_string(cp.n_ctx) + " cells)");
   }
   batch_ = llama_batch_init(o.batchSize, 0, 1);
+  const int32_t samplers = std::max(1, o.threads);
+  workers_ = std::make_unique<Workers>(samplers);
+  scratch_.resize(samplers);
+  order_.resize(samplers);
   // A persistent CPU thread pool: without one, every llama_decode sets up its worker threads anew
   // (node-llama-cpp's contexts attach none).
   ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
@@ -196,9 +201,32 @@ std::vector<Result> Engine::run(int32_t steps) {
       decodedTokens_ += batch_.n_tokens;
       if (rc != 0) throw Error("llama_decode failed (" + std::to_string(rc) + ")");
     }
+    // Every row this step reads — scored rows and one draw per sampling sequence — is a pass over
+    // the vocabulary; the workers take them in parallel, the rest below is sequential.
+    struct RowJob {
+      Live *live;
+      const float *logits;
+      int32_t target;  // scored token, or -1: draw one
+      float logprob = 0;
+      Draw draw{0, 0};
+    };
+    std::vector<RowJob> jobs;
     for (auto &l : live_) {
       for (auto [row, target] : l.scoreRows)
-        l.result.logprobs.push_back(logProbabilityOf(llama_get_logits_ith(ctx_, row), vocab_, l.request.targets[target]));
+        jobs.push_back({&l, llama_get_logits_ith(ctx_, row), l.request.targets[target]});
+      if (l.batchIndex >= 0 && l.request.scoreFirst < 0 && l.result.finish.empty())
+        jobs.push_back({&l, llama_get_logits_ith(ctx_, l.batchIndex), -1});
+    }
+    workers_->forEach((int32_t)jobs.size(), [&](int32_t i, int32_t w) {
+      RowJob &j = jobs[i];
+      if (j.target >= 0)
+        j.logprob = logProbabilityOf(j.logits, vocab_, j.target, scratch_[w]);
+      else
+        j.draw = sampleToken(j.logits, vocab_, j.live->request.sampling, j.live->rng, scratch_[w], order_[w]);
+    });
+    size_t nextJob = 0;
+    for (auto &l : live_) {
+      for (size_t k = 0; k < l.scoreRows.size(); k++) l.result.logprobs.push_back(jobs[nextJob++].logprob);
       if (l.batchIndex < 0) continue;
       l.result.position = l.request.position + (int32_t)l.request.feed.size();
       if (l.request.scoreFirst >= 0) {
@@ -206,7 +234,7 @@ std::vector<Result> Engine::run(int32_t steps) {
         continue;
       }
       if (!l.result.finish.empty()) continue;  // maxTokens 0: evaluated only
-      const Draw d = sampleToken(llama_get_logits_ith(ctx_, l.batchIndex), vocab_, l.request.sampling, l.rng, scratch_, order_);
+      const Draw d = jobs[nextJob++].draw;
       l.result.tokens.push_back(d.token);
       l.result.logprobs.push_back(d.logprob);
       // The sampled token is fed next step (it is not in the KV cache yet).

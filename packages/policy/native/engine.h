@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -13,6 +14,7 @@
 
 #include "llama.h"
 #include "sampling.h"
+#include "workers.h"
 
 namespace wr1 {
 
@@ -100,8 +102,9 @@ private:
   std::vector<Request> incoming_;
   std::vector<int64_t> cancelled_;
   std::vector<Live> live_;
-  std::vector<float> scratch_;
-  std::vector<int32_t> order_;
+  std::unique_ptr<Workers> workers_;
+  std::vector<std::vector<float>> scratch_;  // per worker
+  std::vector<std::vector<int32_t>> order_;  // per worker
   int64_t decodes_ = 0;
   int64_t decodedTokens_ = 0;
   llama_adapter_lora *lora_ = nullptr;

@@ -20,7 +20,7 @@ struct Draw {
 };
 
 // log p(token) at temperature 1 (teacher-forced scoring).
-float logProbabilityOf(const float *logits, int32_t vocab, int32_t token);
+float logProbabilityOf(const float *logits, int32_t vocab, int32_t token, std::vector<float> &scratch);
 
 // `scratch` is reused across calls to avoid allocations per token.
 Draw sampleToken(const float *logits, int32_t vocab, const SamplingSettings &s, std::mt19937_64 &rng,
