@@ -141,7 +141,9 @@ export const createNativeSampler = (config: NativeSamplerConfig): NativeSampler 
       if (signal?.aborted) throw new PolicyError({ message: "generation interrupted" });
       const id = native.submit(r);
       submitted++;
-      const cancel = () => native.cancel(id);
+      const cancel = () => {
+        if (!disposed) native.cancel(id);
+      };
       signal?.addEventListener("abort", cancel, { once: true });
       waiting.set(id, {
         resolve: (result) => {
