@@ -170,9 +170,13 @@ std::vector<Result> Engine::run(int32_t steps) {
     // last sampled token. Logits only where a token is sampled next.
     batch_.n_tokens = 0;
     int32_t budget = options_.batchSize;
+    // Every live request starts the step with no rows: those the batch has no room for this step
+    // must not read last step's.
     for (auto &l : live_) {
       l.batchIndex = -1;
       l.scoreRows.clear();
+    }
+    for (auto &l : live_) {
       const auto &feed = l.request.feed;
       const size_t left = feed.size() - l.fed;
       const size_t take = std::min<size_t>(left, (size_t)budget);
@@ -211,11 +215,15 @@ std::vector<Result> Engine::run(int32_t steps) {
       Draw draw{0, 0};
     };
     std::vector<RowJob> jobs;
+    const auto logitsOf = [&](int32_t row) {
+      const float *logits = llama_get_logits_ith(ctx_, row);
+      if (!logits) throw Error("llama.cpp has no logits for batch row " + std::to_string(row));
+      return logits;
+    };
     for (auto &l : live_) {
-      for (auto [row, target] : l.scoreRows)
-        jobs.push_back({&l, llama_get_logits_ith(ctx_, row), l.request.targets[target]});
+      for (auto [row, target] : l.scoreRows) jobs.push_back({&l, logitsOf(row), l.request.targets[target]});
       if (l.batchIndex >= 0 && l.request.scoreFirst < 0 && l.result.finish.empty())
-        jobs.push_back({&l, llama_get_logits_ith(ctx_, l.batchIndex), -1});
+        jobs.push_back({&l, logitsOf(l.batchIndex), -1});
     }
     workers_->forEach((int32_t)jobs.size(), [&](int32_t i, int32_t w) {
       RowJob &j = jobs[i];

@@ -198,6 +198,43 @@ describe("native sampling engine", () => {
     }
   });
 
+  it("a sequence the full batch has no room for waits a step (it reads no stale logits row)", async () => {
+    // Batches of 8 tokens: sequence 1's 30-token prompt fills them while sequences 0 and 2 sample;
+    // sequence 2, after it in id order, gets no room in those steps and must sample nothing then.
+    // (It used to read the previous step's row: llama.cpp returned no logits and the process crashed.)
+    const sampler = createNativeSampler({
+      modelPath: model.path,
+      sequences: 3,
+      contextPerSequence: 128,
+      batchSize: 8,
+      stepsPerCall: 4,
+    });
+    try {
+      const seqs = [
+        sampler.openSequence(prompt(1)),
+        sampler.openSequence(Int32Array.of(5)),
+        sampler.openSequence(prompt(3)),
+      ];
+      const first = seqs[0]!.generate(new Int32Array(0), { maxTokens: 100, seed: 1 });
+      const third = seqs[2]!.generate(new Int32Array(0), { maxTokens: 100, seed: 3 });
+      // Join once sequences 0 and 2 have sampled from rows of their own.
+      while (sampler.decodeCalls() < 2) await new Promise((r) => setImmediate(r));
+      const long = Int32Array.from({ length: 30 }, (_, i) => 1 + ((i * 13) % 280));
+      const second = seqs[1]!.generate(long, { maxTokens: 4, seed: 2 });
+      const results = await Promise.all([first, second, third]);
+      for (const g of results) expect(["length", "eos"]).toContain(g.finishReason);
+      // Alone, sequence 2 samples the same tokens: sharing the batch changed nothing.
+      await Promise.all(seqs.map((q) => q.close()));
+      const alone = sampler.openSequence(prompt(3));
+      const again = await alone.generate(new Int32Array(0), { maxTokens: 100, seed: 3 });
+      await alone.close();
+      expect(Array.from(again.tokens)).toEqual(Array.from(results[2]!.tokens));
+      expect(again.finishReason).toBe(results[2]!.finishReason);
+    } finally {
+      await sampler.dispose();
+    }
+  });
+
   it("ends a generation at the next step when its signal aborts, then frees the slot", async () => {
     const sampler = createNativeSampler({
       modelPath: model.path,
