@@ -143,6 +143,10 @@ program
   .option("--parallel <n>", "runs at a time (child processes)", int, 1)
   .option("--tabulate-only", "only tabulate the runs already in --out; train nothing")
   .option("--no-share-warm-start", "run each algorithm's warm start itself (default: one per seed, shared)")
+  .option(
+    "--resume",
+    "continue a compare that stopped, in the same --out with the same options: finished runs are kept, stopped ones resume from their latest checkpoint",
+  )
   .option("--set <key=value>", "override any config field", collect, [])
   .action((options) =>
     select(
@@ -157,6 +161,7 @@ program
           parallel: options.parallel,
           tabulateOnly: Boolean(options.tabulateOnly),
           shareWarmStart: options.shareWarmStart !== false,
+          resume: Boolean(options.resume),
           overrides: yield* overridesOf(options),
         });
       }),

@@ -158,4 +158,38 @@ describe("workflow-r1 compare with a shared warm start", () => {
     expect(markdown).toContain("final held-out accuracy, mean [95% CI]");
     expect(markdown).toContain("clip fraction");
   }, 600_000);
+
+  it("--resume keeps finished runs and continues a stopped one from its checkpoint", async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-compare-resume-"));
+    const options = {
+      algorithms: ["gsspo", "grpo"],
+      seeds: 1,
+      out,
+      threshold: 0.5,
+      overrides: { ...arith(out), checkpointEvery: 1 },
+    };
+    const table = await runCompare(options);
+    const kept = path.join(out, "gsspo-seed1", "summary.json");
+    const keptAt = fs.statSync(kept).mtimeMs;
+    // The grpo run "stopped" after its step-1 checkpoint: no summary, step 2's metrics lost.
+    const stopped = path.join(out, "grpo-seed1");
+    fs.rmSync(path.join(stopped, "summary.json"));
+    const rows = fs.readFileSync(path.join(stopped, "metrics.jsonl"), "utf8").trim().split("\n");
+    fs.writeFileSync(
+      path.join(stopped, "metrics.jsonl"),
+      `${rows.filter((r) => JSON.parse(r).step < 2).join("\n")}\n`,
+    );
+    const steps = fs.readdirSync(path.join(stopped, "checkpoints")).filter((d) => d.startsWith("step-"));
+    expect(steps).toContain("step-000001");
+    fs.rmSync(path.join(stopped, "checkpoints", "step-000002"), { recursive: true });
+    fs.writeFileSync(path.join(stopped, "checkpoints", "latest"), "step-000001");
+    // A marker a fresh start of the run (which clears its directory) would remove.
+    fs.writeFileSync(path.join(stopped, "marker"), "");
+    const resumed = await runCompare({ ...options, resume: true });
+    expect(fs.existsSync(path.join(stopped, "marker"))).toBe(true);
+    expect(fs.statSync(kept).mtimeMs).toBe(keptAt);
+    expect(fs.existsSync(path.join(stopped, "summary.json"))).toBe(true);
+    // The resumed run ends where the uninterrupted one did.
+    expect(resumed).toEqual(table);
+  }, 600_000);
 });

@@ -42,6 +42,12 @@ export interface CompareOptions {
    * algorithm, at a fraction of the time.
    */
   readonly shareWarmStart?: boolean;
+  /**
+   * Continue a compare that stopped (a crash, Ctrl-C) in the same `out`: runs that finished (their
+   * `summary.json` is written) are kept, runs with a checkpoint resume from their latest one, and
+   * only the rest start anew. The options must be the ones the compare started with.
+   */
+  readonly resume?: boolean;
 }
 
 export interface CompareRow {
@@ -288,7 +294,16 @@ const trainAll = (jobs: ReadonlyArray<CompareJob>, options: CompareOptions) =>
         out: job.out,
         algorithm: { ...job.entry.settings, name: job.entry.name },
       });
-    for (const job of jobs) yield* fs.remove(job.out, { recursive: true, force: true });
+    const resuming = options.resume ?? false;
+    /** Where a run stands: finished, stopped after a checkpoint, or not started. */
+    const progress = (out: string) =>
+      Effect.gen(function* () {
+        if (!resuming) return "new" as const;
+        if (yield* fs.exists(path.join(out, "summary.json"))) return "done" as const;
+        if (yield* fs.exists(path.join(out, "checkpoints", "latest"))) return "started" as const;
+        return "new" as const;
+      });
+    if (!resuming) for (const job of jobs) yield* fs.remove(job.out, { recursive: true, force: true });
     const parallel = options.parallel ?? 1;
     const configs = path.join(options.out, "configs");
     yield* fs.makeDirectory(configs, { recursive: true });
@@ -307,7 +322,13 @@ const trainAll = (jobs: ReadonlyArray<CompareJob>, options: CompareOptions) =>
 
     const base = yield* loadConfig({ file: options.file, overrides: options.overrides });
     const share = (options.shareWarmStart ?? true) && base.warmStart.steps > 0 && jobs.length > 1;
-    if (!share) return yield* pool(jobs, parallel, (job) => runJob(job, overridesFor(job), false));
+    if (!share)
+      return yield* pool(jobs, parallel, (job) =>
+        Effect.gen(function* () {
+          const at = yield* progress(job.out);
+          if (at !== "done") yield* runJob(job, overridesFor(job), at === "started");
+        }),
+      );
     // One warm start per seed (a 1-step run keeps its step-0 checkpoint), then every algorithm of
     // that seed resumes from it.
     const seeds = [...new Set(jobs.map((job) => job.seed))];
@@ -316,21 +337,34 @@ const trainAll = (jobs: ReadonlyArray<CompareJob>, options: CompareOptions) =>
       const entry = parseAlgorithmEntry("warm-start");
       return { algorithm: "warm-start", entry, seed, out };
     });
-    for (const job of warmJobs) yield* fs.remove(job.out, { recursive: true, force: true });
+    if (!resuming) for (const job of warmJobs) yield* fs.remove(job.out, { recursive: true, force: true });
     process.stderr.write(
       `[compare] one shared warm start per seed: ${warmJobs.map((j) => j.out).join(", ")}\n`,
     );
     yield* pool(warmJobs, parallel, (job) =>
-      runJob(job, deepMerge(options.overrides ?? {}, { seed: job.seed, out: job.out, steps: 1 }), false),
+      Effect.gen(function* () {
+        const at = yield* progress(job.out);
+        if (at === "done") return;
+        yield* runJob(
+          job,
+          deepMerge(options.overrides ?? {}, { seed: job.seed, out: job.out, steps: 1 }),
+          at === "started",
+        );
+      }),
     );
     yield* pool(jobs, parallel, (job) =>
       Effect.gen(function* () {
         const overrides = overridesFor(job);
-        yield* seedFromWarmStart(
-          path.join(options.out, `warm-start-seed${job.seed}`),
-          job.out,
-          yield* loadConfig({ file: options.file, overrides }),
-        );
+        const at = yield* progress(job.out);
+        if (at === "done") return;
+        if (at === "new") {
+          yield* fs.remove(job.out, { recursive: true, force: true });
+          yield* seedFromWarmStart(
+            path.join(options.out, `warm-start-seed${job.seed}`),
+            job.out,
+            yield* loadConfig({ file: options.file, overrides }),
+          );
+        }
         return yield* runJob(job, overrides, true);
       }),
     );
