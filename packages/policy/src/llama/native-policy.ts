@@ -6,7 +6,6 @@
  * the engine's context without reloading the base; a full reload opens a new engine.
  */
 import {
-  type ChatMessage,
   ContextOverflowError,
   ModelLoadError,
   PolicyError,
@@ -14,7 +13,7 @@ import {
   type WeightsSource,
 } from "@workflow-r1/core";
 import { Effect, type Scope, Semaphore } from "effect";
-import type { Llama, LlamaModel, Token } from "node-llama-cpp";
+import type { Llama, LlamaModel } from "node-llama-cpp";
 import type { AddonFlavor } from "../native/addon.js";
 import { createNativeSampler, type NativeSampler } from "../native/sampler.js";
 import { describeModel, type Loaded } from "./loading.js";
@@ -23,7 +22,10 @@ import {
   type LlamaCppPolicyConfig,
   loadLlamaModel,
   messageOf,
+  openSequencesError,
   policyErrorOf,
+  reloadFailure,
+  textMethods,
 } from "./options.js";
 
 interface Current extends Pick<Loaded, "renderer" | "info" | "modelPath"> {
@@ -150,10 +152,7 @@ export const createNativeLlamaPolicy = async (
   const reload = (weights: WeightsSource): Effect.Effect<void, ModelLoadError> =>
     Effect.tryPromise({
       try: async () => {
-        if (openSequences > 0)
-          throw new Error(
-            `${openSequences} sequence(s) are still open; close them (end their scopes) before reloading`,
-          );
+        if (openSequences > 0) throw openSequencesError(openSequences);
         if (weights.kind === "lora") {
           await current.sampler.setLora({ path: weights.path, scale: weights.scale });
           return;
@@ -166,25 +165,13 @@ export const createNativeLlamaPolicy = async (
         await old.sampler.dispose();
         await old.model.dispose();
       },
-      catch: (e) =>
-        e instanceof ModelLoadError
-          ? e
-          : new ModelLoadError({
-              message: `cannot reload ${weights.kind} ${weights.path}: ${messageOf(e)}`,
-              path: weights.path,
-              cause: e,
-            }),
+      catch: reloadFailure(weights),
     });
 
   return {
     engine: "native",
     info: () => current.info,
-    tokenize: (text, options) =>
-      Int32Array.from(current.model.tokenize(text, options?.special ?? false) as unknown as number[]),
-    detokenize: (tokens) => current.model.detokenize(Array.from(tokens) as Token[], true),
-    renderChat: (messages: ReadonlyArray<ChatMessage>, options) =>
-      current.renderer.render(messages, options?.addGenerationPrompt ?? false),
-    renderContinuation: (messages, lastTokens) => current.renderer.continuation(messages, lastTokens),
+    ...textMethods(() => current),
     openSequence,
     score,
     reload,

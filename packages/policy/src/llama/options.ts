@@ -1,8 +1,15 @@
 /**
  * The LlamaCppPolicy's configuration, its shape, and what both of its engines share.
  */
-import { ContextOverflowError, ModelLoadError, PolicyError, type PolicyShape } from "@workflow-r1/core";
-import { type Llama, type LlamaModel, resolveModelFile } from "node-llama-cpp";
+import {
+  ContextOverflowError,
+  ModelLoadError,
+  PolicyError,
+  type PolicyShape,
+  type WeightsSource,
+} from "@workflow-r1/core";
+import { type Llama, type LlamaModel, resolveModelFile, type Token } from "node-llama-cpp";
+import type { ChatRenderer } from "./chat.js";
 
 export type KvCacheType = "F32" | "F16" | "Q8_0" | "Q4_0";
 
@@ -78,3 +85,29 @@ export const loadLlamaModel = async (
     throw new ModelLoadError({ message: `cannot load model ${path}: ${messageOf(e)}`, path, cause: e });
   }
 };
+
+/** Tokenizer and chat rendering, from the model (and its renderer) loaded now. */
+export const textMethods = (
+  current: () => { readonly model: LlamaModel; readonly renderer: ChatRenderer },
+): Pick<PolicyShape, "tokenize" | "detokenize" | "renderChat" | "renderContinuation"> => ({
+  tokenize: (text, options) =>
+    Int32Array.from(current().model.tokenize(text, options?.special ?? false) as unknown as number[]),
+  detokenize: (tokens) => current().model.detokenize(Array.from(tokens) as Token[], true),
+  renderChat: (messages, options) =>
+    current().renderer.render(messages, options?.addGenerationPrompt ?? false),
+  renderContinuation: (messages, lastTokens) => current().renderer.continuation(messages, lastTokens),
+});
+
+/** A reload needs every sequence closed (their KV cells belong to the weights being replaced). */
+export const openSequencesError = (open: number) =>
+  new Error(`${open} sequence(s) are still open; close them (end their scopes) before reloading`);
+
+/** A failed reload as a ModelLoadError naming the weights. */
+export const reloadFailure = (weights: WeightsSource) => (e: unknown) =>
+  e instanceof ModelLoadError
+    ? e
+    : new ModelLoadError({
+        message: `cannot reload ${weights.kind} ${weights.path}: ${messageOf(e)}`,
+        path: weights.path,
+        cause: e,
+      });

@@ -14,7 +14,6 @@ import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  type ChatMessage,
   ContextOverflowError,
   ModelLoadError,
   Policy,
@@ -30,7 +29,6 @@ import {
   type LlamaContextSequence,
   type LlamaLogLevel,
   type LlamaModel,
-  type Token,
 } from "node-llama-cpp";
 import { type AddonFlavor, addonAvailable, addonFile } from "../native/addon.js";
 import type { NativeSampler } from "./engine.js";
@@ -43,7 +41,10 @@ import {
   type LlamaCppPolicyShape,
   loadLlamaModel,
   messageOf,
+  openSequencesError,
   policyErrorOf,
+  reloadFailure,
+  textMethods,
 } from "./options.js";
 import { createSequence } from "./sequence.js";
 
@@ -263,10 +264,7 @@ const createNodeLlamaCppPolicy = async (
   const reload = (weights: WeightsSource): Effect.Effect<void, ModelLoadError> =>
     Effect.tryPromise({
       try: async () => {
-        if (open > 0)
-          throw new Error(
-            `${open} sequence(s) are still open; close them (end their scopes) before reloading`,
-          );
+        if (open > 0) throw openSequencesError(open);
         if (weights.kind === "lora") {
           const next = await createContext(loaded.model, { path: weights.path, scale: weights.scale });
           await loaded.context.dispose();
@@ -286,25 +284,13 @@ const createNodeLlamaCppPolicy = async (
         await old.context.dispose();
         await old.model.dispose();
       },
-      catch: (e) =>
-        e instanceof ModelLoadError
-          ? e
-          : new ModelLoadError({
-              message: `cannot reload ${weights.kind} ${weights.path}: ${messageOf(e)}`,
-              path: weights.path,
-              cause: e,
-            }),
+      catch: reloadFailure(weights),
     });
 
   return {
     engine: "node-llama-cpp",
     info: () => ({ ...loaded.info, contextSize: loaded.context.contextSize }),
-    tokenize: (text, options) =>
-      Int32Array.from(loaded.model.tokenize(text, options?.special ?? false) as unknown as number[]),
-    detokenize: (tokens) => loaded.model.detokenize(Array.from(tokens) as Token[], true),
-    renderChat: (messages: ReadonlyArray<ChatMessage>, options) =>
-      loaded.renderer.render(messages, options?.addGenerationPrompt ?? false),
-    renderContinuation: (messages, lastTokens) => loaded.renderer.continuation(messages, lastTokens),
+    ...textMethods(() => loaded),
     openSequence,
     score,
     reload,
