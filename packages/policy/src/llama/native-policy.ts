@@ -6,9 +6,9 @@
  * the engine's context without reloading the base; a full reload opens a new engine.
  */
 import {
-  ContextOverflowError,
+  type ContextOverflowError,
   ModelLoadError,
-  PolicyError,
+  type PolicyError,
   type PolicySequence,
   type WeightsSource,
 } from "@workflow-r1/core";
@@ -18,6 +18,8 @@ import type { AddonFlavor } from "../native/addon.js";
 import { createNativeSampler, type NativeSampler } from "../native/sampler.js";
 import { describeModel, type Loaded } from "./loading.js";
 import {
+  checkScore,
+  checkTokens,
   type DisposablePolicy,
   type LlamaCppPolicyConfig,
   loadLlamaModel,
@@ -88,27 +90,11 @@ export const createNativeLlamaPolicy = async (
   const slots = Semaphore.makeUnsafe(nSeq);
   const holdSlot = Effect.acquireRelease(Semaphore.take(slots, 1), () => Semaphore.release(slots, 1));
 
-  const checkTokens = (tokens: Int32Array, lengthLabel: string, tokenLabel: string) =>
-    Effect.gen(function* () {
-      if (tokens.length > perSeq)
-        return yield* new ContextOverflowError({
-          message: `${lengthLabel} ${tokens.length} tokens, the context holds ${perSeq} per sequence`,
-          needed: tokens.length,
-          contextSize: perSeq,
-        });
-      const vocab = current.info.vocabularySize;
-      for (const t of tokens)
-        if (t < 0 || t >= vocab)
-          return yield* new PolicyError({
-            message: `${tokenLabel} ${t} is outside the vocabulary (${vocab})`,
-          });
-    });
-
   const openSequence = (
     prompt: Int32Array,
   ): Effect.Effect<PolicySequence, PolicyError | ContextOverflowError, Scope.Scope> =>
     Effect.gen(function* () {
-      yield* checkTokens(prompt, "prompt has", "prompt token");
+      yield* checkTokens(prompt, current.info, "prompt has", "prompt token");
       yield* holdSlot;
       const seq = yield* Effect.acquireRelease(
         Effect.try({
@@ -135,11 +121,7 @@ export const createNativeLlamaPolicy = async (
   const score = (tokens: Int32Array, from: number) =>
     Effect.scoped(
       Effect.gen(function* () {
-        if (from < 1 || from > tokens.length)
-          return yield* new PolicyError({
-            message: `score: from must be in [1, ${tokens.length}], got ${from}`,
-          });
-        yield* checkTokens(tokens, "score needs", "score: token");
+        yield* checkScore(tokens, from, current.info);
         if (from === tokens.length) return new Float32Array(0);
         yield* holdSlot;
         return yield* Effect.tryPromise({

@@ -8,6 +8,7 @@ import {
   type PolicyShape,
   type WeightsSource,
 } from "@workflow-r1/core";
+import { Effect } from "effect";
 import { type Llama, type LlamaModel, resolveModelFile, type Token } from "node-llama-cpp";
 import type { ChatRenderer } from "./chat.js";
 
@@ -111,3 +112,37 @@ export const reloadFailure = (weights: WeightsSource) => (e: unknown) =>
         path: weights.path,
         cause: e,
       });
+
+/** Tokens that fit one sequence's context and the vocabulary; the messages name the operation. */
+export const checkTokens = (
+  tokens: Int32Array,
+  limits: { readonly contextSize: number; readonly vocabularySize: number },
+  lengthLabel: string,
+  tokenLabel: string,
+) =>
+  Effect.gen(function* () {
+    const { contextSize, vocabularySize } = limits;
+    if (tokens.length > contextSize)
+      return yield* new ContextOverflowError({
+        message: `${lengthLabel} ${tokens.length} tokens, the context holds ${contextSize} per sequence`,
+        needed: tokens.length,
+        contextSize,
+      });
+    for (const t of tokens)
+      if (t < 0 || t >= vocabularySize)
+        return yield* new PolicyError({
+          message: `${tokenLabel} ${t} is outside the vocabulary (${vocabularySize})`,
+        });
+  });
+
+/** `score(tokens, from)`'s input checks, shared by both engines: a `from` in [1, length], tokens that fit. */
+export const checkScore = (
+  tokens: Int32Array,
+  from: number,
+  limits: { readonly contextSize: number; readonly vocabularySize: number },
+) =>
+  Effect.gen(function* () {
+    if (from < 1 || from > tokens.length)
+      return yield* new PolicyError({ message: `score: from must be in [1, ${tokens.length}], got ${from}` });
+    yield* checkTokens(tokens, limits, "score needs", "score: token");
+  });

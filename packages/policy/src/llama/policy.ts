@@ -14,7 +14,7 @@ import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  ContextOverflowError,
+  type ContextOverflowError,
   ModelLoadError,
   Policy,
   PolicyError,
@@ -36,6 +36,8 @@ import { newNativeSampler, sequenceIdOf } from "./internals.js";
 import { describeLoaded, type Loaded, partsOf } from "./loading.js";
 import { createNativeLlamaPolicy } from "./native-policy.js";
 import {
+  checkScore,
+  checkTokens,
   type DisposablePolicy,
   type LlamaCppPolicyConfig,
   type LlamaCppPolicyShape,
@@ -175,28 +177,16 @@ const createNodeLlamaCppPolicy = async (
   const sequenceFor = (seq: LlamaContextSequence, prompt: Int32Array): PolicySequence =>
     createSequence({ current: () => loaded, makeSampler, policyError }, seq, prompt);
 
-  /** Tokens that fit one sequence's context and the vocabulary; the messages name the operation. */
-  const checkTokens = (tokens: Int32Array, lengthLabel: string, tokenLabel: string) =>
-    Effect.gen(function* () {
-      const ctxSize = loaded.context.contextSize;
-      if (tokens.length > ctxSize)
-        return yield* new ContextOverflowError({
-          message: `${lengthLabel} ${tokens.length} tokens, the context holds ${ctxSize} per sequence`,
-          needed: tokens.length,
-          contextSize: ctxSize,
-        });
-      for (const t of tokens)
-        if (t < 0 || t >= loaded.info.vocabularySize)
-          return yield* new PolicyError({
-            message: `${tokenLabel} ${t} is outside the vocabulary (${loaded.info.vocabularySize})`,
-          });
-    });
+  const limits = () => ({
+    contextSize: loaded.context.contextSize,
+    vocabularySize: loaded.info.vocabularySize,
+  });
 
   const openSequence = (
     prompt: Int32Array,
   ): Effect.Effect<PolicySequence, PolicyError | ContextOverflowError, Scope.Scope> =>
     Effect.gen(function* () {
-      yield* checkTokens(prompt, "prompt has", "prompt token");
+      yield* checkTokens(prompt, limits(), "prompt has", "prompt token");
       const seq = yield* acquireSequence("open sequence");
       yield* Effect.acquireRelease(
         Effect.sync(() => open++),
@@ -208,11 +198,7 @@ const createNodeLlamaCppPolicy = async (
   const score = (tokens: Int32Array, from: number) =>
     Effect.scoped(
       Effect.gen(function* () {
-        if (from < 1 || from > tokens.length)
-          return yield* new PolicyError({
-            message: `score: from must be in [1, ${tokens.length}], got ${from}`,
-          });
-        yield* checkTokens(tokens, "score needs", "score: token");
+        yield* checkScore(tokens, from, limits());
         if (from === tokens.length) return new Float32Array(0);
         const seq = yield* acquireSequence("score");
         return yield* Effect.tryPromise({
