@@ -74,11 +74,6 @@ const warnIfShort = (engine, n, sampled) => {
     console.log(`warning: ${engine} sampled ${sampled} of ${n * TOKENS} tokens (a sequence ended early)`);
 };
 const llama = await getLlama({ gpu: false, build: "never", logLevel: process.env.BENCH_LOG ?? "error" });
-/** CPU seconds (all threads of this process) since `c0`: robust to other jobs sharing the cores. */
-const cpuSeconds = (c0) => {
-  const d = process.cpuUsage(c0);
-  return (d.user + d.system) / 1e6;
-};
 const prompts = (n) =>
   Array.from({ length: n }, (_, i) => Int32Array.from({ length: PROMPT }, (_, j) => (i * 31 + j * 7) % 256));
 
@@ -109,20 +104,12 @@ const runPolicy = async (n, engine) => {
       );
     await once(); // warm-up
     const d0 = policy.decodeCalls();
-    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const gens = await once();
     const s = (performance.now() - t0) / 1000;
-    const cpu = cpuSeconds(c0);
     const sampled = gens.reduce((a, g) => a + g.tokens.length, 0);
     warnIfShort(`policy (${engine})`, n, sampled);
-    return {
-      tokens: sampled,
-      seconds: s,
-      tps: sampled / s,
-      cpuTps: sampled / cpu,
-      decodes: policy.decodeCalls() - d0,
-    };
+    return { tps: sampled / s, decodes: policy.decodeCalls() - d0 };
   } finally {
     await policy.dispose();
   }
@@ -183,13 +170,11 @@ const runRaw = async (n) => {
       return sampled;
     };
     await once();
-    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const sampled = await once();
     const s = (performance.now() - t0) / 1000;
-    const cpu = cpuSeconds(c0);
     for (const s2 of samplers) s2.dispose();
-    return { tokens: sampled, seconds: s, tps: sampled / s, cpuTps: sampled / cpu };
+    return { tps: sampled / s };
   } finally {
     await context.dispose();
     await m.dispose();

@@ -57,10 +57,9 @@ Engine::Engine(const std::string &modelPath, const EngineOptions &o) : options_(
     throw Error("could not create a llama.cpp context (" + std::to_string(cp.n_ctx) + " cells)");
   }
   batch_ = llama_batch_init(o.batchSize, 0, 1);
-  const int32_t samplers = std::max(1, o.threads);
-  workers_ = std::make_unique<Workers>(samplers);
-  scratch_.resize(samplers);
-  order_.resize(samplers);
+  workers_ = std::make_unique<Workers>(std::max(1, o.threads));
+  scratch_.resize(workers_->size());
+  order_.resize(workers_->size());
   // A persistent CPU thread pool: without one, every llama_decode sets up its worker threads anew
   // (node-llama-cpp's contexts attach none).
   ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
