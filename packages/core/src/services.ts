@@ -122,7 +122,14 @@ export interface PolicySequence {
 
 export type WeightsSource =
   | { readonly kind: "gguf"; readonly path: string }
-  | { readonly kind: "lora"; readonly path: string; readonly scale?: number };
+  | { readonly kind: "lora"; readonly path: string; readonly scale?: number }
+  /** A LoRA adapter GGUF held in memory (e.g. `Learner.exportAdapter`); `label` names it in errors. */
+  | {
+      readonly kind: "lora-bytes";
+      readonly bytes: Uint8Array;
+      readonly label?: string;
+      readonly scale?: number;
+    };
 
 export interface PolicyInfo {
   readonly modelPath: string;
@@ -200,6 +207,11 @@ export interface LearnerShape {
     path: string,
     options: { readonly format: "gguf" | "lora" },
   ) => Effect.Effect<void, NativeLearnerError>;
+  /**
+   * The LoRA adapter `save(path, { format: "lora" })` would write, as GGUF bytes in memory (LoRA
+   * mode): the trainer hands it to the policy without a file.
+   */
+  readonly exportAdapter: () => Effect.Effect<Uint8Array, NativeLearnerError>;
   /** Write / read everything needed to resume: weights, optimizer moments, step. */
   readonly saveState: (path: string) => Effect.Effect<void, NativeLearnerError>;
   readonly loadState: (path: string) => Effect.Effect<void, NativeLearnerError>;

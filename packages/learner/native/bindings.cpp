@@ -40,6 +40,7 @@ public:
   void OnError(const Napi::Error &e) override { deferred.Reject(e.Value()); }
   Napi::Promise::Deferred deferred;
   std::vector<float> floats;
+  std::vector<uint8_t> bytes;
   double number = 0;
 
 private:
@@ -51,6 +52,10 @@ Napi::Value floatsOf(Napi::Env env, Job &job) {
   auto arr = Napi::Float32Array::New(env, job.floats.size());
   std::memcpy(arr.Data(), job.floats.data(), job.floats.size() * sizeof(float));
   return arr;
+}
+
+Napi::Value bytesOf(Napi::Env env, Job &job) {
+  return Napi::Buffer<uint8_t>::Copy(env, job.bytes.data(), job.bytes.size());
 }
 
 Napi::Value numberOf(Napi::Env env, Job &job) { return Napi::Number::New(env, job.number); }
@@ -117,7 +122,7 @@ public:
         {InstanceMethod("info", &Native::Info), InstanceMethod("forward", &Native::Forward),
          InstanceMethod("backward", &Native::Backward), InstanceMethod("gradNorm", &Native::GradNorm),
          InstanceMethod("step", &Native::Step), InstanceMethod("zeroGrad", &Native::ZeroGrad),
-         InstanceMethod("save", &Native::Save), InstanceMethod("saveState", &Native::SaveState),
+         InstanceMethod("save", &Native::Save), InstanceMethod("adapterBytes", &Native::AdapterBytes), InstanceMethod("saveState", &Native::SaveState),
          InstanceMethod("loadState", &Native::LoadState), InstanceMethod("getParameter", &Native::GetParameter),
          InstanceMethod("setParameter", &Native::SetParameter), InstanceMethod("gradient", &Native::Gradient),
          InstanceMethod("parameterNames", &Native::ParameterNames), InstanceMethod("free", &Native::Free),
@@ -292,6 +297,14 @@ private:
       return queue(
           info.Env(), [m, path, format](Job &) { format == "lora" ? saveAdapter(*m, path) : saveModel(*m, path); },
           undefinedOf);
+    });
+  }
+
+  // adapterBytes() → Buffer: the LoRA adapter GGUF that save(path, "lora") writes.
+  Napi::Value AdapterBytes(const Napi::CallbackInfo &info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      Model *m = &live();
+      return queue(info.Env(), [m](Job &job) { job.bytes = adapterBytes(*m); }, bytesOf);
     });
   }
 

@@ -44,15 +44,27 @@ void saveModel(Model &m, const std::string &path) {
   out.write(path);
 }
 
-void saveAdapter(Model &m, const std::string &path) {
+namespace {
+void addAdapter(Model &m, GgufWriter &out) {
   if (!m.lora()) throw Error("format \"lora\" needs a learner in LoRA mode");
-  GgufWriter out;
   gguf_set_val_str(out.meta(), "general.architecture", m.hp.arch.c_str());
   gguf_set_val_str(out.meta(), "general.type", "adapter");
   gguf_set_val_str(out.meta(), "adapter.type", "lora");
   gguf_set_val_f32(out.meta(), "adapter.lora.alpha", m.options.loraAlpha);
   for (auto *p : m.params) out.add(p);
+}
+}  // namespace
+
+void saveAdapter(Model &m, const std::string &path) {
+  GgufWriter out;
+  addAdapter(m, out);
   out.write(path);
+}
+
+std::vector<uint8_t> adapterBytes(Model &m) {
+  GgufWriter out;
+  addAdapter(m, out);
+  return out.bytes();
 }
 
 void saveState(Model &m, const std::string &path) {

@@ -1,6 +1,7 @@
 #include "gguf_io.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 namespace wr1 {
@@ -95,6 +96,20 @@ void GgufWriter::write(const std::string &path) {
     std::remove(tmp.c_str());
     throw Error("could not rename " + tmp + " to " + path);
   }
+}
+
+std::vector<uint8_t> GgufWriter::bytes() {
+  // gguf.h writes to a FILE*: an in-memory stream (POSIX open_memstream) avoids the disk.
+  char *data = nullptr;
+  size_t size = 0;
+  FILE *f = open_memstream(&data, &size);
+  if (!f) throw Error("could not open an in-memory stream for the GGUF");
+  const bool ok = gguf_write_to_file_ptr(out_.get(), f, false);
+  std::fclose(f);  // sets data and size
+  std::vector<uint8_t> out(data, data + (ok ? size : 0));
+  std::free(data);
+  if (!ok) throw Error("could not write the GGUF to memory");
+  return out;
 }
 
 }  // namespace wr1

@@ -31,6 +31,8 @@ public:
   void addBytes(ggml_tensor *like, std::vector<uint8_t> bytes);
   // Writes through a temporary file and a rename, so a reader never sees half a GGUF.
   void write(const std::string &path);
+  // The whole GGUF file in memory (what `write` would put on disk).
+  std::vector<uint8_t> bytes();
 
 private:
   GgufPtr out_;

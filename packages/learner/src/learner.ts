@@ -334,6 +334,12 @@ export const createGgmlLearner = (
           throw fail("save", 'format "lora" needs a learner configured with `lora`');
         return native.save(path, options.format);
       }),
+    exportAdapter: () =>
+      callAsync("exportAdapter", () => {
+        if (lora === undefined)
+          throw fail("exportAdapter", "exporting an adapter needs a learner configured with `lora`");
+        return native.adapterBytes();
+      }),
     saveState: (path) => callAsync("saveState", () => native.saveState(path)),
     loadState: (path) => callAsync("loadState", () => native.loadState(path)),
     info: () => native.info(),

@@ -36,6 +36,8 @@ export interface NativeLearnerHandle {
   ): Promise<number>;
   zeroGrad(): void;
   save(path: string, format: "gguf" | "lora"): Promise<void>;
+  /** The LoRA adapter GGUF `save(path, "lora")` writes, in memory. */
+  adapterBytes(): Promise<Uint8Array>;
   saveState(path: string): Promise<void>;
   loadState(path: string): Promise<void>;
   getParameter(name: string, index: number): number;

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createLlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect } from "effect";
@@ -128,6 +129,15 @@ describe("agreement with llama.cpp (node-llama-cpp, F32 KV cache)", () => {
       await Effect.runPromise(learner.save(adapter, { format: "lora" }));
       await Effect.runPromise(policy.reload({ kind: "lora", path: adapter }));
       expect((await sampleAndCompare(policy, learner, prompt, 4)).maxDiff).toBeLessThan(1e-3);
+      // In memory: exportAdapter gives the file's bytes; after more training the policy takes the
+      // new adapter straight from them.
+      expect(
+        Buffer.compare(Buffer.from(await Effect.runPromise(learner.exportAdapter())), readFileSync(adapter)),
+      ).toBe(0);
+      await train(learner, 250);
+      const bytes = await Effect.runPromise(learner.exportAdapter());
+      await Effect.runPromise(policy.reload({ kind: "lora-bytes", bytes }));
+      expect((await sampleAndCompare(policy, learner, prompt, 7)).maxDiff).toBeLessThan(1e-3);
       const merged = join(tmp.dir, "merged.gguf");
       await Effect.runPromise(learner.save(merged, { format: "gguf" }));
       await Effect.runPromise(policy.reload({ kind: "gguf", path: merged }));

@@ -199,6 +199,8 @@ describe("bad inputs give NativeLearnerError, never a crash", () => {
       expect(e.message).toMatch(/mask\[0\]/);
       e = await failure(learner.save(join(tmp.dir, "x.gguf"), { format: "lora" }));
       expect(e.operation).toBe("save");
+      e = await failure(learner.exportAdapter());
+      expect(e.operation).toBe("exportAdapter");
       e = await failure(learner.save(join(tmp.dir, "no-such-dir", "x.gguf"), { format: "gguf" }));
       expect(e.message).toMatch(/could not write/);
       e = await failure(learner.loadState(join(tmp.dir, "missing.gguf")));

@@ -69,7 +69,8 @@ public:
                             {InstanceMethod("submit", &NativeEngine::Submit), InstanceMethod("run", &NativeEngine::Run),
                              InstanceMethod("clear", &NativeEngine::Clear),
                              InstanceMethod("cancel", &NativeEngine::Cancel),
-                             InstanceMethod("setLora", &NativeEngine::SetLora), InstanceMethod("info", &NativeEngine::Info),
+                             InstanceMethod("setLora", &NativeEngine::SetLora),
+                             InstanceMethod("setLoraBytes", &NativeEngine::SetLoraBytes), InstanceMethod("info", &NativeEngine::Info),
                              InstanceMethod("free", &NativeEngine::Free)}));
     return exports;
   }
@@ -160,6 +161,15 @@ private:
   Napi::Value SetLora(const Napi::CallbackInfo &info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       live().setLora(info[0].As<Napi::String>(), info[1].As<Napi::Number>().FloatValue());
+      return info.Env().Undefined();
+    });
+  }
+
+  // setLoraBytes(bytes: Uint8Array, scale): an adapter GGUF held in memory.
+  Napi::Value SetLoraBytes(const Napi::CallbackInfo &info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto bytes = info[0].As<Napi::Uint8Array>();
+      live().setLoraBytes(bytes.Data(), bytes.ByteLength(), info[1].As<Napi::Number>().FloatValue());
       return info.Env().Undefined();
     });
   }

@@ -115,10 +115,25 @@ void Engine::setLora(const std::string &path, float scale) {
     next = llama_adapter_lora_init(model_, path.c_str());
     if (!next) throw Error("could not load the LoRA adapter " + path);
   }
+  applyLora(next, scale, path);
+}
+
+void Engine::setLoraBytes(const uint8_t *data, size_t size, float scale) {
+  QuietLogs quiet;
+  // llama.cpp reads adapters from a FILE*: a read-only stream over the bytes (POSIX fmemopen).
+  FILE *f = fmemopen(const_cast<uint8_t *>(data), size, "rb");
+  if (!f) throw Error("could not open an in-memory stream over the LoRA adapter");
+  llama_adapter_lora *next = llama_adapter_lora_init_from_file_ptr(model_, f);
+  std::fclose(f);
+  if (!next) throw Error("could not load the in-memory LoRA adapter (" + std::to_string(size) + " bytes)");
+  applyLora(next, scale, "(in memory)");
+}
+
+void Engine::applyLora(llama_adapter_lora *next, float scale, const std::string &label) {
   float scales[1] = {scale};
   if (llama_set_adapters_lora(ctx_, next ? &next : nullptr, next ? 1 : 0, next ? scales : nullptr) != 0) {
     if (next) llama_adapter_lora_free(next);
-    throw Error("llama.cpp refused the LoRA adapter " + path);
+    throw Error("llama.cpp refused the LoRA adapter " + label);
   }
   // The context no longer refers to the previous adapter.
   if (lora_) llama_adapter_lora_free(lora_);

@@ -72,6 +72,8 @@ public:
   // Applies a LoRA adapter file at `scale` (an empty path removes it) without reloading the base;
   // no request may be live, and cached sequences must be cleared by the caller.
   void setLora(const std::string &path, float scale);
+  // The same from a LoRA adapter GGUF held in memory (`size` bytes at `data`; copied while loading).
+  void setLoraBytes(const uint8_t *data, size_t size, float scale);
   // Drops a sequence's cells from the KV cache (no request of it may be live).
   void clear(int32_t sequence);
   int32_t vocab() const { return vocab_; }
@@ -80,6 +82,8 @@ public:
   int64_t decodedTokens() const { return decodedTokens_; }
 
 private:
+  // Makes `next` (null: none) the context's only adapter and frees the previous one.
+  void applyLora(llama_adapter_lora *next, float scale, const std::string &label);
   struct Live {
     Request request;
     size_t fed = 0;  // tokens of request.feed already decoded

@@ -11,6 +11,7 @@ export {
 // The native engine on its own (LlamaCppPolicy runs on it by default).
 export {
   createNativeSampler,
+  type NativeLoraAdapter,
   type NativeSampler,
   type NativeSamplerConfig,
   type NativeSamplerSequence,

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -341,6 +342,23 @@ describe.each(["native", "node-llama-cpp"] as const)(
           expect(maxDiff(got, want)).toBeLessThan(1e-3);
           expect(maxDiff(got, baseScore)).toBeGreaterThan(1e-3);
         }
+        // The same adapter from memory (no file): the native engine reads the bytes through a
+        // memory stream, node-llama-cpp's engine writes them out first; both as the file does.
+        const bytes = new Uint8Array(readFileSync(a2.path));
+        await Effect.runPromise(p.reload({ kind: "lora-bytes", bytes, scale: 0.5 }));
+        expect(p.model()).toBe(modelBefore);
+        const fromBytes = await Effect.runPromise(p.score(tokens, 1));
+        const wantBytes = referenceLogprobs(mergeLora(baseFile, await readGguf(a2.path), 0.5), tokens, 1);
+        expect(maxDiff(fromBytes, wantBytes)).toBeLessThan(1e-3);
+        // Bytes that are not a whole adapter: a typed error naming them, the loaded adapter kept.
+        const corrupt = await Effect.runPromise(
+          Effect.flip(
+            p.reload({ kind: "lora-bytes", bytes: bytes.subarray(0, 100), label: "truncated adapter" }),
+          ),
+        );
+        expect(corrupt).toBeInstanceOf(ModelLoadError);
+        expect(corrupt.message).toContain("truncated adapter (100 bytes)");
+        expect(maxDiff(await Effect.runPromise(p.score(tokens, 1)), fromBytes)).toBe(0);
         // Rewriting the same adapter path (as a learner does) is picked up on reload.
         await createLoraAdapter({
           base: baseFile,

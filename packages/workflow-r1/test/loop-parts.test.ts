@@ -60,6 +60,7 @@ const fakeLearner = (options: { dropOne?: boolean } = {}) => {
         return { gradNorm: version, learningRate: 1e-3, step: version };
       }),
     save: () => Effect.void,
+    exportAdapter: () => Effect.succeed(new Uint8Array(0)),
     saveState: () => Effect.void,
     loadState: () => Effect.void,
   };

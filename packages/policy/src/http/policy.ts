@@ -616,6 +616,19 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
               }),
             });
           }
+          if (weights.kind === "lora-bytes") {
+            throw new ModelLoadError({
+              path: weights.label ?? "in-memory adapter",
+              message:
+                "HttpPolicy.reload: llama-server takes LoRA adapters only as files loaded at its start; " +
+                "save the adapter to a file the servers were started with (`--lora FILE --lora-init-without-apply`) " +
+                'and reload { kind: "lora", path: FILE }.',
+              cause: new LlamaServerUnsupportedError({
+                operation: "reload",
+                message: "in-memory LoRA adapter over HTTP",
+              }),
+            });
+          }
           const wanted = resolve(weights.path);
           const servers = await pool.ensureHealthy();
           for (const server of servers) {
@@ -646,7 +659,7 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
           e instanceof ModelLoadError
             ? e
             : new ModelLoadError({
-                path: weights.path,
+                path: weights.kind === "lora-bytes" ? (weights.label ?? "in-memory adapter") : weights.path,
                 message: `HttpPolicy.reload: ${e instanceof Error ? e.message : String(e)}`,
                 cause: e,
               }),

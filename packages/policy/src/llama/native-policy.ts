@@ -135,8 +135,8 @@ export const createNativeLlamaPolicy = async (
     Effect.tryPromise({
       try: async () => {
         if (openSequences > 0) throw openSequencesError(openSequences);
-        if (weights.kind === "lora") {
-          await current.sampler.setLora({ path: weights.path, scale: weights.scale });
+        if (weights.kind === "lora" || weights.kind === "lora-bytes") {
+          await current.sampler.setLora(weights);
           return;
         }
         const next = await open(weights.path);

@@ -103,13 +103,19 @@ export const textMethods = (
 export const openSequencesError = (open: number) =>
   new Error(`${open} sequence(s) are still open; close them (end their scopes) before reloading`);
 
+/** How errors name the weights: their path, or an in-memory adapter's label and size. */
+export const weightsLabel = (weights: WeightsSource) =>
+  weights.kind === "lora-bytes"
+    ? `${weights.label ?? "in-memory adapter"} (${weights.bytes.byteLength} bytes)`
+    : weights.path;
+
 /** A failed reload as a ModelLoadError naming the weights. */
 export const reloadFailure = (weights: WeightsSource) => (e: unknown) =>
   e instanceof ModelLoadError
     ? e
     : new ModelLoadError({
-        message: `cannot reload ${weights.kind} ${weights.path}: ${messageOf(e)}`,
-        path: weights.path,
+        message: `cannot reload ${weights.kind} ${weightsLabel(weights)}: ${messageOf(e)}`,
+        path: weightsLabel(weights),
         cause: e,
       });
 

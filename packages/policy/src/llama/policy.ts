@@ -10,7 +10,7 @@
  * With temperature 1 and no top-k/top-p truncation (the RL default) that is log(confidence) of the
  * sampler; otherwise the raw logits are read and the token is sampled here.
  */
-import { copyFile, mkdtemp, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -31,6 +31,7 @@ import {
   type LlamaModel,
 } from "node-llama-cpp";
 import { type AddonFlavor, addonAvailable, addonFile } from "../native/addon.js";
+import type { NativeLoraAdapter } from "../native/sampler.js";
 import type { NativeSampler } from "./engine.js";
 import { newNativeSampler, sequenceIdOf } from "./internals.js";
 import { describeLoaded, type Loaded, partsOf } from "./loading.js";
@@ -98,16 +99,20 @@ const createNodeLlamaCppPolicy = async (
 
   const loadModel = (path: string) => loadLlamaModel(llama, path);
 
-  /** Copy an adapter to a fresh path: node-llama-cpp caches adapters by path, the learner rewrites one path. */
-  const freshLoraPath = async (path: string) => {
+  /**
+   * Copy an adapter to a fresh path: node-llama-cpp caches adapters by path, the learner rewrites one
+   * path. node-llama-cpp loads adapters only from files, so in-memory bytes are written out here.
+   */
+  const freshLoraPath = async (adapter: NativeLoraAdapter) => {
     loraDir ??= await mkdtemp(join(tmpdir(), "wr1-lora-"));
     const target = join(loraDir, `adapter-${loraCounter++}.gguf`);
-    await copyFile(path, target);
+    if ("bytes" in adapter) await writeFile(target, adapter.bytes);
+    else await copyFile(adapter.path, target);
     return target;
   };
 
-  const createContext = async (model: LlamaModel, lora?: { path: string; scale?: number }) => {
-    const adapters = lora ? [{ filePath: await freshLoraPath(lora.path), scale: lora.scale ?? 1 }] : [];
+  const createContext = async (model: LlamaModel, lora?: NativeLoraAdapter) => {
+    const adapters = lora ? [{ filePath: await freshLoraPath(lora), scale: lora.scale ?? 1 }] : [];
     return model.createContext({
       contextSize: perSeq,
       sequences: nSeq,
@@ -251,8 +256,8 @@ const createNodeLlamaCppPolicy = async (
     Effect.tryPromise({
       try: async () => {
         if (open > 0) throw openSequencesError(open);
-        if (weights.kind === "lora") {
-          const next = await createContext(loaded.model, { path: weights.path, scale: weights.scale });
+        if (weights.kind === "lora" || weights.kind === "lora-bytes") {
+          const next = await createContext(loaded.model, weights);
           await loaded.context.dispose();
           loaded = { ...loaded, context: next, ...contextParts(next) };
           return;

@@ -55,6 +55,7 @@ export interface NativeEngineHandle {
   clear(sequence: number): void;
   cancel(id: number): void;
   setLora(path: string, scale: number): void;
+  setLoraBytes(bytes: Uint8Array, scale: number): void;
   info(): { vocab: number; contextPerSequence: number; decodes: number; decodedTokens: number };
   free(): void;
 }

@@ -62,6 +62,11 @@ export interface NativeSamplerSequence {
   readonly close: () => Promise<void>;
 }
 
+/** A LoRA adapter GGUF: a file, or its bytes in memory (no disk round trip). */
+export type NativeLoraAdapter =
+  | { readonly path: string; readonly scale?: number }
+  | { readonly bytes: Uint8Array; readonly scale?: number };
+
 export interface NativeSampler {
   readonly vocabularySize: number;
   readonly contextPerSequence: number;
@@ -70,9 +75,7 @@ export interface NativeSampler {
   /** log p(tokens[i] | tokens[<i]) at temperature 1 for i in [from, tokens.length), in a free slot. */
   readonly score: (tokens: Int32Array, from: number) => Promise<Float32Array>;
   /** Apply a LoRA adapter (undefined removes it) once nothing runs; open sequences must be closed. */
-  readonly setLora: (
-    adapter: { readonly path: string; readonly scale?: number } | undefined,
-  ) => Promise<void>;
+  readonly setLora: (adapter: NativeLoraAdapter | undefined) => Promise<void>;
   /** `llama_decode` calls so far. */
   readonly decodeCalls: () => number;
   /** Tokens decoded so far (prompts, appended tokens, fed-back samples). */
@@ -304,7 +307,8 @@ export const createNativeSampler = (config: NativeSamplerConfig): NativeSampler 
     score,
     setLora: async (adapter) => {
       await quiet();
-      native.setLora(adapter?.path ?? "", adapter?.scale ?? 1);
+      if (adapter !== undefined && "bytes" in adapter) native.setLoraBytes(adapter.bytes, adapter.scale ?? 1);
+      else native.setLora(adapter?.path ?? "", adapter?.scale ?? 1);
     },
     decodeCalls: () => native.info().decodes,
     decodedTokens: () => native.info().decodedTokens,

@@ -165,18 +165,32 @@ export const trainLoop = (options: TrainLoopOptions) =>
         );
       });
 
+    // The learner's weights into the policy after an update. A LoRA adapter goes over in memory
+    // (no file written and read back each step); full weights go through the GGUF file, once.
+    const syncPolicy =
+      weightsKind === "lora"
+        ? Effect.flatMap(learner.exportAdapter(), (bytes) =>
+            policy.reload({ kind: "lora-bytes", bytes, label: `${paths.weights} (in memory)` }),
+          )
+        : Effect.andThen(
+            learner.save(paths.weights, { format: weightsKind }),
+            policy.reload({ kind: weightsKind, path: paths.weights }),
+          );
+
     const warmLog = new MetricsLog(paths.warmStart);
     const saveCheckpoint = (snapshot: LoopState) =>
       checkpoints.save(snapshot, (dir) =>
-        learner
-          .saveState(path.join(dir, "learner.state"))
-          .pipe(
-            Effect.andThen(
-              snapshot.policyWeights
-                ? fs.copyFile(paths.weights, path.join(dir, path.basename(paths.weights)))
-                : Effect.void,
-            ),
+        learner.saveState(path.join(dir, "learner.state")).pipe(
+          Effect.andThen(
+            snapshot.policyWeights
+              ? Effect.andThen(
+                  // In-memory syncs leave the run's adapter file behind the policy: bring it up to date.
+                  weightsKind === "lora" ? learner.save(paths.weights, { format: "lora" }) : Effect.void,
+                  fs.copyFile(paths.weights, path.join(dir, path.basename(paths.weights))),
+                )
+              : Effect.void,
           ),
+        ),
       );
 
     let state: LoopState;
@@ -298,8 +312,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
       const update = yield* updatePolicy(trajectories, learner, rng, options.reference);
       const t2 = performance.now();
 
-      yield* learner.save(paths.weights, { format: weightsKind });
-      yield* policy.reload({ kind: weightsKind, path: paths.weights });
+      yield* syncPolicy;
       const t2b = performance.now();
       const guardReading = yield* checkReload(policy, learner, probe, probeBefore, guard.tolerance);
       const t3 = performance.now();
