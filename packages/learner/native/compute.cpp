@@ -59,13 +59,31 @@ std::unique_ptr<CompiledGraph> GraphCache::compile(int64_t L, int64_t B, bool tr
     for (int i = 0; i < n; i++) ggml_graph_add_node(i < split ? g->forwardPart : g->backwardPart, ggml_graph_node(g->graph, i));
   }
   checkSupported(m.backend.get(), g->graph);
-  g->alloc.reset(ggml_gallocr_new(ggml_backend_get_default_buffer_type(m.backend.get())));
-  if (!ggml_gallocr_alloc_graph(g->alloc.get(), g->graph))
-    throw Error("could not allocate the compute graph for " + std::to_string(B) + " × " + std::to_string(L) +
-                " tokens on " + ggml_backend_name(m.backend.get()) + " (lower microBatchTokens)");
-  const size_t bytes = ggml_gallocr_get_buffer_size(g->alloc.get(), 0);
-  if (bytes > peakCompute_) peakCompute_ = bytes, peakTokens_ = L * B;
+  ggml_gallocr_reserve_n_size(measure_.get(), g->graph, nullptr, nullptr, &g->bytes);
+  if (g->bytes > peakCompute_) peakCompute_ = g->bytes, peakTokens_ = L * B;
   return g;
+}
+
+GraphCache::GraphCache(Model &model, size_t capacity)
+    : model_(model), capacity_(capacity < 1 ? 1 : capacity),
+      shared_(ggml_gallocr_new(ggml_backend_get_default_buffer_type(model.backend.get()))),
+      measure_(ggml_gallocr_new(ggml_backend_get_default_buffer_type(model.backend.get()))) {}
+
+void GraphCache::activate(CompiledGraph &g) {
+  if (active_ == &g) return;
+  // Every tensor of the graph's own context lives in the work buffer (or views it, or views
+  // weights and gradients): forget the addresses of its last layout, so that the allocator lays
+  // it out again instead of taking the tensors as allocated elsewhere.
+  for (ggml_tensor *t = ggml_get_first_tensor(g.ctx.get()); t != nullptr; t = ggml_get_next_tensor(g.ctx.get(), t)) {
+    t->data = nullptr;
+    t->buffer = nullptr;
+  }
+  active_ = nullptr;
+  if (!ggml_gallocr_alloc_graph(shared_.get(), g.graph))
+    throw Error("could not allocate the compute graph for " + std::to_string(g.rows) + " × " + std::to_string(g.length) +
+                " tokens (" + std::to_string(g.bytes) + " bytes) on " + ggml_backend_name(model_.backend.get()) +
+                " (lower microBatchTokens)");
+  active_ = &g;
 }
 
 CompiledGraph &GraphCache::get(int64_t L, int64_t B, bool training) {
@@ -80,6 +98,7 @@ CompiledGraph &GraphCache::get(int64_t L, int64_t B, bool training) {
     for (size_t i = 1; i < graphs_.size(); i++)
       if (graphs_[i]->lastUse < graphs_[oldest]->lastUse) oldest = i;
     if (graphs_[oldest].get() == kept_) kept_ = nullptr;
+    if (graphs_[oldest].get() == active_) active_ = nullptr;
     graphs_.erase(graphs_.begin() + (long)oldest);
   }
   graphs_.push_back(compile(L, B, training));
@@ -150,6 +169,7 @@ std::vector<float> GraphCache::run(const int32_t *tokens, const int32_t *segment
   model_.checkTokens(tokens, L * B);
   kept_ = nullptr;  // any computation may overwrite kept activations
   CompiledGraph &g = get(L, B, coef != nullptr);
+  activate(g);
   setInputs(g, tokens, segments, coef);
   compute(g.graph);
   std::vector<float> out(L * B);
@@ -164,6 +184,7 @@ std::vector<float> GraphCache::forwardKept(const int32_t *tokens, const int32_t 
   model_.checkTokens(tokens, L * B);
   kept_ = nullptr;
   CompiledGraph &g = get(L, B, true);
+  activate(g);
   setInputs(g, tokens, segments, nullptr);
   compute(g.forwardPart);
   kept_ = &g;
@@ -212,7 +233,10 @@ size_t GraphCache::reserve(int64_t L, int64_t B, bool training) {
   if (L < 1 || B < 1) throw Error("empty batch");
   if (L > model_.hp.context)
     throw Error("sequence length " + std::to_string(L) + " exceeds the context " + std::to_string(model_.hp.context));
-  return ggml_gallocr_get_buffer_size(get(L, B, training).alloc.get(), 0);
+  kept_ = nullptr;  // laying out another graph may overwrite kept activations
+  CompiledGraph &g = get(L, B, training);
+  activate(g);
+  return g.bytes;
 }
 
 MemoryReport GraphCache::memory() const {

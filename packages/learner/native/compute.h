@@ -1,5 +1,7 @@
-// Compiled graphs, kept per shape: building a graph, differentiating it and planning its memory
-// happen once per (rows, length, forward or training), not on every call.
+// Compiled graphs, kept per shape: building a graph and differentiating it happen once per (rows,
+// length, forward or training), not on every call. All shapes share one work buffer, which only
+// grows: a new shape costs a re-plan of the buffer's layout, not a fresh allocation whose pages
+// fault in during the first computation (the learner sees a new shape on most RL batches).
 #pragma once
 
 #include <cstdint>
@@ -17,7 +19,7 @@ struct CompiledGraph {
   bool training = false;
   ContextPtr ctx;
   ggml_cgraph *graph = nullptr;
-  GallocrPtr alloc;
+  size_t bytes = 0;  // the work buffer this shape needs
   GraphInputs in;
   ggml_tensor *logp = nullptr;
   ggml_tensor *lossGrad = nullptr;  // d loss / d loss = 1, set before each run
@@ -46,12 +48,13 @@ public:
   void setProfiling(bool on) { profiling_ = on; }
   // Per op type (e.g. MUL_MAT, SOFT_MAX_BACK) since profiling was switched on; clears the tally.
   std::map<std::string, OpTime> takeProfile();
-  GraphCache(Model &model, size_t capacity) : model_(model), capacity_(capacity < 1 ? 1 : capacity) {}
+  GraphCache(Model &model, size_t capacity);
   // Log-probabilities [L*B]; with coefficients, also accumulates the gradient of Σ c·logp.
   // `segments` [L*B] names the packed sequence of each token within its row (padding: any id of its own).
   std::vector<float> run(const int32_t *tokens, const int32_t *segments, int64_t L, int64_t B, const float *coef);
   MemoryReport memory() const;
-  // Compiles (and allocates) the graph for this shape without computing: its work buffer size.
+  // Compiles the graph for this shape and grows the shared work buffer to fit it, without
+  // computing: the work buffer this shape needs.
   size_t reserve(int64_t L, int64_t B, bool training);
   // The forward half of the training graph; its activations are kept for backwardKept until any
   // other computation or a weight change.
@@ -62,6 +65,8 @@ public:
 
 private:
   CompiledGraph &get(int64_t L, int64_t B, bool training);
+  // Lays `g` out in the shared work buffer (unless it is the graph laid out last).
+  void activate(CompiledGraph &g);
   std::unique_ptr<CompiledGraph> compile(int64_t L, int64_t B, bool training);
   void setInputs(CompiledGraph &g, const int32_t *tokens, const int32_t *segments, const float *coef);
   Model &model_;
@@ -70,6 +75,9 @@ private:
   size_t peakCompute_ = 0;
   int64_t peakTokens_ = 0;
   std::vector<std::unique_ptr<CompiledGraph>> graphs_;
+  GallocrPtr shared_;   // the work buffer every shape is laid out in
+  GallocrPtr measure_;  // plans without allocating, to size each shape
+  CompiledGraph *active_ = nullptr;  // the graph laid out in shared_ now
   bool profiling_ = false;
   CompiledGraph *kept_ = nullptr;  // the graph whose forward half ran last, if still valid
   uint64_t keptVersion_ = 0;

@@ -132,6 +132,62 @@ describe("gradient check: Σ c·logp against central finite differences", () => 
   });
 });
 
+describe("one work buffer for every compiled shape", () => {
+  it("interleaved shapes and graph kinds, the buffer growing and graphs evicted, give a fresh learner's results", async () => {
+    const model = await tinyModel(tmp.dir, "shapes", {
+      seed: 14,
+      vocab: 280,
+      dim: 16,
+      ffn: 32,
+      context: 256,
+    });
+    const opts = { modelPath: model.path, threads: 1, reuseForward: false };
+    // Packed shapes (rows × row length): 1 × 64, 3 × 128, 5 × 64, 1 × 256.
+    const batches = [
+      [9, 4],
+      [100, 90, 70],
+      [60, 60, 60, 60, 60],
+      [200, 30],
+    ].map((lengths, k) => randomSequences(lengths.length, lengths, model.vocab, 40 + k));
+    const coefs = batches.map((b) =>
+      b.map(({ tokens, next }) => Float32Array.from(tokens, () => next() * 2 - 1)),
+    );
+    const plain = (k: number) => batches[k]!.map(({ tokens, mask }) => ({ tokens, mask }));
+    // Reference: each batch on its own fresh learner (its first and only shape).
+    const want: { logp: Float32Array[]; grad: number[] }[] = [];
+    for (let k = 0; k < batches.length; k++) {
+      const fresh = createGgmlLearner(opts);
+      try {
+        const logp = await Effect.runPromise(fresh.logprobs(plain(k)));
+        await Effect.runPromise(fresh.backward(plain(k), coefs[k]!));
+        want.push({ logp, grad: fresh.parameterNames().map(([n]) => fresh.gradient(n, 3)) });
+      } finally {
+        await fresh.dispose();
+      }
+    }
+    // Smallest first, so the work buffer is reallocated larger under graphs laid out before; a
+    // cache of 2 also evicts and recompiles while the shapes alternate.
+    for (const graphCacheSize of [8, 2]) {
+      const learner = createGgmlLearner({ ...opts, graphCacheSize });
+      try {
+        for (const k of [0, 2, 0, 1, 2, 3, 0, 1, 3, 2]) {
+          const logp = await Effect.runPromise(learner.logprobs(plain(k)));
+          logp.forEach((lp, i) => {
+            for (let t = 0; t < lp.length; t++) expect(lp[t]).toBe(want[k]!.logp[i]![t]);
+          });
+          await Effect.runPromise(learner.zeroGrad());
+          await Effect.runPromise(learner.backward(plain(k), coefs[k]!));
+          learner.parameterNames().forEach(([n], j) => {
+            expect(learner.gradient(n, 3)).toBe(want[k]!.grad[j]);
+          });
+        }
+      } finally {
+        await learner.dispose();
+      }
+    }
+  });
+});
+
 describe("token embedding gradient as a one-hot product (the GPU default)", () => {
   it("matches GET_ROWS_BACK's gradient", async () => {
     const model = await tinyModel(tmp.dir, "dense-embedding", { seed: 71 });
