@@ -167,13 +167,13 @@ export const trainLoop = (options: TrainLoopOptions) =>
 
     // The learner's weights into the policy after an update. A LoRA adapter goes over in memory
     // (no file written and read back each step); full weights go through the GGUF file, once.
-    const syncPolicy =
+    // Built per call: a wrapped policy (tests, user hooks) may decide at call time what reload does.
+    const syncPolicy = () =>
       weightsKind === "lora"
         ? Effect.flatMap(learner.exportAdapter(), (bytes) =>
             policy.reload({ kind: "lora-bytes", bytes, label: `${paths.weights} (in memory)` }),
           )
-        : Effect.andThen(
-            learner.save(paths.weights, { format: weightsKind }),
+        : Effect.andThen(learner.save(paths.weights, { format: weightsKind }), () =>
             policy.reload({ kind: weightsKind, path: paths.weights }),
           );
 
@@ -312,7 +312,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
       const update = yield* updatePolicy(trajectories, learner, rng, options.reference);
       const t2 = performance.now();
 
-      yield* syncPolicy;
+      yield* syncPolicy();
       const t2b = performance.now();
       const guardReading = yield* checkReload(policy, learner, probe, probeBefore, guard.tolerance);
       const t3 = performance.now();
