@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -434,3 +434,43 @@ describe.each(["native", "node-llama-cpp"] as const)(
     });
   },
 );
+
+describe("node-llama-cpp engine's adapter copies", () => {
+  it("keeps one copy on disk across LoRA reloads (files and bytes), none after a full reload", async () => {
+    const adapter = await createLoraAdapter({
+      base: await readGguf(base.path),
+      rank: 2,
+      alpha: 4,
+      seed: 5,
+      path: join(dir, "copies.gguf"),
+    });
+    // The engine copies adapters under os.tmpdir(): point it at a directory of this test's own.
+    const scratch = await mkdtemp(join(tmpdir(), "wr1-copies-"));
+    const copies = () =>
+      readdirSync(scratch)
+        .filter((d) => d.startsWith("wr1-lora-"))
+        .flatMap((d) => readdirSync(join(scratch, d)));
+    const savedTmp = process.env["TMPDIR"];
+    process.env["TMPDIR"] = scratch;
+    try {
+      await withPolicy({ ...config(), engine: "node-llama-cpp" }, async (p) => {
+        const bytes = new Uint8Array(readFileSync(adapter.path));
+        for (const weights of [
+          { kind: "lora", path: adapter.path },
+          { kind: "lora-bytes", bytes },
+          { kind: "lora", path: adapter.path, scale: 0.5 },
+          { kind: "lora-bytes", bytes, scale: 0.25 },
+        ] as const) {
+          await Effect.runPromise(p.reload(weights));
+          expect(copies()).toHaveLength(1);
+        }
+        await Effect.runPromise(p.reload({ kind: "gguf", path: base.path }));
+        expect(copies()).toHaveLength(0);
+      });
+    } finally {
+      if (savedTmp === undefined) delete process.env["TMPDIR"];
+      else process.env["TMPDIR"] = savedTmp;
+      await rm(scratch, { recursive: true, force: true });
+    }
+  });
+});

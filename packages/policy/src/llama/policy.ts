@@ -111,23 +111,38 @@ const createNodeLlamaCppPolicy = async (
     return target;
   };
 
+  // The adapter copy the live context was made from; removed once a reload replaces it (llama.cpp
+  // reads adapters into memory), so a long LoRA run leaves one copy behind, not one per step.
+  let liveLoraFile: string | undefined;
+  const replaceLoraFile = async (next: string | undefined) => {
+    if (liveLoraFile !== undefined && liveLoraFile !== next) await rm(liveLoraFile, { force: true });
+    liveLoraFile = next;
+  };
+
   const createContext = async (model: LlamaModel, lora?: NativeLoraAdapter) => {
-    const adapters = lora ? [{ filePath: await freshLoraPath(lora), scale: lora.scale ?? 1 }] : [];
-    return model.createContext({
-      contextSize: perSeq,
-      sequences: nSeq,
-      batchSize: config.batchSize ?? Math.max(512, nSeq),
-      ...(config.threads === undefined ? {} : { threads: config.threads }),
-      flashAttention: config.flashAttention ?? false,
-      // Passed only when asked: setting even the default F16 explicitly measured ~1.8× slower decodes.
-      ...(config.kvCacheType === undefined
-        ? {}
-        : {
-            experimentalKvCacheKeyType: config.kvCacheType,
-            experimentalKvCacheValueType: config.kvCacheType,
-          }),
-      ...(adapters.length > 0 ? { lora: { adapters } } : {}),
-    });
+    const filePath = lora ? await freshLoraPath(lora) : undefined;
+    const adapters = filePath ? [{ filePath, scale: lora?.scale ?? 1 }] : [];
+    const context = await model
+      .createContext({
+        contextSize: perSeq,
+        sequences: nSeq,
+        batchSize: config.batchSize ?? Math.max(512, nSeq),
+        ...(config.threads === undefined ? {} : { threads: config.threads }),
+        flashAttention: config.flashAttention ?? false,
+        // Passed only when asked: setting even the default F16 explicitly measured ~1.8× slower decodes.
+        ...(config.kvCacheType === undefined
+          ? {}
+          : {
+              experimentalKvCacheKeyType: config.kvCacheType,
+              experimentalKvCacheValueType: config.kvCacheType,
+            }),
+        ...(adapters.length > 0 ? { lora: { adapters } } : {}),
+      })
+      .catch(async (e) => {
+        if (filePath !== undefined) await rm(filePath, { force: true });
+        throw e;
+      });
+    return { context, loraFile: filePath };
   };
 
   const stats = { decodes: 0, decodedTokens: 0 };
@@ -138,7 +153,9 @@ const createNodeLlamaCppPolicy = async (
   const first = await loadModel(config.modelPath);
   let loaded: Loaded;
   try {
-    loaded = describe(first.model, await createContext(first.model, config.lora), first.modelPath);
+    const created = await createContext(first.model, config.lora);
+    liveLoraFile = created.loraFile;
+    loaded = describe(first.model, created.context, first.modelPath);
   } catch (e) {
     await first.model.dispose();
     throw new ModelLoadError({
@@ -259,13 +276,14 @@ const createNodeLlamaCppPolicy = async (
         if (weights.kind === "lora" || weights.kind === "lora-bytes") {
           const next = await createContext(loaded.model, weights);
           await loaded.context.dispose();
-          loaded = { ...loaded, context: next, ...contextParts(next) };
+          loaded = { ...loaded, context: next.context, ...contextParts(next.context) };
+          await replaceLoraFile(next.loraFile);
           return;
         }
         const { model, modelPath } = await loadModel(weights.path);
         let context: LlamaContext;
         try {
-          context = await createContext(model);
+          context = (await createContext(model)).context;
         } catch (e) {
           await model.dispose();
           throw e;
@@ -274,6 +292,7 @@ const createNodeLlamaCppPolicy = async (
         loaded = describe(model, context, modelPath);
         await old.context.dispose();
         await old.model.dispose();
+        await replaceLoraFile(undefined);
       },
       catch: reloadFailure(weights),
     });
