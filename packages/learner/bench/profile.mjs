@@ -1,7 +1,8 @@
-// Where the learner's time goes, op by op: the ~21M bench model (d=512, 6 layers, vocab 2048,
-// 4 × 128 tokens) computed node by node with `setProfiling(true)`, milliseconds per call by op type.
+// Where the learner's time goes, op by op: a bench model computed node by node with
+// `setProfiling(true)`, milliseconds per call by op type. BENCH_MODEL=21m (default: d=512, 6 layers,
+// vocab 2048, 4 × 128 tokens) or default (the default run's model, 16 × 224 tokens).
 // Usage (from packages/learner, after npm run build): node bench/profile.mjs [backward|forward]
-// Env: BENCH_THREADS (1), BENCH_REPS (3).
+// Env: BENCH_MODEL (21m), BENCH_THREADS (1), BENCH_REPS (3).
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +15,12 @@ if (which !== "backward" && which !== "forward")
   throw new Error(`usage: profile.mjs [backward|forward], got ${which}`);
 const threads = Number(process.env.BENCH_THREADS ?? 1);
 const reps = Number(process.env.BENCH_REPS ?? 3);
-const m = { vocab: 2048, dim: 512, layers: 6, heads: 8, kvHeads: 8, ffn: 1408, rows: 4, length: 128 };
+const models = {
+  "21m": { vocab: 2048, dim: 512, layers: 6, heads: 8, kvHeads: 8, ffn: 1408, rows: 4, length: 128 },
+  default: { vocab: 320, dim: 64, layers: 2, heads: 4, kvHeads: 2, ffn: 192, rows: 16, length: 224 },
+};
+const m = models[process.env.BENCH_MODEL ?? "21m"];
+if (m === undefined) throw new Error(`BENCH_MODEL must be one of ${Object.keys(models).join(", ")}`);
 
 const dir = await mkdtemp(join(tmpdir(), "wr1-profile-"));
 try {
