@@ -60,7 +60,6 @@ std::unique_ptr<CompiledGraph> GraphCache::compile(int64_t L, int64_t B, bool tr
   }
   checkSupported(m.backend.get(), g->graph);
   ggml_gallocr_reserve_n_size(measure_.get(), g->graph, nullptr, nullptr, &g->bytes);
-  if (g->bytes > peakCompute_) peakCompute_ = g->bytes, peakTokens_ = L * B;
   return g;
 }
 
@@ -79,11 +78,16 @@ void GraphCache::activate(CompiledGraph &g) {
     t->buffer = nullptr;
   }
   active_ = nullptr;
-  if (!ggml_gallocr_alloc_graph(shared_.get(), g.graph))
+  if (!ggml_gallocr_alloc_graph(shared_.get(), g.graph)) {
+    // A failed reserve leaves the allocator with this shape's plan and no buffer, which a later
+    // shape of the same topology would be laid out on: start again from an empty allocator.
+    shared_.reset(ggml_gallocr_new(ggml_backend_get_default_buffer_type(model_.backend.get())));
     throw Error("could not allocate the compute graph for " + std::to_string(g.rows) + " × " + std::to_string(g.length) +
                 " tokens (" + std::to_string(g.bytes) + " bytes) on " + ggml_backend_name(model_.backend.get()) +
                 " (lower microBatchTokens)");
+  }
   active_ = &g;
+  if (g.bytes > peakCompute_) peakCompute_ = g.bytes, peakTokens_ = g.length * g.rows;
 }
 
 CompiledGraph &GraphCache::get(int64_t L, int64_t B, bool training) {

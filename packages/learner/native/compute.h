@@ -32,7 +32,7 @@ struct CompiledGraph {
 // Memory the learner holds on its backend, in bytes.
 struct MemoryReport {
   size_t weights = 0, trainable = 0, gradients = 0, optimizer = 0, transposed = 0;
-  size_t compute = 0;          // the largest compiled graph's work buffer
+  size_t compute = 0;          // the largest work buffer a graph was laid out in
   int64_t computeTokens = 0;   // the tokens (L*B) of that graph
 };
 

@@ -268,4 +268,36 @@ describe("memory", () => {
       await learner.dispose();
     }
   });
+
+  it("a shape whose work buffer cannot be allocated fails cleanly, and smaller shapes still run", async () => {
+    // 16 heads × 32,768² attention scores: a training graph of ~400 GB.
+    const model = await tinyModel(tmp.dir, "huge", {
+      seed: 46,
+      vocab: 280,
+      dim: 64,
+      heads: 16,
+      kvHeads: 16,
+      context: 32_768,
+    });
+    const learner = createGgmlLearner({ modelPath: model.path, threads: 1 });
+    try {
+      const small = await Effect.runPromise(learner.reserve({ rows: 1, length: 64, training: true }));
+      const huge = await Effect.runPromiseExit(learner.reserve({ rows: 1, length: 32_768, training: true }));
+      // A machine that can reserve 400 GB (overcommit) has nothing to recover from.
+      if (Exit.isFailure(huge)) {
+        expect(JSON.stringify(huge)).toMatch(/could not allocate the compute graph for 1 × 32768 tokens/);
+        expect(learner.info().memory.compute).toBe(small);
+      }
+      // Same topology, smaller: laid out afresh, not on the failed shape's plan.
+      expect(
+        await Effect.runPromise(learner.reserve({ rows: 1, length: 128, training: true })),
+      ).toBeGreaterThan(small);
+      const batch = randomSequences(1, [100], model.vocab, 3).map(({ tokens, mask }) => ({ tokens, mask }));
+      const [lp] = await Effect.runPromise(learner.logprobs(batch));
+      expect(Number.isFinite(lp![5])).toBe(true);
+      await Effect.runPromise(learner.backward(batch, [Float32Array.from(batch[0]!.tokens, () => -1)]));
+    } finally {
+      await learner.dispose();
+    }
+  });
 });
