@@ -380,6 +380,12 @@ describe.runIf(haveServer)("HttpPolicy against llama-server", () => {
       );
       expect(lora).toBeInstanceOf(ModelLoadError);
       expect(lora.message).toContain("--lora");
+      const bytes = await Effect.runPromise(
+        Effect.flip(policy.reload({ kind: "lora-bytes", bytes: new Uint8Array(8), label: "step adapter" })),
+      );
+      expect(bytes).toBeInstanceOf(ModelLoadError);
+      expect(bytes.path).toBe("step adapter");
+      expect(bytes.message).toMatch(/only as files/);
     } finally {
       await close();
     }
