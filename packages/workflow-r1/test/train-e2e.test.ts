@@ -98,6 +98,15 @@ describe("workflow-r1 train (end to end, CPU)", () => {
     ])
       expect(fs.existsSync(path.join(out, file)), file).toBe(true);
     expect(fs.readFileSync(path.join(out, "metrics.jsonl"), "utf8").trim().split("\n")).toHaveLength(2);
+    // The learner's memory, as the learner reported it at the end: full fine-tuning keeps a
+    // gradient per weight and two AdamW moments; the work buffer fits the largest micro-batch.
+    const { learnerMemory } = JSON.parse(fs.readFileSync(path.join(out, "summary.json"), "utf8"));
+    expect(learnerMemory.weights).toBeGreaterThan(0);
+    expect(learnerMemory.gradients).toBe(learnerMemory.weights);
+    expect(learnerMemory.optimizer).toBe(2 * learnerMemory.weights);
+    expect(learnerMemory.compute).toBeGreaterThan(0);
+    expect(learnerMemory.computeTokens).toBeGreaterThan(0);
+    expect(learnerMemory.computeTokens).toBeLessThanOrEqual(4096);
 
     // Learning signal: step 1's trajectories, scored by llama.cpp before and after step 1's update.
     const { trajectories } = await readTrajectoryLogAll(path.join(out, "trajectories.msgpack"));

@@ -27,6 +27,11 @@ describe("workflow-r1 train, LoRA mode (CPU)", () => {
       expect(Number(row["mismatch/probe_max_abs"])).toBeLessThanOrEqual(Number(row["guard/tolerance"]));
       expect(Number(row["time/export_reload"])).toBeGreaterThan(0);
     }
+    // LoRA: the trainable adapter is what has gradients and AdamW moments, not the base.
+    const { learnerMemory } = JSON.parse(fs.readFileSync(path.join(out, "summary.json"), "utf8"));
+    expect(learnerMemory.trainable).toBeGreaterThan(0);
+    expect(learnerMemory.gradients).toBe(learnerMemory.trainable);
+    expect(learnerMemory.gradients).toBeLessThan(learnerMemory.weights);
     const adapters = [1, 2].map((step) =>
       path.join(out, "checkpoints", `step-00000${step}`, "policy-adapter.gguf"),
     );

@@ -112,7 +112,29 @@ export interface TrainLoopOptions {
   readonly reference?: LearnerShape;
   /** Called after each step's metrics are written (tests use it to stop or inspect). */
   readonly onStep?: (metrics: StepMetrics) => void;
+  /** The learner's memory in bytes (weights, gradients, AdamW, work buffer), for the summary. */
+  readonly learnerMemory?: () => LearnerMemory | undefined;
 }
+
+/** What the learner holds, in bytes; `compute` is its work buffer, sized for `computeTokens`. */
+export interface LearnerMemory {
+  readonly weights: number;
+  readonly trainable: number;
+  readonly gradients: number;
+  readonly optimizer: number;
+  readonly transposedBase: number;
+  readonly compute: number;
+  readonly computeTokens: number;
+}
+
+/** One line for the log: the learner's state and its work buffer per token. */
+export const describeLearnerMemory = (m: LearnerMemory) => {
+  const mib = (bytes: number) =>
+    bytes < 2 ** 20 ? `${(bytes / 2 ** 10).toFixed(1)} KiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  const state = m.weights + m.trainable + m.gradients + m.optimizer + m.transposedBase;
+  const perToken = m.computeTokens > 0 ? `, ${mib(m.compute / m.computeTokens)} per token` : "";
+  return `weights, gradients and AdamW ${mib(state)}; work buffer ${mib(m.compute)} for ${m.computeTokens} tokens${perToken}`;
+};
 
 export const trainLoop = (options: TrainLoopOptions) =>
   Effect.gen(function* () {
@@ -372,7 +394,12 @@ export const trainLoop = (options: TrainLoopOptions) =>
     }
     progress.stop();
     const rows = yield* metricsLog.read();
-    yield* writeFileAtomic(path.join(paths.out, "summary.json"), JSON.stringify(summarize(rows), null, 2));
+    const memory = options.learnerMemory?.();
+    if (memory) progressLog(`[train] learner memory: ${describeLearnerMemory(memory)}`);
+    yield* writeFileAtomic(
+      path.join(paths.out, "summary.json"),
+      JSON.stringify({ ...summarize(rows), ...(memory && { learnerMemory: memory }) }, null, 2),
+    );
     return rows;
   });
 

@@ -6,10 +6,10 @@
  */
 import * as path from "node:path";
 import { NodeFileSystem } from "@effect/platform-node";
-import { ConfigError, ModelLoadError, Policy, type PolicyShape } from "@workflow-r1/core";
+import { ConfigError, Learner, ModelLoadError, Policy, type PolicyShape } from "@workflow-r1/core";
 import { createTinyLlama } from "@workflow-r1/gguf";
 import { Algorithm } from "@workflow-r1/gsspo";
-import { GgmlLearner, type LoraTarget } from "@workflow-r1/learner";
+import { GgmlLearner, type GgmlLearnerConfig, type LoraTarget, type NativeInfo } from "@workflow-r1/learner";
 import { LlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect, FileSystem, Layer } from "effect";
 import { loadAlgorithm } from "../algorithms.js";
@@ -134,7 +134,9 @@ export const train = (options: RunTrainOptions) =>
           }),
         ).pipe(Layer.provide(basePolicy))
       : basePolicy;
-    const learner = GgmlLearner.layer({
+    // The learner is opened through `make` so that the run can read its memory report at the end.
+    let learnerInfo: (() => NativeInfo) | undefined;
+    const learnerConfig: GgmlLearnerConfig = {
       modelPath,
       threads: config.learner.threads,
       gpu: devices.learner,
@@ -156,7 +158,15 @@ export const train = (options: RunTrainOptions) =>
         maxGradNorm: config.learner.gradClip,
         schedule: learningRateSchedule(config, plugin),
       },
-    });
+    };
+    const learner = Layer.effect(
+      Learner,
+      Effect.tap(GgmlLearner.make(learnerConfig), (l) =>
+        Effect.sync(() => {
+          learnerInfo = l.info;
+        }),
+      ),
+    );
     const environment = plugin.layer(environmentOptions);
     const loopConfig: TrainConfig = {
       ...config,
@@ -180,6 +190,7 @@ export const train = (options: RunTrainOptions) =>
         weightsKind,
         reference,
         onStep: options.onStep,
+        learnerMemory: () => learnerInfo?.().memory,
       });
     }).pipe(
       Effect.scoped,
