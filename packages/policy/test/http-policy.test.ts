@@ -384,7 +384,7 @@ describe.runIf(haveServer)("HttpPolicy against llama-server", () => {
         Effect.flip(policy.reload({ kind: "lora-bytes", bytes: new Uint8Array(8), label: "step adapter" })),
       );
       expect(bytes).toBeInstanceOf(ModelLoadError);
-      expect(bytes.path).toBe("step adapter");
+      expect(bytes.path).toBe("step adapter (8 bytes)");
       expect(bytes.message).toMatch(/only as files/);
     } finally {
       await close();

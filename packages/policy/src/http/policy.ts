@@ -29,6 +29,7 @@ import {
   type WeightsSource,
 } from "@workflow-r1/core";
 import { Duration, Effect, Layer, Schedule, type Scope } from "effect";
+import { weightsLabel } from "../weights-label.js";
 import { LlamaServerHttpError, LlamaServerUnavailableError, LlamaServerUnsupportedError } from "./errors.js";
 import { type BalanceStrategy, LlamaServerPool, type ServerState, type SlotBinding } from "./pool.js";
 import { type LocalTokenizer, loadLocalTokenizer } from "./tokenizer.js";
@@ -618,7 +619,7 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
           }
           if (weights.kind === "lora-bytes") {
             throw new ModelLoadError({
-              path: weights.label ?? "in-memory adapter",
+              path: weightsLabel(weights),
               message:
                 "HttpPolicy.reload: llama-server takes LoRA adapters only as files loaded at its start; " +
                 "save the adapter to a file the servers were started with (`--lora FILE --lora-init-without-apply`) " +
@@ -659,7 +660,7 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
           e instanceof ModelLoadError
             ? e
             : new ModelLoadError({
-                path: weights.kind === "lora-bytes" ? (weights.label ?? "in-memory adapter") : weights.path,
+                path: weightsLabel(weights),
                 message: `HttpPolicy.reload: ${e instanceof Error ? e.message : String(e)}`,
                 cause: e,
               }),

@@ -10,6 +10,7 @@ import {
 } from "@workflow-r1/core";
 import { Effect } from "effect";
 import { type Llama, type LlamaModel, resolveModelFile, type Token } from "node-llama-cpp";
+import { weightsLabel } from "../weights-label.js";
 import type { ChatRenderer } from "./chat.js";
 
 export type KvCacheType = "F32" | "F16" | "Q8_0" | "Q4_0";
@@ -102,12 +103,6 @@ export const textMethods = (
 /** A reload needs every sequence closed (their KV cells belong to the weights being replaced). */
 export const openSequencesError = (open: number) =>
   new Error(`${open} sequence(s) are still open; close them (end their scopes) before reloading`);
-
-/** How errors name the weights: their path, or an in-memory adapter's label and size. */
-export const weightsLabel = (weights: WeightsSource) =>
-  weights.kind === "lora-bytes"
-    ? `${weights.label ?? "in-memory adapter"} (${weights.bytes.byteLength} bytes)`
-    : weights.path;
 
 /** A failed reload as a ModelLoadError naming the weights. */
 export const reloadFailure = (weights: WeightsSource) => (e: unknown) =>
