@@ -16,6 +16,7 @@ import {
   type Trajectory,
 } from "@workflow-r1/core";
 import { ensureExecutorAvailable, executorMetrics, executorStatsOf } from "@workflow-r1/env-qa";
+import type { NativeMemory } from "@workflow-r1/learner";
 import { appendTrajectory, rollout, trajectoryLogWriter } from "@workflow-r1/rollout";
 import { Effect, FileSystem } from "effect";
 import type { TrainConfig } from "../config.js";
@@ -113,22 +114,11 @@ export interface TrainLoopOptions {
   /** Called after each step's metrics are written (tests use it to stop or inspect). */
   readonly onStep?: (metrics: StepMetrics) => void;
   /** The learner's memory in bytes (weights, gradients, AdamW, work buffer), for the summary. */
-  readonly learnerMemory?: () => LearnerMemory | undefined;
-}
-
-/** What the learner holds, in bytes; `compute` is its work buffer, sized for `computeTokens`. */
-export interface LearnerMemory {
-  readonly weights: number;
-  readonly trainable: number;
-  readonly gradients: number;
-  readonly optimizer: number;
-  readonly transposedBase: number;
-  readonly compute: number;
-  readonly computeTokens: number;
+  readonly learnerMemory?: () => NativeMemory | undefined;
 }
 
 /** One line for the log: the learner's state and its work buffer per token. */
-export const describeLearnerMemory = (m: LearnerMemory) => {
+export const describeLearnerMemory = (m: NativeMemory) => {
   const mib = (bytes: number) =>
     bytes < 2 ** 20 ? `${(bytes / 2 ** 10).toFixed(1)} KiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
   const state = m.weights + m.trainable + m.gradients + m.optimizer + m.transposedBase;
