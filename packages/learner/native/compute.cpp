@@ -90,6 +90,12 @@ void GraphCache::activate(CompiledGraph &g) {
   if (g.bytes > peakCompute_) peakCompute_ = g.bytes, peakTokens_ = g.length * g.rows;
 }
 
+void GraphCache::checkShape(int64_t L, int64_t B) const {
+  if (L < 1 || B < 1) throw Error("empty batch");
+  if (L > model_.hp.context)
+    throw Error("sequence length " + std::to_string(L) + " exceeds the context " + std::to_string(model_.hp.context));
+}
+
 CompiledGraph &GraphCache::get(int64_t L, int64_t B, bool training) {
   clock_++;
   for (auto &g : graphs_)
@@ -167,9 +173,7 @@ void GraphCache::compute(ggml_cgraph *graph) {
 
 std::vector<float> GraphCache::run(const int32_t *tokens, const int32_t *segments, int64_t L, int64_t B,
                                    const float *coef) {
-  if (L < 1 || B < 1) throw Error("empty batch");
-  if (L > model_.hp.context)
-    throw Error("sequence length " + std::to_string(L) + " exceeds the context " + std::to_string(model_.hp.context));
+  checkShape(L, B);
   model_.checkTokens(tokens, L * B);
   kept_ = nullptr;  // any computation may overwrite kept activations
   CompiledGraph &g = get(L, B, coef != nullptr);
@@ -182,9 +186,7 @@ std::vector<float> GraphCache::run(const int32_t *tokens, const int32_t *segment
 }
 
 std::vector<float> GraphCache::forwardKept(const int32_t *tokens, const int32_t *segments, int64_t L, int64_t B) {
-  if (L < 1 || B < 1) throw Error("empty batch");
-  if (L > model_.hp.context)
-    throw Error("sequence length " + std::to_string(L) + " exceeds the context " + std::to_string(model_.hp.context));
+  checkShape(L, B);
   model_.checkTokens(tokens, L * B);
   kept_ = nullptr;
   CompiledGraph &g = get(L, B, true);
@@ -234,9 +236,7 @@ std::map<std::string, OpTime> GraphCache::takeProfile() {
 }
 
 size_t GraphCache::reserve(int64_t L, int64_t B, bool training) {
-  if (L < 1 || B < 1) throw Error("empty batch");
-  if (L > model_.hp.context)
-    throw Error("sequence length " + std::to_string(L) + " exceeds the context " + std::to_string(model_.hp.context));
+  checkShape(L, B);
   kept_ = nullptr;  // laying out another graph may overwrite kept activations
   CompiledGraph &g = get(L, B, training);
   activate(g);

@@ -64,6 +64,8 @@ public:
   int64_t reusedForwards() const { return reusedForwards_; }
 
 private:
+  // Rows and row length a graph can be built for (at least one of each, rows within the context).
+  void checkShape(int64_t L, int64_t B) const;
   CompiledGraph &get(int64_t L, int64_t B, bool training);
   // Lays `g` out in the shared work buffer (unless it is the graph laid out last).
   void activate(CompiledGraph &g);
