@@ -47,3 +47,10 @@ export {
   learnMerges,
   type TinyTokenizerOptions,
 } from "./tokenizer.js";
+export {
+  REAL_MODELS,
+  type RealModel,
+  type RealModelName,
+  realModelPath,
+  realModelsDirectory,
+} from "./real-models.js";
