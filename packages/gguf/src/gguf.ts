@@ -380,8 +380,25 @@ export const parseGguf = (bytes: Uint8Array, path = "<buffer>", options: ReadGgu
 
 /** Read a GGUF file. Throws {@link GgufFormatError} naming the file and byte offset when it is malformed. */
 export const readGguf = async (path: string, options: ReadGgufOptions = {}): Promise<GgufFile> => {
-  const bytes = await readFile(path);
-  return parseGguf(bytes, path, options);
+  if (options.tensorData ?? true) return parseGguf(await readFile(path), path, options);
+  // Metadata only: read the head of the file, growing it until the header parses, so a
+  // multi-gigabyte model costs a few MiB.
+  const file = await open(path, "r");
+  try {
+    const size = (await file.stat()).size;
+    for (let length = Math.min(size, 4 << 20); ; length = Math.min(size, length * 4)) {
+      const bytes = new Uint8Array(length);
+      const { bytesRead } = await file.read(bytes, 0, length, 0);
+      try {
+        return parseGguf(bytes.subarray(0, bytesRead), path, options);
+      } catch (e) {
+        // Only running out of bytes means "read more"; any other format error is final.
+        if (!(e instanceof GgufFormatError && e.message.includes("truncated file")) || length >= size) throw e;
+      }
+    }
+  } finally {
+    await file.close();
+  }
 };
 
 // ───────────── writing ─────────────
