@@ -16,3 +16,5 @@ export {
   type NativeSamplerConfig,
   type NativeSamplerSequence,
 } from "./native/sampler.js";
+// hf: URIs resolved once to a local file (the trainer hands the same file to policy and learner).
+export { isRemoteModelUri, resolveModelPath } from "./llama/resolve-model.js";
