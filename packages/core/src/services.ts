@@ -17,6 +17,11 @@ import type { FinishReason, OperatorCall } from "./trajectory.js";
 
 // ───────────────────────────── chat ─────────────────────────────
 
+/**
+ * One chat message with its semantic role. A policy maps the roles to those its chat template knows
+ * (see {@link ChatRoles}): e.g. a tool observation becomes a user turn for a model never trained on a
+ * tool role, and a system prompt is folded into the first user turn for Gemma.
+ */
 export interface ChatMessage {
   readonly role: "system" | "user" | "assistant" | "tool";
   readonly content: string;
@@ -131,12 +136,37 @@ export type WeightsSource =
       readonly scale?: number;
     };
 
+/**
+ * How a policy's chat template renders the semantic roles of {@link ChatMessage}: `renderChat` and
+ * `renderContinuation` take system / user / assistant / tool messages and map them to the roles the
+ * template (and the model) knows.
+ */
+export interface ChatRoles {
+  /** `"system"`: a turn of its own; `"folded"`: prepended (then a blank line) to the first user message. */
+  readonly system: "system" | "folded";
+  /** `"tool"` only when the template handles a tool role itself; otherwise observations are user turns. */
+  readonly tool: "tool" | "user";
+}
+
 export interface PolicyInfo {
   readonly modelPath: string;
   readonly contextSize: number;
   readonly vocabularySize: number;
-  /** Tokens that end an assistant turn (EOS, EOT, `<|im_end|>`, …). */
+  /** Tokens that end an assistant turn (EOS, EOT, `<|im_end|>`, …): sampling stops at each of them. */
   readonly endOfTurnTokens: ReadonlyArray<number>;
+  /**
+   * The token the chat template closes an assistant turn with (`<|im_end|>` for ChatML,
+   * `<end_of_turn>` for Gemma), one of `endOfTurnTokens`: what a model ends its turns with, and what
+   * a demonstration should end with. Absent when the policy cannot tell (then use `endOfTurnTokens`).
+   */
+  readonly turnEndToken?: number;
+  /** The role mapping of the chat template (absent when the policy cannot tell). */
+  readonly chatRoles?: ChatRoles;
+  /**
+   * Where the chat template comes from: the model file (`"embedded"`), or a fallback for a file without
+   * one (`"gemma"` when the vocabulary has `<start_of_turn>` / `<end_of_turn>`, `"chatml"` otherwise).
+   */
+  readonly chatTemplate?: "embedded" | "gemma" | "chatml";
 }
 
 export interface PolicyShape {
