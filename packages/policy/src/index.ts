@@ -1,6 +1,13 @@
 // HttpPolicy over llama-server fleets (see README-http.md).
 export * from "./http/index.js";
-export { ChatRenderer, type ChatTokenizer } from "./llama/chat.js";
+export {
+  ChatRenderer,
+  type ChatTemplateKind,
+  type ChatTokenizer,
+  chatTemplateFor,
+  GEMMA_TEMPLATE,
+  templateHandlesToolRole,
+} from "./llama/chat.js";
 export {
   createLlamaCppPolicy,
   type KvCacheType,
@@ -8,6 +15,8 @@ export {
   type LlamaCppPolicyConfig,
   type LlamaCppPolicyShape,
 } from "./llama/policy.js";
+// hf: URIs resolved once to a local file (the trainer hands the same file to policy and learner).
+export { isRemoteModelUri, resolveModelPath } from "./llama/resolve-model.js";
 // The native engine on its own (LlamaCppPolicy runs on it by default).
 export {
   createNativeSampler,
@@ -16,5 +25,3 @@ export {
   type NativeSamplerConfig,
   type NativeSamplerSequence,
 } from "./native/sampler.js";
-// hf: URIs resolved once to a local file (the trainer hands the same file to policy and learner).
-export { isRemoteModelUri, resolveModelPath } from "./llama/resolve-model.js";

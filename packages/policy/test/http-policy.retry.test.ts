@@ -492,8 +492,12 @@ describe("HttpPolicy local tokenizer and chat template", () => {
       // When the model closed its turn itself (ChatML's <|im_end|> is one special token in
       // createTinyLlama's vocabulary), the continuation does not close it again.
       const imEnd = policy.tokenize("<|im_end|>", { special: true });
+      expect(imEnd.length).toBe(1);
       if (imEnd.length === 1) {
         expect(info.endOfTurnTokens).toContain(imEnd[0]);
+        // Same chat side as LlamaCppPolicy: ChatML's turn end, plain ChatML's role mapping.
+        expect(info.turnEndToken).toBe(imEnd[0]);
+        expect(info.chatRoles).toEqual({ system: "system", tool: "user" });
         const closed = policy.renderContinuation([{ role: "tool", content: "42" }], [...answer, imEnd[0]!]);
         expect(Array.from(closed)).toEqual(Array.from(continuation.subarray(1)));
         expect(continuation[0]).toBe(imEnd[0]);

@@ -299,12 +299,13 @@ describe.each(["native", "node-llama-cpp"] as const)(
         });
         expect(Array.from(whole)).toEqual([...prompt, ...sampled, ...cont]);
         expect(cont[0]).toBe(im_end);
-        // The model emitted <|im_end|> itself: only what follows it is added.
+        // The model emitted <|im_end|> itself: only what follows it is added. Plain ChatML has no tool
+        // role, so the observation is a user turn.
         const sampledEos = Int32Array.from([...sampled, im_end]);
         const contEos = p.renderContinuation(tool, sampledEos);
         expect(Array.from(whole)).toEqual([...prompt, ...sampledEos, ...contEos]);
         expect(p.detokenize(contEos)).toBe(
-          "\n<|im_start|>tool\nHamlet is a play by William Shakespeare.<|im_end|>\n<|im_start|>assistant\n",
+          "\n<|im_start|>user\nHamlet is a play by William Shakespeare.<|im_end|>\n<|im_start|>assistant\n",
         );
       });
     });

@@ -422,7 +422,7 @@ const make = (options: HttpPolicyOptions): Effect.Effect<HttpPolicyShape, Policy
       modelPath: options.tokenizerModelPath,
       contextSize,
       vocabularySize: tokenizer.vocabularySize,
-      endOfTurnTokens: tokenizer.endOfTurnTokens,
+      ...tokenizer.chat,
     });
 
     const openSequence = (

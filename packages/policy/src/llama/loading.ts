@@ -5,7 +5,7 @@
  */
 import type { PolicyInfo } from "@workflow-r1/core";
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
-import { ChatRenderer } from "./chat.js";
+import { ChatRenderer, chatTemplateFor } from "./chat.js";
 import { BatchEngine, type NativeContext } from "./engine.js";
 import { nativeContextOf } from "./internals.js";
 
@@ -18,6 +18,8 @@ export interface Loaded {
   engine: BatchEngine;
   renderer: ChatRenderer;
   info: PolicyInfo;
+  /** Tokens that end a turn besides llama.cpp's end-of-generation ones (see {@link ModelChat}). */
+  extraStopTokens: ReadonlyArray<number>;
   modelPath: string;
 }
 
@@ -42,31 +44,74 @@ export const describeLoaded = (
   parts: Pick<Loaded, "free" | "native" | "engine">,
 ): Loaded => ({ model, context, ...parts, ...describeModel(model, modelPath, context.contextSize) });
 
+/** What the text side needs from a model's vocabulary: chat renderer, end-of-turn tokens, vocabulary size. */
+export interface ModelChat {
+  readonly renderer: ChatRenderer;
+  /** End-of-generation tokens, plus the template's turn end when llama.cpp does not count it as one. */
+  readonly endOfTurnTokens: ReadonlyArray<number>;
+  /** The template's turn end when it is not an end-of-generation token for llama.cpp (sampling must stop there too). */
+  readonly extraStopTokens: ReadonlyArray<number>;
+  readonly vocabularySize: number;
+  readonly info: Pick<PolicyInfo, "endOfTurnTokens" | "turnEndToken" | "chatRoles" | "chatTemplate">;
+}
+
+/** The chat side of a loaded model (LlamaCppPolicy's engines and HttpPolicy's local tokenizer share it). */
+export const chatOf = (model: LlamaModel): ModelChat => {
+  const eog = new Set<number>();
+  for (const t of [model.tokens.eos, model.tokens.eot]) if (t !== null) eog.add(t);
+  const meta = model.fileInfo.metadata as unknown as {
+    tokenizer?: { chat_template?: unknown; ggml?: { tokens?: ReadonlyArray<string> } };
+  };
+  const arch = model.fileInfo.architectureMetadata as { vocab_size?: number } | undefined;
+  const vocabularySize = arch?.vocab_size ?? meta.tokenizer?.ggml?.tokens?.length ?? 0;
+  for (let t = 0; t < vocabularySize; t++) if (model.isEogToken(t as Token)) eog.add(t);
+  const embedded = meta.tokenizer?.chat_template;
+  const { source, kind } = chatTemplateFor(typeof embedded === "string" ? embedded : undefined, (text) => {
+    const ids = model.tokenize(text, true);
+    return ids.length === 1 && model.isSpecialToken(ids[0]);
+  });
+  const fallback = model.tokens.eot ?? model.tokens.eos;
+  const renderer = new ChatRenderer(
+    source,
+    {
+      tokenize: (text, special) => model.tokenize(text, special) as unknown as number[],
+      tokenText: (token) => model.detokenize([token as Token], true),
+      isSpecial: (token) => model.isSpecialToken(token as Token),
+      endOfTurnTokens: [...eog].sort((a, b) => a - b),
+      ...(fallback === null ? {} : { fallbackTurnEnd: fallback }),
+      ...(model.tokens.bosString ? { bosText: model.tokens.bosString } : {}),
+      ...(model.tokens.eosString ? { eosText: model.tokens.eosString } : {}),
+    },
+    kind,
+  );
+  const turnEnd = renderer.turnEndToken;
+  const extraStopTokens = turnEnd !== undefined && !eog.has(turnEnd) ? [turnEnd] : [];
+  const endOfTurnTokens = [...eog, ...extraStopTokens].sort((a, b) => a - b);
+  return {
+    renderer,
+    endOfTurnTokens,
+    extraStopTokens,
+    vocabularySize,
+    info: {
+      endOfTurnTokens,
+      ...(turnEnd === undefined ? {} : { turnEndToken: turnEnd }),
+      chatRoles: renderer.roles,
+      chatTemplate: kind,
+    },
+  };
+};
+
 /** The chat renderer and the policy's info for a model (its vocabulary is all this needs). */
 export const describeModel = (
   model: LlamaModel,
   modelPath: string,
   contextSize: number,
-): Pick<Loaded, "renderer" | "info" | "modelPath"> => {
-  const eog = new Set<number>();
-  for (const t of [model.tokens.eos, model.tokens.eot]) if (t !== null) eog.add(t);
-  const meta = model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: ReadonlyArray<string> } } };
-  const arch = model.fileInfo.architectureMetadata as { vocab_size?: number };
-  const vocabSize = arch?.vocab_size ?? meta.tokenizer?.ggml?.tokens?.length ?? 0;
-  for (let t = 0; t < vocabSize; t++) if (model.isEogToken(t as Token)) eog.add(t);
-  const endOfTurnTokens = [...eog].sort((a, b) => a - b);
-  const template = model.fileInfo.metadata?.tokenizer?.chat_template;
-  const eotToken = model.tokens.eot ?? model.tokens.eos;
-  const renderer = new ChatRenderer(typeof template === "string" ? template : undefined, {
-    tokenize: (text, special) => model.tokenize(text, special) as unknown as number[],
-    endOfTurnTokens,
-    endOfTurnText: eotToken === null ? undefined : model.detokenize([eotToken as Token], true),
-    bosText: model.tokens.bosString ?? undefined,
-    eosText: model.tokens.eosString ?? undefined,
-  });
+): Pick<Loaded, "renderer" | "info" | "modelPath" | "extraStopTokens"> => {
+  const chat = chatOf(model);
   return {
-    renderer,
+    renderer: chat.renderer,
     modelPath,
-    info: { modelPath, contextSize, vocabularySize: vocabSize, endOfTurnTokens },
+    extraStopTokens: chat.extraStopTokens,
+    info: { modelPath, contextSize, vocabularySize: chat.vocabularySize, ...chat.info },
   };
 };

@@ -7,15 +7,17 @@
  */
 import {
   type ContextOverflowError,
+  type Generation,
   ModelLoadError,
   type PolicyError,
   type PolicySequence,
+  type SamplingOptions,
   type WeightsSource,
 } from "@workflow-r1/core";
 import { Effect, type Scope, Semaphore } from "effect";
-import type { Llama, LlamaModel } from "node-llama-cpp";
+import type { Llama, LlamaModel, Token } from "node-llama-cpp";
 import type { AddonFlavor } from "../native/addon.js";
-import { createNativeSampler, type NativeSampler } from "../native/sampler.js";
+import { createNativeSampler, type NativeSampler, type NativeSamplerSequence } from "../native/sampler.js";
 import { describeModel, type Loaded } from "./loading.js";
 import {
   checkScore,
@@ -30,7 +32,7 @@ import {
   textMethods,
 } from "./options.js";
 
-interface Current extends Pick<Loaded, "renderer" | "info" | "modelPath"> {
+interface Current extends Pick<Loaded, "renderer" | "info" | "modelPath" | "extraStopTokens"> {
   readonly model: LlamaModel;
   readonly sampler: NativeSampler;
 }
@@ -112,11 +114,35 @@ export const createNativeLlamaPolicy = async (
         tokens: seq.tokens,
         generate: (append, options) =>
           Effect.tryPromise({
-            try: (signal) => seq.generate(append, options, signal),
+            try: (signal) => generateStoppingAtTurnEnd(current, seq, append, options, signal),
             catch: policyErrorOf("generate"),
           }),
       } satisfies PolicySequence;
     });
+
+  /**
+   * The C++ loop stops at llama.cpp's end-of-generation tokens; a template turn end that is not one
+   * (rare: `extraStopTokens`) stops it as a stop string of its text, reported as "eos" when the turn end
+   * token itself was sampled.
+   */
+  const generateStoppingAtTurnEnd = async (
+    owner: Current,
+    seq: NativeSamplerSequence,
+    append: Int32Array,
+    options: SamplingOptions,
+    signal: AbortSignal,
+  ): Promise<Generation> => {
+    if (owner.extraStopTokens.length === 0) return seq.generate(append, options, signal);
+    const texts = owner.extraStopTokens.map((t) => owner.model.detokenize([t as Token], true));
+    const asked = options.stop ?? [];
+    const g = await seq.generate(append, { ...options, stop: [...asked, ...texts] }, signal);
+    const last = g.tokens[g.tokens.length - 1];
+    if (g.finishReason === "stop" && last !== undefined && owner.extraStopTokens.includes(last)) {
+      const { stopString: _, ...rest } = g;
+      return { ...rest, finishReason: "eos" };
+    }
+    return g;
+  };
 
   const score = (tokens: Int32Array, from: number) =>
     Effect.scoped(

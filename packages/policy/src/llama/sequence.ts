@@ -106,7 +106,7 @@ export const createSequence = (
         tokens.push(token);
         logprobs.push(logprob);
         feed = [token];
-        if (loaded.model.isEogToken(token as Token)) {
+        if (loaded.model.isEogToken(token as Token) || loaded.extraStopTokens.includes(token)) {
           finishReason = "eos";
           break;
         }
