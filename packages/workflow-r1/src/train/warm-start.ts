@@ -95,7 +95,11 @@ export const warmStart = <E, R>(
           policy.renderContinuation([{ role: "tool", content: result.observation }], tokens),
         );
       }
-      const end = policy.info().endOfTurnTokens[0];
+      // The token the chat template closes an assistant turn with (`<|im_end|>`, `<end_of_turn>`), what
+      // the model ends its turns with; not merely the lowest end-of-generation id (SmolLM2's is
+      // `<|endoftext|>`).
+      const info = policy.info();
+      const end = info.turnEndToken ?? info.endOfTurnTokens[0];
       if (end !== undefined) builder.appendSampled([end], [-1]);
       const t = builder.build({
         reward: 0,
