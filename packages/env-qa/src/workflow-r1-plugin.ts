@@ -1,7 +1,9 @@
 /**
  * `workflowR1Plugin`: the paper's QA environment as a trainer plugin, wired from plain options —
- * an OpenAI-compatible executor (`HttpExecutor`, checked once when the environment is built), a
- * retriever (Search-R1 server or BM25 over a FlashRAG corpus) and FlashRAG benchmark files as tasks.
+ * the operators' executor (`executor.kind`: an OpenAI-compatible server, `HttpExecutor`, checked
+ * once when the environment is built; or `"local"`, a GGUF in-process through llama.cpp,
+ * `LocalModelExecutor`), a retriever (Search-R1 server or BM25 over a FlashRAG corpus) and FlashRAG
+ * benchmark files as tasks.
  */
 import {
   Environment,
@@ -18,7 +20,14 @@ import {
   preferredBenchmarkFile,
   tasksInPart,
 } from "./datasets/index.js";
-import { HttpExecutor, type HttpExecutorConfig } from "./executors/index.js";
+import {
+  decodeExecutorOptions,
+  ExecutorOptionSchema,
+  HttpExecutor,
+  type HttpExecutorConfig,
+  LocalModelExecutor,
+  type LocalModelExecutorConfig,
+} from "./executors/index.js";
 import { Bm25Retriever, HttpRetriever } from "./retrieval/index.js";
 import {
   checkEnvExecutor,
@@ -30,10 +39,13 @@ import {
 
 /**
  * Options (the config's `environment.options`): the {@link WorkflowR1EnvConfig} fields, plus
- * `executor` ({@link HttpExecutorConfig} — `baseUrl`, `model`, `timeoutMs`, `maxRetries`, … — and the
- * environment's `temperature`, `maxTokens`, `attempts`, `maxConsecutiveFailures`; env
- * `WORKFLOW_R1_EXECUTOR_*` fill the gaps), `checkExecutor` (default true: the environment is not
- * built when the executor endpoint does not answer), `retrieverUrl`
+ * `executor`: its `kind` picks the executor — `"http"` or none: {@link HttpExecutorConfig}
+ * (`baseUrl`, `model`, `timeoutMs`, `maxRetries`, …; env `WORKFLOW_R1_EXECUTOR_*` fill the gaps);
+ * `"local"`: {@link LocalModelExecutorConfig} (`model` — a GGUF path, `contextSize`, `threads`,
+ * `sequences`, `gpu`, `timeoutMs`) — and either kind the environment's `temperature`, `maxTokens`,
+ * `attempts`, `multiAnswerTemperature`, `maxConsecutiveFailures`. `checkExecutor` (default true:
+ * the environment is not built when the executor endpoint does not answer; a local executor is
+ * checked by loading its model), `retrieverUrl`
  * (a Search-R1 `/retrieve` endpoint) or `corpusPath` (FlashRAG jsonl for BM25), `dataDir` (laid out
  * like /work/shared/data/qa), `trainDatasets` (default nq, hotpotqa), `evalDatasets` (default
  * bamboogle), `trainTasks` / `evalTasks` (at most this many, shuffled by the seed; default all),
@@ -45,7 +57,9 @@ import {
  * one file (`preferredBenchmarkFile`), loaded once.
  */
 export interface WorkflowR1PluginOptions extends WorkflowR1EnvConfig {
-  readonly executor?: HttpExecutorConfig & WorkflowR1EnvConfig["executor"];
+  readonly executor?:
+    | ((HttpExecutorConfig & { readonly kind?: "http" }) & WorkflowR1EnvConfig["executor"])
+    | ((LocalModelExecutorConfig & { readonly kind: "local" }) & WorkflowR1EnvConfig["executor"]);
   readonly retrieverUrl?: string;
   readonly corpusPath?: string;
   readonly dataDir?: string;
@@ -67,7 +81,7 @@ export const WorkflowR1PluginOptionsSchema = Schema.Struct({
   operators: Schema.optional(Schema.Array(Schema.String)),
   operatorBudget: Schema.optional(Schema.Int),
   maxObservationChars: Schema.optional(Schema.Int),
-  executor: Schema.optional(Schema.Record(Schema.String, Schema.Unknown)),
+  executor: Schema.optional(ExecutorOptionSchema),
   searchTopK: Schema.optional(Schema.Int),
   checkExecutor: Schema.optional(Schema.Boolean),
   retrieverUrl: Schema.optional(Schema.String),
@@ -103,8 +117,9 @@ const layer = (raw: Readonly<Record<string, unknown>>): Layer.Layer<Environment,
             `expected true or false, got ${JSON.stringify(options.checkExecutor)}`,
           ),
         );
-      const executor = yield* HttpExecutor.make(options.executor ?? {}).pipe(
-        Effect.mapError((e) => optionError("executor", e.message, e)),
+      // Its kind and fields first (a misspelt field or an unknown kind, by path).
+      const chosen = yield* decodeExecutorOptions(options.executor).pipe(
+        Effect.mapError((e) => new EnvironmentError({ message: `workflow-r1 ${e.message}`, cause: e })),
       );
       const retrieverUrl = typeof options.retrieverUrl === "string" ? options.retrieverUrl : undefined;
       const corpusPath = typeof options.corpusPath === "string" ? options.corpusPath : undefined;
@@ -117,7 +132,16 @@ const layer = (raw: Readonly<Record<string, unknown>>): Layer.Layer<Environment,
             "Search is enabled: set retrieverUrl (Search-R1 server) or corpusPath (FlashRAG jsonl for BM25), or leave Search out of operators",
           ),
         );
-      // Before the retriever (a BM25 index over a large corpus takes a while to build).
+      // Before the retriever (a BM25 index over a large corpus takes a while to build). A local
+      // executor's model is checked (a GGUF) and loaded here, freed when the layer's scope closes.
+      const executor =
+        chosen.kind === "local"
+          ? yield* LocalModelExecutor.make(chosen.options).pipe(
+              Effect.mapError((e) => new EnvironmentError({ message: `workflow-r1 ${e.message}`, cause: e })),
+            )
+          : yield* HttpExecutor.make(chosen.options).pipe(
+              Effect.mapError((e) => optionError("executor", e.message, e)),
+            );
       if (options.checkExecutor !== false)
         yield* checkEnvExecutor(executor).pipe(
           Effect.mapError((e) => optionError("executor", e.message, e.cause)),

@@ -10,7 +10,19 @@ export {
   type ResolvedHttpExecutorConfig,
   resolveHttpExecutorConfig,
 } from "./http.js";
-export { LocalExecutor, type LocalExecutorConfig, makeLocalExecutor } from "./local.js";
+export {
+  LocalExecutor,
+  type LocalExecutorConfig,
+  localSamplingOptions,
+  makeLocalExecutor,
+} from "./local.js";
+export {
+  checkGgufFile,
+  LocalModelExecutor,
+  type LocalModelExecutorConfig,
+  type LocalModelExecutorShape,
+  localModelExecutorDefaults,
+} from "./local-model.js";
 export {
   type ExecutorCounts,
   type ExecutorMonitor,
@@ -19,4 +31,13 @@ export {
   executorUrl,
   monitorExecutor,
 } from "./monitor.js";
+export {
+  decodeExecutorOptions,
+  EXECUTOR_KINDS,
+  ExecutorOptionSchema,
+  type ExecutorOptions,
+  executorOptionIssues,
+  HttpExecutorOptions,
+  LocalExecutorOptions,
+} from "./options.js";
 export type { RetryPolicy } from "./transport.js";

@@ -1,7 +1,7 @@
 /**
  * An `Executor` over any core `Policy` (e.g. the llama.cpp policy on a GGUF): renders the chat with
- * the model's template, samples greedily and decodes. env-qa depends only on the `Policy` contract,
- * never on llama.cpp itself.
+ * the model's template, samples (greedily by default) and decodes. This module depends only on the
+ * `Policy` contract; `LocalModelExecutor` (local-model.ts) builds one over its own llama.cpp model.
  */
 import {
   type Completion,
@@ -20,7 +20,22 @@ export interface LocalExecutorConfig {
   readonly maxTokens?: number;
   /** Time limit per completion in milliseconds. Default: none. */
   readonly timeoutMs?: number;
+  /**
+   * `"greedy"` (default): every completion is greedy (top-k 1), whatever temperature the request
+   * asks. `"request"`: the request's temperature decides, as an OpenAI-compatible server does —
+   * 0 (or none) is greedy, above 0 samples at that temperature with no top-k / top-p truncation.
+   */
+  readonly sampling?: "greedy" | "request";
 }
+
+/** The sampling options of one completion (see {@link LocalExecutorConfig.sampling}). */
+export const localSamplingOptions = (
+  request: CompletionRequest,
+  config: LocalExecutorConfig,
+): { readonly temperature: number; readonly topK: number } => {
+  const temperature = config.sampling === "request" ? (request.temperature ?? 0) : 0;
+  return temperature > 0 ? { temperature, topK: 0 } : { temperature: 0, topK: 1 };
+};
 
 /** A readable label for errors (there is no URL). */
 const label = (policy: PolicyShape): string => `local:${policy.info().modelPath}`;
@@ -33,10 +48,10 @@ export const makeLocalExecutor = (policy: PolicyShape, config: LocalExecutorConf
       Effect.gen(function* () {
         const prompt = policy.renderChat(request.messages, { addGenerationPrompt: true });
         const sequence = yield* policy.openSequence(prompt);
-        // Greedy decoding (top-k 1) so operator outputs are reproducible whatever the temperature asked.
+        // Greedy decoding (top-k 1) so operator outputs are reproducible, unless the config lets
+        // the request's temperature decide.
         const generation = yield* sequence.generate(new Int32Array(0), {
-          temperature: 0,
-          topK: 1,
+          ...localSamplingOptions(request, config),
           maxTokens: request.maxTokens ?? config.maxTokens ?? 512,
           ...(request.stop === undefined || request.stop.length === 0 ? {} : { stop: request.stop }),
         });

@@ -57,10 +57,13 @@ export interface ExecutorMonitorOptions {
   readonly url?: string;
 }
 
-/** The base URL an executor declares (HttpExecutor does), for messages and stats. */
+/**
+ * The base URL an executor declares (HttpExecutor does), or else its label (a local executor's
+ * `local:<model path>`), for messages and stats.
+ */
 export const executorUrl = (executor: ExecutorShape): string | undefined => {
-  const url = (executor as { readonly baseUrl?: unknown }).baseUrl;
-  return typeof url === "string" ? url : undefined;
+  const { baseUrl, label } = executor as { readonly baseUrl?: unknown; readonly label?: unknown };
+  return typeof baseUrl === "string" ? baseUrl : typeof label === "string" ? label : undefined;
 };
 
 const messageOf = (cause: Cause.Cause<unknown>): string => {
