@@ -92,6 +92,7 @@ ModelOptions optionsOf(const Napi::Object &o) {
   else if (precision != "f32") throw Error("precision must be \"f32\" or \"f16\", got " + precision);
   m.graphCacheSize = o.Get("graphCacheSize").As<Napi::Number>().Uint32Value();
   m.transposedBase = o.Get("transposedBase").ToBoolean();
+  m.frozen = o.Get("frozen").ToBoolean();
   return m;
 }
 
@@ -178,6 +179,7 @@ private:
       Model &m = live();
       auto o = Napi::Object::New(info.Env());
       o.Set("architecture", m.hp.arch);
+      o.Set("mode", m.mode());
       o.Set("vocab", (double)m.hp.vocab);
       o.Set("dim", (double)m.hp.dim);
       o.Set("layers", (double)m.hp.layers);
@@ -206,14 +208,18 @@ private:
     });
   }
 
-  // forward(tokens, segments, length, rows) → Promise<Float32Array [rows*length]>
+  // forward(tokens, segments, length, rows, base = false) → Promise<Float32Array [rows*length]>;
+  // `base`: the base model's, without the LoRA adapter.
   Napi::Value Forward(const Napi::CallbackInfo &info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       Model *m = &live();
       auto b = std::make_shared<Batch>(batchOf(info));
+      const bool base = info.Length() > 4 && info[4].ToBoolean();
       return queue(
           info.Env(),
-          [m, b](Job &job) { job.floats = m->graphs().run(b->tokens.data(), b->segments.data(), b->length, b->rows, nullptr); },
+          [m, b, base](Job &job) {
+            job.floats = m->graphs().run(b->tokens.data(), b->segments.data(), b->length, b->rows, nullptr, base);
+          },
           floatsOf);
     });
   }

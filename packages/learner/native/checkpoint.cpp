@@ -33,14 +33,20 @@ std::vector<uint8_t> merged(Model &m, ggml_tensor *w, const LoraPair &pair) {
 }  // namespace
 
 void saveModel(Model &m, const std::string &path) {
+  m.requireTrainable("save");
   GgufWriter out;
   gguf_set_kv(out.meta(), m.meta.get());
+  bool allF32 = true;
   for (auto &name : m.order) {
     ggml_tensor *t = m.tensors.at(name);
+    allF32 = allF32 && t->type == GGML_TYPE_F32;
     auto it = m.loras.find(t);
     if (it == m.loras.end()) out.add(t);
     else out.addBytes(t, merged(m, t, it->second));
   }
+  // The base file's type (e.g. MOSTLY_Q4_1) no longer describes weights trained in F32: llama.cpp
+  // loads by tensor types, but the metadata must say what the file holds. 0 = LLAMA_FTYPE_ALL_F32.
+  if (allF32) gguf_set_val_u32(out.meta(), "general.file_type", 0);
   out.write(path);
 }
 
@@ -68,6 +74,7 @@ std::vector<uint8_t> adapterBytes(Model &m) {
 }
 
 void saveState(Model &m, const std::string &path) {
+  m.requireTrainable("saveState");
   GgufWriter out;
   gguf_set_val_str(out.meta(), "general.type", "workflow-r1.learner-state");
   gguf_set_val_str(out.meta(), "learner.mode", m.lora() ? "lora" : "full");
@@ -80,6 +87,7 @@ void saveState(Model &m, const std::string &path) {
 }
 
 void loadState(Model &m, const std::string &path) {
+  m.requireTrainable("loadState");
   ggml_context *raw = nullptr;
   gguf_init_params ip = {false, &raw};
   GgufPtr in(gguf_init_from_file(path.c_str(), ip));

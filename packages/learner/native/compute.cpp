@@ -15,12 +15,15 @@ size_t graphCapacity(const Model &m, bool training) {
 }
 }  // namespace
 
-std::unique_ptr<CompiledGraph> GraphCache::compile(int64_t L, int64_t B, bool training) {
+std::unique_ptr<CompiledGraph> GraphCache::compile(int64_t L, int64_t B, bool training, bool base) {
   Model &m = model_;
+  if (training) m.requireTrainable("training");
   auto g = std::make_unique<CompiledGraph>();
   g->length = L;
   g->rows = B;
   g->training = training;
+  g->base = base;
+  g->in.adapter = !base;
   const size_t capacity = graphCapacity(m, training);
   // Room for the forward graph with gradients, the rewritten graph, and their tensors.
   g->ctx = metadataContext(capacity * 3, ggml_graph_overhead_custom(capacity, true) + 3 * ggml_graph_overhead_custom(capacity, false));
@@ -96,10 +99,11 @@ void GraphCache::checkShape(int64_t L, int64_t B) const {
     throw Error("sequence length " + std::to_string(L) + " exceeds the context " + std::to_string(model_.hp.context));
 }
 
-CompiledGraph &GraphCache::get(int64_t L, int64_t B, bool training) {
+CompiledGraph &GraphCache::get(int64_t L, int64_t B, bool training, bool base) {
   clock_++;
+  base = base && model_.lora();  // without an adapter the base graph is the forward graph
   for (auto &g : graphs_)
-    if (g->length == L && g->rows == B && g->training == training) {
+    if (g->length == L && g->rows == B && g->training == training && g->base == base) {
       g->lastUse = clock_;
       return *g;
     }
@@ -111,7 +115,7 @@ CompiledGraph &GraphCache::get(int64_t L, int64_t B, bool training) {
     if (graphs_[oldest].get() == active_) active_ = nullptr;
     graphs_.erase(graphs_.begin() + (long)oldest);
   }
-  graphs_.push_back(compile(L, B, training));
+  graphs_.push_back(compile(L, B, training, base));
   graphs_.back()->lastUse = clock_;
   return *graphs_.back();
 }
@@ -172,11 +176,13 @@ void GraphCache::compute(ggml_cgraph *graph) {
 }
 
 std::vector<float> GraphCache::run(const int32_t *tokens, const int32_t *segments, int64_t L, int64_t B,
-                                   const float *coef) {
+                                   const float *coef, bool base) {
   checkShape(L, B);
   model_.checkTokens(tokens, L * B);
-  kept_ = nullptr;  // any computation may overwrite kept activations
-  CompiledGraph &g = get(L, B, coef != nullptr);
+  if (coef != nullptr) model_.requireTrainable("backward");
+  if (coef != nullptr && base) throw Error("internal: the base model's graph has no backward");
+  kept_ = nullptr;  // any computation may overwrite kept activations (they share the work buffer)
+  CompiledGraph &g = get(L, B, coef != nullptr, base);
   activate(g);
   setInputs(g, tokens, segments, coef);
   compute(g.graph);
@@ -188,6 +194,7 @@ std::vector<float> GraphCache::run(const int32_t *tokens, const int32_t *segment
 std::vector<float> GraphCache::forwardKept(const int32_t *tokens, const int32_t *segments, int64_t L, int64_t B) {
   checkShape(L, B);
   model_.checkTokens(tokens, L * B);
+  model_.requireTrainable("a kept forward pass (for a backward)");
   kept_ = nullptr;
   CompiledGraph &g = get(L, B, true);
   activate(g);
@@ -201,6 +208,7 @@ std::vector<float> GraphCache::forwardKept(const int32_t *tokens, const int32_t 
 }
 
 void GraphCache::backwardKept(const float *coef, int64_t L, int64_t B) {
+  model_.requireTrainable("backward");
   if (kept_ == nullptr || kept_->length != L || kept_->rows != B || keptVersion_ != model_.weightsVersion)
     throw Error("no kept forward pass of this shape at the current weights (call forward with keep first)");
   CompiledGraph &g = *kept_;
@@ -237,6 +245,7 @@ std::map<std::string, OpTime> GraphCache::takeProfile() {
 
 size_t GraphCache::reserve(int64_t L, int64_t B, bool training) {
   checkShape(L, B);
+  if (training) model_.requireTrainable("a training graph");
   kept_ = nullptr;  // laying out another graph may overwrite kept activations
   CompiledGraph &g = get(L, B, training);
   activate(g);
@@ -248,8 +257,8 @@ MemoryReport GraphCache::memory() const {
   const Model &m = model_;
   r.weights = ggml_backend_buffer_get_size(m.wbuf.get());
   r.trainable = m.lbuf ? ggml_backend_buffer_get_size(m.lbuf.get()) : 0;
-  r.gradients = ggml_backend_buffer_get_size(m.gbuf.get());
-  r.optimizer = ggml_backend_buffer_get_size(m.mbuf.get());
+  r.gradients = m.gbuf ? ggml_backend_buffer_get_size(m.gbuf.get()) : 0;  // none when frozen
+  r.optimizer = m.mbuf ? ggml_backend_buffer_get_size(m.mbuf.get()) : 0;
   r.transposed = m.xbuf ? ggml_backend_buffer_get_size(m.xbuf.get()) : 0;
   r.compute = peakCompute_;
   r.computeTokens = peakTokens_;

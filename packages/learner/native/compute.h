@@ -1,5 +1,5 @@
 // Compiled graphs, kept per shape: building a graph and differentiating it happen once per (rows,
-// length, forward or training), not on every call. All shapes share one work buffer, which only
+// length, forward or training, with or without the LoRA adapter), not on every call. All shapes share one work buffer, which only
 // grows: a new shape costs a re-plan of the buffer's layout, not a fresh allocation whose pages
 // fault in during the first computation (the learner sees a new shape on most RL batches).
 #pragma once
@@ -17,6 +17,7 @@ namespace wr1 {
 struct CompiledGraph {
   int64_t length = 0, rows = 0;
   bool training = false;
+  bool base = false;  // forward of the base model alone (LoRA terms left out)
   ContextPtr ctx;
   ggml_cgraph *graph = nullptr;
   size_t bytes = 0;  // the work buffer this shape needs
@@ -51,7 +52,9 @@ public:
   GraphCache(Model &model, size_t capacity);
   // Log-probabilities [L*B]; with coefficients, also accumulates the gradient of Σ c·logp.
   // `segments` [L*B] names the packed sequence of each token within its row (padding: any id of its own).
-  std::vector<float> run(const int32_t *tokens, const int32_t *segments, int64_t L, int64_t B, const float *coef);
+  // `base` (forward only): the base model's, without the LoRA adapter (the same graph without LoRA).
+  std::vector<float> run(const int32_t *tokens, const int32_t *segments, int64_t L, int64_t B, const float *coef,
+                         bool base = false);
   MemoryReport memory() const;
   // Compiles the graph for this shape and grows the shared work buffer to fit it, without
   // computing: the work buffer this shape needs.
@@ -66,10 +69,10 @@ public:
 private:
   // Rows and row length a graph can be built for (at least one of each, rows within the context).
   void checkShape(int64_t L, int64_t B) const;
-  CompiledGraph &get(int64_t L, int64_t B, bool training);
+  CompiledGraph &get(int64_t L, int64_t B, bool training, bool base = false);
   // Lays `g` out in the shared work buffer (unless it is the graph laid out last).
   void activate(CompiledGraph &g);
-  std::unique_ptr<CompiledGraph> compile(int64_t L, int64_t B, bool training);
+  std::unique_ptr<CompiledGraph> compile(int64_t L, int64_t B, bool training, bool base);
   void setInputs(CompiledGraph &g, const int32_t *tokens, const int32_t *segments, const float *coef);
   Model &model_;
   size_t capacity_;

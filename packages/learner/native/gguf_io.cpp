@@ -49,14 +49,30 @@ void readTensorData(const std::string &path, gguf_context *meta, ggml_context *c
   if (!f) throw Error("could not open " + path);
   const size_t dataOffset = gguf_get_data_offset(meta);
   std::vector<uint8_t> buf;
+  std::vector<float> values;
   for (int64_t i = 0; i < gguf_get_n_tensors(meta); i++) {
     const char *name = gguf_get_tensor_name(meta, i);
     ggml_tensor *t = ggml_get_tensor(ctx, name);
-    buf.resize(ggml_nbytes(t));
+    const ggml_type stored = gguf_get_tensor_type(meta, i);
+    const ggml_type_traits *traits = ggml_get_type_traits(stored);
+    const bool dequantize = t->type != stored;
+    if (dequantize && (t->type != GGML_TYPE_F32 || traits->to_float == nullptr))
+      throw Error(std::string("tensor ") + name + " is " + ggml_type_name(stored) + " in " + path + ", which cannot be read as " +
+                  ggml_type_name(t->type));
+    buf.resize(gguf_get_tensor_size(meta, i));
+    if (buf.size() != ggml_row_size(stored, ggml_nelements(t)))
+      throw Error(std::string("tensor ") + name + " of " + path + " has " + std::to_string(buf.size()) +
+                  " bytes, not what its shape and type need");
     const size_t offset = dataOffset + gguf_get_tensor_offset(meta, i);
     if (fseek(f.get(), (long)offset, SEEK_SET) != 0 || fread(buf.data(), 1, buf.size(), f.get()) != buf.size())
       throw Error(std::string("could not read tensor data of ") + name + " from " + path);
-    ggml_backend_tensor_set(t, buf.data(), 0, buf.size());
+    if (!dequantize) {
+      ggml_backend_tensor_set(t, buf.data(), 0, buf.size());
+      continue;
+    }
+    values.resize(ggml_nelements(t));
+    traits->to_float(buf.data(), values.data(), (int64_t)values.size());
+    ggml_backend_tensor_set(t, values.data(), 0, values.size() * sizeof(float));
   }
 }
 

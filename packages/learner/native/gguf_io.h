@@ -17,7 +17,9 @@ float metaF32(gguf_context *g, const std::string &key, float fallback);
 // Opens a GGUF's metadata and tensor descriptions (no data) into `ctx`.
 GgufPtr openGguf(const std::string &path, ContextPtr &ctx);
 
-// Copies each tensor's data from the file into its (already allocated) backend tensor.
+// Copies each tensor's data from the file into its (already allocated) backend tensor. A tensor
+// that `ctx` holds as F32 while the file stores another type is dequantized on the way (ggml's
+// to_float of that type); any other type difference is an error naming the tensor.
 void readTensorData(const std::string &path, gguf_context *meta, ggml_context *ctx);
 
 // Builds a GGUF from backend tensors: keeps host copies of their data alive until written.

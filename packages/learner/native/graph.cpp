@@ -15,7 +15,7 @@ ggml_tensor *buildLogprobs(const Model &m, ggml_context *ctx, int64_t L, int64_t
   ggml_tensor *x = ggml_get_rows(ctx, m.tokEmbd, in.tokens);  // [d, N]
   for (const Layer &b : m.blocks) x = m.arch->block(m, ctx, b, x, in, L, B);
   x = ggml_mul(ctx, ggml_rms_norm(ctx, x, m.hp.eps), m.outNorm);
-  ggml_tensor *logits = m.matmul(ctx, m.output ? m.output : m.tokEmbd, x);  // [V, N]
+  ggml_tensor *logits = m.matmul(ctx, m.output ? m.output : m.tokEmbd, x, in.adapter);  // [V, N]
   // logp = (x_target − max) − log Σ exp(x − max); the max goes through I32 so autodiff treats it
   // as a constant.
   ggml_tensor *mx = ggml_pool_1d(ctx, logits, GGML_OP_POOL_MAX, (int)V, (int)V, 0);  // [1, N]

@@ -49,6 +49,8 @@ BackendPtr startBackend(const std::string &backendsDir, const ModelOptions &o) {
 }  // namespace
 
 Model::Model(const std::string &path, const std::string &backendsDir, const ModelOptions &o) : options(o) {
+  if (o.frozen && o.loraRank > 0)
+    throw Error("a frozen learner has no LoRA adapter (a LoRA learner's base log-probabilities leave the adapter out)");
   backend = startBackend(backendsDir, o);
   options.denseEmbeddingGrad = o.gpu;
   if (const char *dense = std::getenv("WORKFLOW_R1_DENSE_EMBEDDING_GRAD")) options.denseEmbeddingGrad = std::string(dense) == "1";
@@ -75,7 +77,8 @@ ggml_tensor *Model::find(const std::string &name, bool required) const {
 }
 
 void Model::loadWeights(const std::string &path) {
-  meta = openGguf(path, wctx);
+  ContextPtr fileCtx;  // the tensors as the file stores them
+  meta = openGguf(path, fileCtx);
   const int64_t archId = gguf_find_key(meta.get(), "general.architecture");
   if (archId < 0) throw Error("GGUF lacks general.architecture");
   hp.arch = gguf_get_val_str(meta.get(), archId);
@@ -95,6 +98,27 @@ void Model::loadWeights(const std::string &path) {
   const float ropeScale = metaF32(g, a + "rope.scaling.factor", 0.0f);
   hp.freqScale = ropeScale > 0 ? 1.0f / ropeScale : 1.0f;
 
+  if (lora()) {
+    wctx = std::move(fileCtx);  // LoRA keeps the base as it is: F32, F16, BF16 or quantized
+  } else {
+    // Full fine-tuning (and a frozen reference, so that the two agree exactly) holds every tensor
+    // as F32 master weights, whatever the file stores: readTensorData dequantizes while reading.
+    const int64_t n = gguf_get_n_tensors(g);
+    wctx = metadataContext(n + 1);
+    for (int64_t i = 0; i < n; i++) {
+      const char *name = gguf_get_tensor_name(g, i);
+      const ggml_tensor *stored = ggml_get_tensor(fileCtx.get(), name);
+      if (stored->type != GGML_TYPE_F32) {
+        if (ggml_get_type_traits(stored->type)->to_float == nullptr)
+          throw Error(std::string(frozen() ? "a frozen learner" : "full fine-tuning") +
+                      " holds every weight in F32, but tensor " + name + " is " + ggml_type_name(stored->type) +
+                      ", which ggml cannot convert to F32");
+        dequantized = true;
+      }
+      ggml_tensor *t = ggml_new_tensor(wctx.get(), GGML_TYPE_F32, GGML_MAX_DIMS, stored->ne);
+      ggml_set_name(t, name);
+    }
+  }
   wbuf.reset(ggml_backend_alloc_ctx_tensors(wctx.get(), backend.get()));
   if (!wbuf) throw Error("could not allocate the model weights on " + std::string(ggml_backend_name(backend.get())));
   readTensorData(path, g, wctx.get());
@@ -130,14 +154,9 @@ void Model::loadWeights(const std::string &path) {
 }
 
 void Model::setupTraining() {
+  if (frozen()) return;  // no trainable tensors, gradients or moments
   if (!lora()) {
-    for (auto &name : order) {
-      ggml_tensor *t = tensors[name];
-      if (t->type != GGML_TYPE_F32)
-        throw Error("full fine-tuning needs F32 weights, but " + name + " is " + ggml_type_name(t->type) +
-                    " (use LoRA for F16, BF16 or quantized models)");
-      params.push_back(t);
-    }
+    for (auto &name : order) params.push_back(tensors[name]);  // all F32 (see loadWeights)
   } else {
     const int rank = options.loraRank;
     lctx = metadataContext(options.loraTargets.size() * hp.layers * 2 + 8);
@@ -226,12 +245,18 @@ void Model::buildTransposedBase() {
   }
 }
 
-ggml_tensor *Model::matmul(ggml_context *ctx, ggml_tensor *w, ggml_tensor *x) const {
+void Model::requireTrainable(const std::string &operation) const {
+  if (frozen())
+    throw Error("the learner is frozen (inference only): " + operation +
+                " is not available (it has no trainable weights, gradients or optimizer state)");
+}
+
+ggml_tensor *Model::matmul(ggml_context *ctx, ggml_tensor *w, ggml_tensor *x, bool adapter) const {
   ggml_tensor *wm = w;
   if (options.precision == Precision::F16 && w->type == GGML_TYPE_F32 && (w->flags & GGML_TENSOR_FLAG_PARAM))
     wm = ggml_cast(ctx, w, GGML_TYPE_F16);
   ggml_tensor *y = ggml_mul_mat(ctx, wm, x);
-  auto it = loras.find(w);
+  auto it = adapter ? loras.find(w) : loras.end();
   if (it != loras.end()) {
     ggml_tensor *ab = ggml_mul_mat(ctx, it->second.b, ggml_mul_mat(ctx, it->second.a, x));
     y = ggml_add(ctx, y, ggml_scale(ctx, ab, options.loraAlpha / (float)options.loraRank));
@@ -259,6 +284,8 @@ ggml_tensor *Model::element(const std::string &name, int64_t index, bool gradien
   return t;
 }
 
-void Model::zeroGrad() { ggml_backend_buffer_clear(gbuf.get(), 0); }
+void Model::zeroGrad() {
+  if (gbuf) ggml_backend_buffer_clear(gbuf.get(), 0);
+}
 
 }  // namespace wr1

@@ -1,6 +1,7 @@
 // The model the learner trains: hyperparameters and weights read from a GGUF, the trainable
-// tensors (all F32 weights, or LoRA pairs over a frozen base of any type), their gradient
-// accumulators and AdamW moments, all in buffers of one ggml backend (CPU or GPU).
+// tensors (every weight, dequantized to F32 at load, or LoRA pairs over a frozen base of any type),
+// their gradient accumulators and AdamW moments, all in buffers of one ggml backend (CPU or GPU).
+// A frozen model (inference only) holds the F32 weights alone.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +40,9 @@ struct GraphInputs {
   ggml_tensor *rows = nullptr;       // I32 [max rows] = 0, 1, 2, …: dequantizes frozen weights
   ggml_tensor *embedIndex = nullptr; // I64 [L*B] = token*N + position: one-hot of the tokens (dense embedding gradient)
   ggml_tensor *embedZeros = nullptr; // F32 [1, N*V], zeroed before each run
+  // Set before building, not an input tensor: false leaves the LoRA terms out of every product
+  // (the base model's log-probabilities).
+  bool adapter = true;
 };
 
 // How matrix products of trainable F32 weights run: in F32, or with the weights cast to F16.
@@ -60,6 +64,9 @@ struct ModelOptions {
   // LoRA: keep a transposed copy of every frozen base matrix (quantized ones as F16), made once, so
   // input gradients need no per-call transpose / dequantization (memory: about one more base in F16).
   bool transposedBase = false;
+  // Inference only (a reference policy): F32 weights like full fine-tuning, no trainable tensors,
+  // gradients or moments; training graphs, steps and saves are refused.
+  bool frozen = false;
 };
 
 class Model;
@@ -109,11 +116,19 @@ public:
   // Bumped whenever trainable weights change (optimizer step, state load, test writes): a kept
   // forward pass is only reused for a backward at the same version.
   uint64_t weightsVersion = 0;
+  // Some base tensor was stored in another type and dequantized to F32 at load (full and frozen).
+  bool dequantized = false;
 
   bool lora() const { return options.loraRank > 0; }
+  bool frozen() const { return options.frozen; }
+  // "full", "lora" or "frozen".
+  const char *mode() const { return frozen() ? "frozen" : lora() ? "lora" : "full"; }
+  // Throws the frozen learner's error for `operation` (e.g. "backward") unless the model trains.
+  void requireTrainable(const std::string &operation) const;
   ggml_tensor *find(const std::string &name, bool required) const;
-  // y = W·x, plus the LoRA update when W is adapted; F16 products when precision asks for them.
-  ggml_tensor *matmul(ggml_context *ctx, ggml_tensor *w, ggml_tensor *x) const;
+  // y = W·x, plus the LoRA update when W is adapted and `adapter` is set; F16 products when
+  // precision asks for them.
+  ggml_tensor *matmul(ggml_context *ctx, ggml_tensor *w, ggml_tensor *x, bool adapter) const;
   void checkTokens(const int32_t *tokens, int64_t n) const;
   ggml_tensor *element(const std::string &name, int64_t index, bool gradient);
   void zeroGrad();

@@ -75,6 +75,7 @@ Optimizer::Optimizer(Model &model) : model_(model) {
 bool Optimizer::onHost() const { return !forceGraph_ && ggml_backend_buffer_is_host(model_.gbuf.get()); }
 
 double Optimizer::gradNormSq() {
+  model_.requireTrainable("the gradient norm");
   if (onHost()) {
     double s = 0;
     for (auto *p : model_.params) s += hostNormSq((const float *)model_.grad.at(p)->data, ggml_nelements(p));
@@ -89,6 +90,7 @@ double Optimizer::gradNormSq() {
 }
 
 double Optimizer::step(const AdamWSettings &s) {
+  model_.requireTrainable("step");
   const double norm = std::sqrt(gradNormSq());
   if (!std::isfinite(norm)) {
     model_.zeroGrad();

@@ -49,14 +49,28 @@ export interface OptimizerConfig {
 }
 
 export interface GgmlLearnerConfig {
-  /** A llama / qwen2 GGUF: F32 for full fine-tuning; F32/F16/quantized base for LoRA. */
+  /**
+   * A llama / qwen2 GGUF of any tensor type ggml can convert to F32 — F32, F16, BF16, Q8_0, Q4_0,
+   * Q4_1, Q4_K, Q6_K, Q5_0, …, mixed per tensor as real files are. Full fine-tuning and `frozen`
+   * dequantize every tensor to F32 master weights at load (4 bytes per parameter, whatever the file
+   * stores); LoRA keeps the base as stored and trains F32 adapters over it.
+   */
   readonly modelPath: string;
   /** CPU threads. Default: available cores. */
   readonly threads?: number;
   /** Run on the GPU backend (needs an addon built with WORKFLOW_R1_CUDA=1). Default false. */
   readonly gpu?: boolean;
-  /** LoRA mode; omitted = full fine-tuning of every weight. */
+  /** LoRA mode; omitted = full fine-tuning of every weight (or `frozen`). */
   readonly lora?: LoraConfig;
+  /**
+   * Inference only — the KL reference of full fine-tuning: weights dequantized to F32 as in full
+   * mode (its log-probabilities equal a full learner's at step 0 on the same file), but no
+   * gradients and no AdamW moments (memory: 4 bytes per parameter plus the work buffer).
+   * `backward`, `step`, `save`, `saveState`, `loadState`, `gradNorm` and `zeroGrad` fail with a
+   * NativeLearnerError saying the learner is frozen. Not with `lora`: a LoRA learner's
+   * `baseLogprobs` is its own reference. Default false.
+   */
+  readonly frozen?: boolean;
   readonly optimizer?: OptimizerConfig;
   /**
    * Tokens one native call processes: sequences are packed end to end into rows, rows into
@@ -93,6 +107,17 @@ export interface GgmlLearnerConfig {
 /** The Learner plus what tests, benchmarks and checkpoints need. */
 export interface GgmlLearnerShape extends LearnerShape {
   readonly info: () => NativeInfo;
+  /**
+   * log p(tokens[t] | tokens[< t]) under the base model without the LoRA adapter, where mask[t] = 1
+   * (NaN elsewhere; the packing of `logprobs`): the KL reference of LoRA training without a second
+   * model. A frozen learner's base is its model (the same as `logprobs`). A full fine-tuning
+   * learner no longer has its base weights: fails with NativeLearnerError (open a `frozen` learner
+   * on the same file for the reference). Like every computation it drops the forward pass
+   * `reuseForward` keeps, so call it before `logprobs`, not between `logprobs` and `backward`.
+   */
+  readonly baseLogprobs: (
+    batch: ReadonlyArray<LearnerSequence>,
+  ) => Effect.Effect<Float32Array[], NativeLearnerError>;
   /** Global norm of the gradient accumulated since the last step. */
   readonly gradNorm: () => Effect.Effect<number, NativeLearnerError>;
   /** Drop the accumulated gradient without stepping. */
@@ -141,6 +166,12 @@ export const createGgmlLearner = (
     throw fail("open", `microBatchTokens must be a positive integer, got ${microBatchTokens}`);
   if (config.precision !== undefined && config.precision !== "f32" && config.precision !== "f16")
     throw fail("open", `precision must be "f32" or "f16", got ${String(config.precision)}`);
+  const frozen = config.frozen ?? false;
+  if (frozen && lora !== undefined)
+    throw fail(
+      "open",
+      "a frozen learner has no LoRA adapter: drop `lora` (a LoRA learner's baseLogprobs gives its base's log-probabilities)",
+    );
   let native: NativeLearnerHandle;
   try {
     const addon = loadAddon();
@@ -154,6 +185,7 @@ export const createGgmlLearner = (
       precision: config.precision ?? "f32",
       graphCacheSize: config.graphCacheSize ?? (config.gpu ? 2 : 4),
       transposedBase: config.transposedBase ?? false,
+      frozen,
     });
   } catch (e) {
     throw fail("open", `${config.modelPath}: ${messageOf(e)}`);
@@ -170,6 +202,13 @@ export const createGgmlLearner = (
     e instanceof NativeLearnerError ? e : fail(operation, messageOf(e));
   const live = (operation: string) => {
     if (disposed) throw fail(operation, "the learner was freed (its scope closed)");
+  };
+  const trainable = (operation: string) => {
+    if (frozen)
+      throw fail(
+        operation,
+        `the learner is frozen (inference only, opened with \`frozen: true\`): ${operation} is not available`,
+      );
   };
 
   const call = <A>(operation: string, f: () => A): Effect.Effect<A, NativeLearnerError> =>
@@ -246,17 +285,19 @@ export const createGgmlLearner = (
   let kept: { batch: ReadonlyArray<LearnerSequence>; plan: PackedMicroBatch } | undefined;
   const reuseForward = config.reuseForward ?? true;
 
-  const logprobs: LearnerShape["logprobs"] = (batch) =>
-    callAsync("logprobs", async () => {
-      validate("logprobs", batch);
+  /** Log-probabilities of the current model, or (`base`) of the base without the LoRA adapter. */
+  const forwardLogprobs = (operation: string, batch: ReadonlyArray<LearnerSequence>, base: boolean) =>
+    callAsync(operation, async () => {
+      validate(operation, batch);
       kept = undefined;
       const out = batch.map((s) => new Float32Array(s.tokens.length).fill(Number.NaN));
       const plans = planFor(batch);
-      const single = reuseForward && plans.length === 1;
+      // A frozen learner has no training graph; the base model's pass is never followed by a backward.
+      const single = reuseForward && !frozen && !base && plans.length === 1;
       await eachMicroBatch(batch, plans, async (plan, tokens, segments) => {
         const lp = single
           ? await native.forwardKept(tokens, segments, plan.length, plan.rows)
-          : await native.forward(tokens, segments, plan.length, plan.rows);
+          : await native.forward(tokens, segments, plan.length, plan.rows, base);
         if (single) kept = { batch, plan };
         plan.placements.forEach((p, k) => {
           const { mask } = batch[p.sequence];
@@ -266,8 +307,22 @@ export const createGgmlLearner = (
       return out;
     });
 
+  const logprobs: LearnerShape["logprobs"] = (batch) => forwardLogprobs("logprobs", batch, false);
+
+  const baseLogprobs: GgmlLearnerShape["baseLogprobs"] = (batch) =>
+    lora === undefined && !frozen
+      ? Effect.fail(
+          fail(
+            "baseLogprobs",
+            "a full fine-tuning learner trains its base weights in place, so it has no base model to " +
+              "compute: open a learner with `frozen: true` on the same file for the reference",
+          ),
+        )
+      : forwardLogprobs("baseLogprobs", batch, lora !== undefined);
+
   const backward: LearnerShape["backward"] = (batch, coefficients) =>
     callAsync("backward", async () => {
+      trainable("backward");
       validate("backward", batch);
       if (coefficients.length !== batch.length)
         throw fail("backward", `${coefficients.length} coefficient arrays for ${batch.length} sequences`);
@@ -307,6 +362,7 @@ export const createGgmlLearner = (
 
   const step: LearnerShape["step"] = () =>
     callAsync("step", async (): Promise<StepStats> => {
+      trainable("step");
       kept = undefined;
       const next = native.info().step + 1;
       const learningRate = opt.schedule ? opt.schedule(next, baseLr) : baseLr;
@@ -326,10 +382,12 @@ export const createGgmlLearner = (
 
   return {
     logprobs,
+    baseLogprobs,
     backward,
     step,
     save: (path, options) =>
       callAsync("save", () => {
+        trainable("save");
         if (options.format === "lora" && lora === undefined)
           throw fail("save", 'format "lora" needs a learner configured with `lora`');
         return native.save(path, options.format);
@@ -340,18 +398,37 @@ export const createGgmlLearner = (
           throw fail("exportAdapter", "exporting an adapter needs a learner configured with `lora`");
         return native.adapterBytes();
       }),
-    saveState: (path) => callAsync("saveState", () => native.saveState(path)),
-    loadState: (path) => callAsync("loadState", () => native.loadState(path)),
+    saveState: (path) =>
+      callAsync("saveState", () => {
+        trainable("saveState");
+        return native.saveState(path);
+      }),
+    loadState: (path) =>
+      callAsync("loadState", () => {
+        trainable("loadState");
+        return native.loadState(path);
+      }),
     info: () => native.info(),
-    gradNorm: () => callAsync("gradNorm", () => native.gradNorm()),
-    zeroGrad: () => call("zeroGrad", () => native.zeroGrad()),
+    gradNorm: () =>
+      callAsync("gradNorm", () => {
+        trainable("gradNorm");
+        return native.gradNorm();
+      }),
+    zeroGrad: () =>
+      call("zeroGrad", () => {
+        trainable("zeroGrad");
+        native.zeroGrad();
+      }),
     parameterNames: () => native.parameterNames(),
     getParameter: (name, index) => native.getParameter(name, index),
     setParameter: (name, index, value) => native.setParameter(name, index, value),
     gradient: (name, index) => native.gradient(name, index),
     setProfiling: (on) => native.setProfiling(on),
     reserve: ({ rows, length, training }) =>
-      callAsync("reserve", () => native.reserve(length, rows, training)),
+      callAsync("reserve", () => {
+        if (training) trainable("reserve");
+        return native.reserve(length, rows, training);
+      }),
     takeProfile: () => native.takeProfile(),
     /** Free the native memory once running operations are done; later calls fail. */
     dispose: () =>

@@ -11,7 +11,14 @@ import { fileURLToPath } from "node:url";
  */
 export interface NativeLearnerHandle {
   info(): NativeInfo;
-  forward(tokens: Int32Array, segments: Int32Array, length: number, rows: number): Promise<Float32Array>;
+  /** `base`: the base model's log-probabilities, without the LoRA adapter (LoRA mode). */
+  forward(
+    tokens: Int32Array,
+    segments: Int32Array,
+    length: number,
+    rows: number,
+    base?: boolean,
+  ): Promise<Float32Array>;
   /** Like forward, and accumulates the gradient of Σ coef·logp into the gradient buffers. */
   backward(
     tokens: Int32Array,
@@ -55,11 +62,13 @@ export interface NativeLearnerHandle {
 
 /** Bytes the learner holds on its backend. */
 export interface NativeMemory {
+  /** Base weights: F32 in full and frozen mode (dequantized at load), as stored in LoRA mode. */
   readonly weights: number;
   /** LoRA tensors (0 in full fine-tuning, where the weights are the trainable tensors). */
   readonly trainable: number;
+  /** Gradient accumulators (0 when frozen). */
   readonly gradients: number;
-  /** AdamW moments. */
+  /** AdamW moments (0 when frozen). */
   readonly optimizer: number;
   /** Transposed copies of the frozen base (LoRA with `transposedBase`). */
   readonly transposedBase: number;
@@ -70,6 +79,11 @@ export interface NativeMemory {
 
 export interface NativeInfo {
   readonly architecture: string;
+  /**
+   * "full" (every weight trained, held in F32), "lora" (adapters over the base as stored) or
+   * "frozen" (inference only, weights in F32).
+   */
+  readonly mode: "full" | "lora" | "frozen";
   readonly vocab: number;
   readonly dim: number;
   readonly layers: number;
@@ -97,13 +111,14 @@ export interface NativeOptions {
   readonly precision: "f32" | "f16";
   readonly graphCacheSize: number;
   readonly transposedBase: boolean;
+  readonly frozen: boolean;
 }
 
 export interface Addon {
   NativeLearner: new (path: string, backendsDir: string, options: NativeOptions) => NativeLearnerHandle;
   abiProblem(): string;
   ggmlVersion(): string;
-  /** Rewrites a GGUF with its 2-D F32 weights in `type` (f16, bf16, q8_0, q4_K, …); returns how many. */
+  /** Rewrites a GGUF with its 2-D F32 weights in `type` (f16, bf16, q8_0, q4_K, …; f32: every tensor dequantized); returns how many. */
   convertModel(from: string, to: string, type: string): number;
   /** Test hook: the error the support check gives for an op the CPU (or GPU) backend lacks. */
   probeUnsupportedOp(backendsDir: string, gpu?: boolean): string;
@@ -143,8 +158,10 @@ export const loadAddon = (): Addon => {
 /**
  * Writes a copy of a GGUF with its 2-D F32 weight matrices converted to `type` ("f16", "bf16",
  * "q8_0", "q4_K", … — ggml's type names; rows must be a multiple of the type's block size, 256
- * for K-quants); norms and biases stay F32. Returns the number of tensors converted. Useful for
- * LoRA over a half-precision or quantized base made from a small F32 model.
+ * for K-quants); norms and biases stay F32. `"f32"` instead dequantizes every non-F32 tensor.
+ * `general.file_type` becomes llama.cpp's file type of the result (0 = all F32, 3 = mostly Q4_1,
+ * 15 = Q4_K_M, …). Returns the number of tensors converted. Useful for
+ * half-precision or quantized bases made from a small F32 model, and their F32 references.
  */
 export const convertModel = (from: string, to: string, type: string): number =>
   loadAddon().convertModel(from, to, type);

@@ -11,8 +11,9 @@ ggml_tensor *llamaBlock(const Model &m, ggml_context *ctx, const Layer &b, ggml_
   const Hparams &hp = m.hp;
   const int64_t N = L * B, d = hp.dim, hd = hp.headDim, H = hp.heads, Hkv = hp.kvHeads;
   const int rope = m.arch->ropeMode;
+  auto mm = [&](ggml_tensor *w, ggml_tensor *y) { return m.matmul(ctx, w, y, in.adapter); };
   ggml_tensor *cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, hp.eps), b.attnNorm);
-  ggml_tensor *q = m.matmul(ctx, b.wq, cur), *k = m.matmul(ctx, b.wk, cur), *v = m.matmul(ctx, b.wv, cur);
+  ggml_tensor *q = mm(b.wq, cur), *k = mm(b.wk, cur), *v = mm(b.wv, cur);
   if (b.bq) q = ggml_add(ctx, q, b.bq);
   if (b.bk) k = ggml_add(ctx, k, b.bk);
   if (b.bv) v = ggml_add(ctx, v, b.bv);
@@ -32,12 +33,12 @@ ggml_tensor *llamaBlock(const Model &m, ggml_context *ctx, const Layer &b, ggml_
   kq = ggml_soft_max_ext(ctx, kq, in.mask, 1.0f / std::sqrt((float)hd), 0.0f);   // one mask per row
   ggml_tensor *o = ggml_mul_mat(ctx, vt, ggml_reshape_3d(ctx, kq, L, L, H * B));  // [hd, L, H*B]
   o = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, o, hd, L, H, B), 0, 2, 1, 3));  // [hd, H, L, B]
-  o = m.matmul(ctx, b.wo, ggml_reshape_2d(ctx, o, d, N));
+  o = mm(b.wo, ggml_reshape_2d(ctx, o, d, N));
   if (b.bo) o = ggml_add(ctx, o, b.bo);
   x = ggml_add(ctx, x, o);
   cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, hp.eps), b.ffnNorm);
-  ggml_tensor *h = ggml_mul(ctx, ggml_silu(ctx, m.matmul(ctx, b.wg, cur)), m.matmul(ctx, b.wu, cur));
-  return ggml_add(ctx, x, m.matmul(ctx, b.wd, h));
+  ggml_tensor *h = ggml_mul(ctx, ggml_silu(ctx, mm(b.wg, cur)), mm(b.wu, cur));
+  return ggml_add(ctx, x, mm(b.wd, h));
 }
 
 const Architecture llamaArchitecture = {"llama", 0, llamaBlock};
