@@ -1,7 +1,7 @@
 /**
  * `workflow-r1 eval`: load benchmarks from a FlashRAG data directory, build the policy (llama.cpp)
- * and the operators' executor (OpenAI-compatible HTTP), evaluate, and write the resumable results
- * file and the reports into the output directory.
+ * and the operators' executor (OpenAI-compatible HTTP, or a GGUF in-process with `executorLocal`),
+ * evaluate, and write the resumable results file and the reports into the output directory.
  */
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
@@ -21,6 +21,7 @@ import {
   HttpExecutor,
   HttpRetriever,
   isOperatorName,
+  LocalModelExecutor,
   listBenchmarks,
   loadBenchmarks,
   OPERATOR_NAMES,
@@ -64,6 +65,11 @@ export interface EvalCommandOptions {
   readonly executorUrl?: string;
   /** Model name sent to the executor (default: env WORKFLOW_R1_EXECUTOR_MODEL). */
   readonly executorModel?: string;
+  /**
+   * A GGUF that runs the executor in-process through llama.cpp (CPU), instead of an endpoint
+   * (env-qa's `LocalModelExecutor`; exclusive with `executorUrl`).
+   */
+  readonly executorLocal?: string;
   /** FlashRAG corpus jsonl for the Search operator (in-process BM25). */
   readonly corpus?: string;
   /** Search-R1 retrieval server endpoint for the Search operator (e.g. http://127.0.0.1:8000/retrieve). */
@@ -110,6 +116,10 @@ export interface EvalCommandDeps {
   readonly executorLayer: (
     options: EvalCommandOptions & { readonly executorUrl: string },
   ) => Layer.Layer<Executor, unknown>;
+  /** The executor on a local GGUF (`executorLocal`); absent when this build has none. */
+  readonly localExecutorLayer?: (
+    options: EvalCommandOptions & { readonly executorLocal: string },
+  ) => Layer.Layer<Executor, unknown>;
   /** The agent's environment over the executor (needed by `workflow`); absent when none is available. */
   readonly environmentLayer?: (options: EvalCommandOptions) => Layer.Layer<Environment, unknown, Executor>;
 }
@@ -130,7 +140,11 @@ export const evalCommand = (
   Effect.gen(function* () {
     const decoded = yield* decodeEvalOptions(options0);
     // The environment fills what the flags leave out (as `eval --help` says).
-    const executorUrl = decoded.executorUrl || process.env["WORKFLOW_R1_EXECUTOR_URL"] || undefined;
+    // A local executor (--executor-local) leaves WORKFLOW_R1_EXECUTOR_URL unread.
+    const executorUrl =
+      decoded.executorUrl ||
+      (decoded.executorLocal === undefined ? process.env["WORKFLOW_R1_EXECUTOR_URL"] : undefined) ||
+      undefined;
     const executorModel = decoded.executorModel || process.env["WORKFLOW_R1_EXECUTOR_MODEL"] || undefined;
     // A trained policy runs with its training run's context size unless --context-size is given.
     const contextSize =
@@ -147,6 +161,16 @@ export const evalCommand = (
     if (!methods)
       return yield* Effect.fail(new EvaluationError({ message: "--method is required", field: "method" }));
     const answerer = options.answerer ?? "policy";
+    if (options.executorLocal !== undefined && decoded.executorUrl !== undefined)
+      return yield* Effect.fail(
+        new EvaluationError({
+          message:
+            "--executor-local and --executor-url are exclusive: the executor runs either on a local GGUF or on an endpoint",
+          field: "executorLocal",
+        }),
+      );
+    // A local GGUF, when given, is the executor (WORKFLOW_R1_EXECUTOR_URL is then not read).
+    const hasExecutor = options.executorLocal !== undefined || options.executorUrl !== undefined;
     if (answerer === "executor") {
       const notSingleTurn = methods.filter((m) => !["direct", "cot", "sc"].includes(m));
       if (notSingleTurn.length > 0)
@@ -156,10 +180,11 @@ export const evalCommand = (
             field: "answerer",
           }),
         );
-      if (options.executorUrl === undefined)
+      if (!hasExecutor)
         return yield* Effect.fail(
           new EvaluationError({
-            message: "--answerer executor needs --executor-url (or WORKFLOW_R1_EXECUTOR_URL)",
+            message:
+              "--answerer executor needs --executor-url (or WORKFLOW_R1_EXECUTOR_URL) or --executor-local <gguf>",
             field: "executorUrl",
           }),
         );
@@ -207,16 +232,19 @@ export const evalCommand = (
           field: "benchmarks",
         }),
       );
-    if (
-      methods.includes("workflow") &&
-      (options.executorUrl === undefined || deps.environmentLayer === undefined)
-    )
+    if (options.executorLocal !== undefined && deps.localExecutorLayer === undefined)
       return yield* Effect.fail(
         new EvaluationError({
-          message:
-            options.executorUrl === undefined
-              ? "--method workflow needs --executor-url (the operators' OpenAI-compatible endpoint, or WORKFLOW_R1_EXECUTOR_URL)"
-              : "--method workflow needs the Workflow-R1 environment, which this build does not provide",
+          message: "--executor-local needs a local executor, which this build does not provide",
+          field: "executorLocal",
+        }),
+      );
+    if (methods.includes("workflow") && (!hasExecutor || deps.environmentLayer === undefined))
+      return yield* Effect.fail(
+        new EvaluationError({
+          message: !hasExecutor
+            ? "--method workflow needs --executor-url (the operators' OpenAI-compatible endpoint, or WORKFLOW_R1_EXECUTOR_URL) or --executor-local <gguf> (the executor in-process)"
+            : "--method workflow needs the Workflow-R1 environment, which this build does not provide",
           method: "workflow",
           field: "executorUrl",
         }),
@@ -225,8 +253,11 @@ export const evalCommand = (
       | Layer.Layer<never, unknown>
       | Layer.Layer<Executor, unknown>
       | Layer.Layer<Executor | Environment, unknown> = Layer.empty;
-    if (options.executorUrl !== undefined) {
-      const executor = deps.executorLayer({ ...options, executorUrl: options.executorUrl });
+    if (hasExecutor) {
+      const executor =
+        options.executorLocal !== undefined && deps.localExecutorLayer !== undefined
+          ? deps.localExecutorLayer({ ...options, executorLocal: options.executorLocal })
+          : deps.executorLayer({ ...options, executorUrl: options.executorUrl ?? "" });
       services =
         deps.environmentLayer === undefined || !methods.includes("workflow")
           ? executor
@@ -241,7 +272,11 @@ export const evalCommand = (
           ? yield* Effect.promise(() => modelFingerprint(options.model!))
           : null,
       executorModel:
-        answerer === "executor" || methods.includes("workflow") ? (options.executorModel ?? null) : null,
+        answerer === "executor" || methods.includes("workflow")
+          ? options.executorLocal !== undefined
+            ? `local:${yield* Effect.promise(() => modelFingerprint(options.executorLocal!))}`
+            : (options.executorModel ?? null)
+          : null,
       ...(methods.includes("workflow") && {
         operators: [...operators].sort(),
         operatorBudget: options.operatorBudget ?? 20,
@@ -272,6 +307,7 @@ export const evalCommand = (
         modelFingerprint: identity.model,
         executorUrl: options.executorUrl ?? null,
         executorModel: options.executorModel ?? null,
+        ...(options.executorLocal !== undefined && { executorLocal: options.executorLocal }),
         ...(answerer === "policy" && {
           policy: {
             threads: options.threads ?? availableParallelism(),
@@ -398,6 +434,12 @@ export const defaultEvalCommandDeps: EvalCommandDeps = {
       baseUrl: options.executorUrl,
       ...(options.executorModel === undefined ? {} : { model: options.executorModel }),
     }),
+  // Its own model instance on the CPU (half the cores), one sequence per question in flight.
+  localExecutorLayer: (options) =>
+    LocalModelExecutor.layer(
+      { model: options.executorLocal, sequences: options.concurrency ?? 4 },
+      { field: "--executor-local", modelField: "--executor-local" },
+    ),
   environmentLayer: (options) => workflowEnvironmentLayer(options),
 };
 

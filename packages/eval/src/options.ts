@@ -25,6 +25,7 @@ export const EvalOptions = Schema.Struct({
   allowTrainOverlap: Schema.optional(Schema.Boolean),
   executorUrl: Schema.optional(Schema.String),
   executorModel: Schema.optional(Schema.String),
+  executorLocal: Schema.optional(Schema.NonEmptyString),
   corpus: Schema.optional(Schema.String),
   retrieverUrl: Schema.optional(Schema.String),
   operators: Schema.optional(NameList),

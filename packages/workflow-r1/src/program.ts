@@ -43,8 +43,11 @@ const indexList = (value: string) => {
   return value;
 };
 
-/** Turn `--set a.b=1` flags and shorthand flags into a config override object. */
-const overridesFrom = (options: Record<string, unknown>): Record<string, unknown> => {
+/**
+ * Turn `--set a.b=1` flags and shorthand flags into a config override object (`--executor-local M`
+ * is `environment.options.executor: {kind: local, model: M}`).
+ */
+export const overridesFrom = (options: Record<string, unknown>): Record<string, unknown> => {
   const overrides: Record<string, unknown> = {};
   for (const assignment of (options["set"] as string[] | undefined) ?? []) {
     const eq = assignment.indexOf("=");
@@ -64,6 +67,23 @@ const overridesFrom = (options: Record<string, unknown>): Record<string, unknown
   };
   for (const [flag, key] of Object.entries(shorthand))
     if (options[flag] !== undefined) setPath(overrides, key, String(options[flag]));
+  // The operators' executor: a GGUF in-process, or an OpenAI-compatible endpoint.
+  if (options["executorLocal"] !== undefined && options["executorUrl"] !== undefined)
+    throw new InvalidArgumentError(
+      "--executor-local and --executor-url are exclusive: the executor runs either on a local GGUF or on an endpoint",
+    );
+  if (options["executorLocal"] !== undefined && options["executorModel"] !== undefined)
+    throw new InvalidArgumentError(
+      "--executor-model names an endpoint's model; with --executor-local the GGUF is the model",
+    );
+  const executor = (key: string, value: unknown) =>
+    setPath(overrides, `environment.options.executor.${key}`, JSON.stringify(String(value)));
+  if (options["executorLocal"] !== undefined) {
+    executor("kind", "local");
+    executor("model", options["executorLocal"]);
+  }
+  if (options["executorUrl"] !== undefined) executor("baseUrl", options["executorUrl"]);
+  if (options["executorModel"] !== undefined) executor("model", options["executorModel"]);
   return overrides;
 };
 
@@ -108,6 +128,18 @@ program
   .option("--algorithm <name>", "gsspo | gspo | grpo | a registered variant")
   .option("--env <name>", "environment: synthetic | workflow-r1 | NAME (package @workflow-r1/env-NAME)")
   .option("--model <path>", "GGUF to start from (path or hf: URI)")
+  .option(
+    "--executor-local <gguf>",
+    "run the operators' executor on this GGUF in-process (llama.cpp, CPU; its own model instance): environment.options.executor {kind: local, model}",
+  )
+  .option(
+    "--executor-url <url>",
+    "the operators' OpenAI-compatible executor endpoint (or WORKFLOW_R1_EXECUTOR_URL): environment.options.executor.baseUrl",
+  )
+  .option(
+    "--executor-model <name>",
+    "model name sent to the executor endpoint (or WORKFLOW_R1_EXECUTOR_MODEL): environment.options.executor.model",
+  )
   .option("--set <key=value>", "override any config field, e.g. --set rollout.groupSize=4", collect, [])
   .action((options) =>
     select(
@@ -196,6 +228,10 @@ program
   )
   .option("--executor-url <url>", "OpenAI-compatible executor endpoint (or WORKFLOW_R1_EXECUTOR_URL)")
   .option("--executor-model <name>", "model name sent to the executor (or WORKFLOW_R1_EXECUTOR_MODEL)")
+  .option(
+    "--executor-local <gguf>",
+    "run the executor on this GGUF in-process instead (llama.cpp, CPU, its own model instance)",
+  )
   .option(
     "--operators <list>",
     "operators of the workflow agent (default: the paper's seven; add Search to opt in)",

@@ -21,6 +21,7 @@ export {
   LocalModelExecutor,
   type LocalModelExecutorConfig,
   type LocalModelExecutorShape,
+  type LocalModelExecutorSource,
   localModelExecutorDefaults,
 } from "./local-model.js";
 export {

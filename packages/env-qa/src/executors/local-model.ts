@@ -129,17 +129,25 @@ const importPolicy = (field: string): Effect.Effect<PolicyModule, ConfigError> =
     },
   });
 
+/** Where the settings came from, for error messages. */
+export interface LocalModelExecutorSource {
+  /** The settings' option path (default `environment.options.executor`). */
+  readonly field?: string;
+  /** The model's (default `<field>.model`; e.g. a CLI flag). */
+  readonly modelField?: string;
+}
+
 /**
  * Build the executor: check the GGUF, import `@workflow-r1/policy`, load the model (freed when the
- * scope closes). `field` is the option path in error messages (default
- * `environment.options.executor`).
+ * scope closes). Error messages name the options by `source`'s paths.
  */
 const make = (
   config: LocalModelExecutorConfig,
-  options: { readonly field?: string } = {},
+  options: LocalModelExecutorSource = {},
 ): Effect.Effect<LocalModelExecutorShape, ConfigError | ModelLoadError, Scope.Scope> =>
   Effect.gen(function* () {
     const field = options.field ?? "environment.options.executor";
+    const modelField = options.modelField ?? `${field}.model`;
     const d = localModelExecutorDefaults;
     const contextSize = config.contextSize ?? d.contextSize;
     const sequences = config.sequences ?? d.sequences;
@@ -149,7 +157,7 @@ const make = (
         message: `${field}.maxTokens: ${maxTokens} tokens per reply leave no room for the prompt in contextSize ${contextSize}: raise ${field}.contextSize or lower maxTokens`,
         field: `${field}.maxTokens`,
       });
-    yield* checkGgufFile(config.model, `${field}.model`);
+    yield* checkGgufFile(config.model, modelField);
     const { LlamaCppPolicy } = yield* importPolicy(field);
     const policy = yield* LlamaCppPolicy.make({
       modelPath: config.model,
@@ -159,7 +167,7 @@ const make = (
       threads: config.threads ?? defaultThreads(),
     }).pipe(
       Effect.mapError(
-        (e) => new ModelLoadError({ message: `${field}.model: ${e.message}`, path: config.model, cause: e }),
+        (e) => new ModelLoadError({ message: `${modelField}: ${e.message}`, path: config.model, cause: e }),
       ),
     );
     const label = `local:${config.model}`;
@@ -211,7 +219,7 @@ export const LocalModelExecutor = {
   /** The `Executor` layer: the model is loaded when the layer is built and freed with its scope. */
   layer: (
     config: LocalModelExecutorConfig,
-    options: { readonly field?: string } = {},
+    options: LocalModelExecutorSource = {},
   ): Layer.Layer<Executor, ConfigError | ModelLoadError> => Layer.effect(Executor, make(config, options)),
   make,
 } as const;
