@@ -2,7 +2,8 @@
  * The executor flags of `workflow-r1 train`: `--executor-local <gguf>` is
  * `environment.options.executor: {kind: local, model}` (and reaches env-qa's plugin, which refuses a
  * missing GGUF by its option path before any rollout); `--executor-url` / `--executor-model` set the
- * HTTP executor's fields; the two kinds are exclusive.
+ * HTTP executor's fields; the two kinds are exclusive. `eval --executor-local` reaches eval's local
+ * executor the same way.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -71,6 +72,55 @@ describe("train's executor flags", () => {
         fs.existsSync(path.join(out, "metrics.jsonl")) &&
           fs.readFileSync(path.join(out, "metrics.jsonl"), "utf8").trim(),
       ).toBeFalsy();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it("eval's --executor-local reaches eval's local executor, refused by the flag's name when missing", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wr1-executor-flags-"));
+    const missing = path.join(dir, "absent.gguf");
+    const data = path.join(dir, "qa");
+    fs.mkdirSync(path.join(data, "bamboogle"), { recursive: true });
+    fs.writeFileSync(
+      path.join(data, "bamboogle", "test.jsonl"),
+      `${JSON.stringify({ id: "1", question: "What is the capital of France?", golden_answers: ["Paris"] })}\n`,
+    );
+    const out = path.join(dir, "out");
+    try {
+      const argv = ["node", "workflow-r1", "eval", "--data", data, "--benchmarks", "bamboogle", "--out", out];
+      const exit = await Effect.runPromiseExit(
+        main([
+          ...argv,
+          "--method",
+          "direct",
+          "--answerer",
+          "executor",
+          "--executor-local",
+          missing,
+          "--limit",
+          "1",
+        ]),
+      );
+      expect(JSON.stringify(Exit.isFailure(exit) && exit.cause)).toContain(
+        `--executor-local: the executor model ${missing} does not exist`,
+      );
+      const both = await Effect.runPromiseExit(
+        main([
+          ...argv,
+          "--method",
+          "direct",
+          "--answerer",
+          "executor",
+          "--executor-local",
+          missing,
+          "--executor-url",
+          "http://127.0.0.1:1/v1",
+        ]),
+      );
+      expect(JSON.stringify(Exit.isFailure(both) && both.cause)).toContain(
+        "--executor-local and --executor-url are exclusive",
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
