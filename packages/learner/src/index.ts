@@ -1,3 +1,4 @@
+export { TRAINABLE_ARCHITECTURES } from "./architectures.js";
 export {
   ALL_LORA_TARGETS,
   createGgmlLearner,
