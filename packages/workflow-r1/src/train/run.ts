@@ -6,11 +6,24 @@
  */
 import * as path from "node:path";
 import { NodeFileSystem } from "@effect/platform-node";
-import { ConfigError, Learner, ModelLoadError, Policy, type PolicyShape } from "@workflow-r1/core";
+import {
+  ConfigError,
+  Learner,
+  type LearnerShape,
+  ModelLoadError,
+  Policy,
+  type PolicyShape,
+} from "@workflow-r1/core";
 import { createTinyLlama } from "@workflow-r1/gguf";
 import { Algorithm } from "@workflow-r1/gsspo";
-import { GgmlLearner, type GgmlLearnerConfig, type LoraTarget, type NativeInfo } from "@workflow-r1/learner";
-import { LlamaCppPolicy } from "@workflow-r1/policy";
+import {
+  GgmlLearner,
+  type GgmlLearnerConfig,
+  type GgmlLearnerShape,
+  type LoraTarget,
+  type NativeInfo,
+} from "@workflow-r1/learner";
+import { LlamaCppPolicy, resolveModelPath } from "@workflow-r1/policy";
 import { Effect, FileSystem, Layer } from "effect";
 import { loadAlgorithm } from "../algorithms.js";
 import {
@@ -26,6 +39,7 @@ import { decodeEnvironmentOptions, resolveEnvironment } from "../environments.js
 import { writeFileAtomic } from "./atomic.js";
 import { runPaths, summarize, trainLoop } from "./loop.js";
 import type { StepMetrics } from "./metrics-log.js";
+import { checkTrainableModel } from "./model-check.js";
 import { learningRateSchedule } from "./warm-start.js";
 
 export interface RunTrainOptions {
@@ -83,9 +97,12 @@ export const train = (options: RunTrainOptions) =>
     const plugin = yield* resolveEnvironment(config.environment.name);
     // The run directory keeps the options as written; the environment gets them decoded.
     const environmentOptions = yield* decodeEnvironmentOptions(plugin, config.environment.options);
+    // An hf: URI is resolved here, once: the policy and the learner then open the same local file,
+    // and a model the learner cannot train is refused before anything is loaded or written.
+    let modelPath = config.model.path ? yield* resolveModelPath(config.model.path) : "";
+    if (modelPath) yield* checkTrainableModel(modelPath);
     yield* fs.makeDirectory(out, { recursive: true });
     yield* writeFileAtomic(path.join(out, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
-    let modelPath = config.model.path;
     if (!modelPath) {
       const initial = path.join(out, "model-init.gguf");
       modelPath = initial;
@@ -136,6 +153,7 @@ export const train = (options: RunTrainOptions) =>
       : basePolicy;
     // The learner is opened through `make` so that the run can read its memory report at the end.
     let learnerInfo: (() => NativeInfo) | undefined;
+    let ggmlLearner: GgmlLearnerShape | undefined;
     const learnerConfig: GgmlLearnerConfig = {
       modelPath,
       threads: config.learner.threads,
@@ -164,6 +182,7 @@ export const train = (options: RunTrainOptions) =>
       Effect.tap(GgmlLearner.make(learnerConfig), (l) =>
         Effect.sync(() => {
           learnerInfo = l.info;
+          ggmlLearner = l;
         }),
       ),
     );
@@ -173,16 +192,20 @@ export const train = (options: RunTrainOptions) =>
       environment: { ...config.environment, options: environmentOptions },
     };
     const rows = yield* Effect.gen(function* () {
-      // The KL term needs the initial model's logprobs: a second, frozen learner on the starting
-      // GGUF, freed with the run's scope.
-      const reference = algorithm.needsReference
-        ? yield* GgmlLearner.make({
-            modelPath,
-            gpu: devices.learner,
-            threads: config.learner.threads,
-            microBatchTokens: config.learner.microBatchTokens,
-          })
-        : undefined;
+      // The KL term needs the starting model's logprobs. LoRA: the learner's own base without the
+      // adapter (no second model). Full fine-tuning: a frozen, inference-only learner on the starting
+      // GGUF (F32 weights, no gradients or moments), freed with the run's scope.
+      const reference: LearnerShape | undefined = !algorithm.needsReference
+        ? undefined
+        : config.learner.mode === "lora" && ggmlLearner !== undefined
+          ? { ...ggmlLearner, logprobs: ggmlLearner.baseLogprobs }
+          : yield* GgmlLearner.make({
+              modelPath,
+              gpu: devices.learner,
+              threads: config.learner.threads,
+              microBatchTokens: config.learner.microBatchTokens,
+              frozen: true,
+            });
       return yield* trainLoop({
         config: loopConfig,
         plugin,

@@ -41,12 +41,14 @@ export const updatePolicy = (
     const { sequences, plan } = batch;
     const learnerTokens = sequences.reduce((n, s) => n + s.tokens.length, 0);
 
-    // Old logprobs come from the learner (not the sampler), so the ratio starts at exactly 1.
-    const logpOld = yield* timed("time/learner_forward", learner.logprobs(sequences));
+    // The reference first: with LoRA it is the learner's own base (adapter off), and a forward
+    // pass of it would discard the activations that `logprobs` keeps for the first backward.
     const logpRef =
       batch.needsReference && reference
         ? yield* timed("time/learner_forward", reference.logprobs(sequences))
         : undefined;
+    // Old logprobs come from the learner (not the sampler), so the ratio starts at exactly 1.
+    const logpOld = yield* timed("time/learner_forward", learner.logprobs(sequences));
     const update = yield* timed("time/algorithm", algorithm.begin(batch, logpOld, logpRef));
 
     let gradNormSum = 0;
