@@ -59,10 +59,23 @@ export { AlgorithmConfig };
 /** Keys that moved from `learner` to `algorithm` (the update plan is the algorithm's). */
 const movedToAlgorithm = ["ppoEpochs", "miniBatches"] as const;
 
+/** llama.cpp's LLAMA_MAX_SEQ: sequences one context holds. */
+export const MAX_POLICY_SEQUENCES = 256;
+
 export const RolloutConfig = Schema.Struct({
   tasksPerStep: PositiveInt,
   groupSize: PositiveInt,
-  maxConcurrentEpisodes: PositiveInt,
+  /**
+   * Episodes sampled at once: one llama.cpp sequence each, and llama.cpp keeps at most 256
+   * sequences in one context (LLAMA_MAX_SEQ), so more would stop the policy at load.
+   */
+  maxConcurrentEpisodes: PositiveInt.check(
+    Schema.makeFilter(
+      (n: number) =>
+        n <= MAX_POLICY_SEQUENCES ||
+        `at most ${MAX_POLICY_SEQUENCES}: llama.cpp keeps at most ${MAX_POLICY_SEQUENCES} sequences in one context (more episodes still run, ${MAX_POLICY_SEQUENCES} at a time)`,
+    ),
+  ),
   maxTurns: PositiveInt,
   maxTokens: PositiveInt,
   /** Sampled tokens per turn (default: what is left of maxTokens). */

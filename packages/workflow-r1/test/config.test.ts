@@ -44,6 +44,17 @@ describe("training config", () => {
     expect(error.message).toContain("learningRate");
   });
 
+  it("refuses more concurrent episodes than llama.cpp keeps sequences in one context (256)", async () => {
+    expect(
+      (await run(loadConfig({ overrides: { rollout: { maxConcurrentEpisodes: 256 } } }))).rollout
+        .maxConcurrentEpisodes,
+    ).toBe(256);
+    const error = await failure(loadConfig({ overrides: { rollout: { maxConcurrentEpisodes: 512 } } }));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toContain('["rollout"]["maxConcurrentEpisodes"]');
+    expect(error.message).toMatch(/at most 256: llama\.cpp keeps at most 256 sequences in one context/);
+  });
+
   it("rejects unknown fields (typos) and unparsable files", async () => {
     expect((await failure(loadConfig({ overrides: { rollout: { groupSzie: 4 } } }))).message).toMatch(
       /groupSzie/,
