@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { PolicyError } from "@workflow-r1/core";
-import { createTinyLlama } from "@workflow-r1/gguf";
+import { createTinyLlama, realModelPath } from "@workflow-r1/gguf";
 import { createGgmlLearner } from "@workflow-r1/learner";
 import { createLlamaCppPolicy } from "@workflow-r1/policy";
 import { Effect } from "effect";
@@ -17,16 +17,34 @@ import { smallRun } from "./fixtures/settings.js";
 
 describe("isFresh", () => {
   it("accepts rounding within the tolerance, and a policy much closer to the new weights than to the previous", () => {
-    expect(isFresh({ toNew: 1e-5, toPrevious: 0.3, shift: 0.3, tolerance: 1e-4 })).toBe(true);
+    expect(isFresh({ toNew: 1e-5, toPrevious: 0.3, shift: 0.3, policyMove: 0.3, tolerance: 1e-4 })).toBe(
+      true,
+    );
     // CUDA-like rounding above the start-up estimate, but clearly on the new side.
-    expect(isFresh({ toNew: 2e-2, toPrevious: 0.4, shift: 0.4, tolerance: 5e-3 })).toBe(true);
+    expect(isFresh({ toNew: 2e-2, toPrevious: 0.4, shift: 0.4, policyMove: 0.4, tolerance: 5e-3 })).toBe(
+      true,
+    );
     // An update too small to tell apart: within tolerance either way.
-    expect(isFresh({ toNew: 5e-5, toPrevious: 6e-5, shift: 8e-5, tolerance: 1e-4 })).toBe(true);
+    expect(isFresh({ toNew: 5e-5, toPrevious: 6e-5, shift: 8e-5, policyMove: 8e-5, tolerance: 1e-4 })).toBe(
+      true,
+    );
+    // No update at all: the policy need not move.
+    expect(isFresh({ toNew: 1e-5, toPrevious: 1e-5, shift: 0, policyMove: 0, tolerance: 1e-4 })).toBe(true);
   });
 
   it("refuses a policy that sits on the previous weights", () => {
-    expect(isFresh({ toNew: 0.3, toPrevious: 1e-5, shift: 0.3, tolerance: 1e-4 })).toBe(false);
-    expect(isFresh({ toNew: 2e-2, toPrevious: 3e-2, shift: 4e-2, tolerance: 5e-3 })).toBe(false);
+    expect(isFresh({ toNew: 0.3, toPrevious: 1e-5, shift: 0.3, policyMove: 0, tolerance: 1e-4 })).toBe(false);
+    expect(isFresh({ toNew: 2e-2, toPrevious: 3e-2, shift: 4e-2, policyMove: 0, tolerance: 5e-3 })).toBe(
+      false,
+    );
+    // A quantized base: the start-up tolerance is as large as the update, yet a policy whose
+    // scores did not move at all while the learner's did is stale.
+    expect(isFresh({ toNew: 0.45, toPrevious: 0.44, shift: 0.05, policyMove: 0, tolerance: 1.9 })).toBe(
+      false,
+    );
+    expect(isFresh({ toNew: 0.45, toPrevious: 0.44, shift: 0.05, policyMove: 0.3, tolerance: 1.9 })).toBe(
+      true,
+    );
   });
 });
 
@@ -73,16 +91,21 @@ describe("stale-weights guard on llama.cpp and ggml", () => {
       await train();
       await run(learner.save(path.join(dir, "step1.gguf"), { format: "gguf" }));
       await run(policy.reload({ kind: "gguf", path: path.join(dir, "step1.gguf") }));
-      const fresh = await run(checkReload(policy, learner, probe, previous, guard.tolerance));
+      const fresh = await run(
+        checkReload(policy, learner, probe, previous, guard.tolerance, guard.policyScores),
+      );
       expect(fresh.shift).toBeGreaterThan(100 * guard.tolerance);
       expect(fresh.toNew).toBeLessThanOrEqual(guard.tolerance);
 
       // Stale: the learner moves on, the policy reloads the old file.
       previous = await run(learnerProbe(learner, probe));
+      const policyBefore = fresh.policyScores;
       await train();
       await run(learner.save(path.join(dir, "step2.gguf"), { format: "gguf" }));
       await run(policy.reload({ kind: "gguf", path: path.join(dir, "step1.gguf") }));
-      const error = await run(Effect.flip(checkReload(policy, learner, probe, previous, guard.tolerance)));
+      const error = await run(
+        Effect.flip(checkReload(policy, learner, probe, previous, guard.tolerance, policyBefore)),
+      );
       expect(error).toBeInstanceOf(PolicyError);
       expect(error.message).toMatch(/not running the weights being trained/);
     } finally {
@@ -91,6 +114,73 @@ describe("stale-weights guard on llama.cpp and ggml", () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe("stale-weights guard on the real SmolLM2 with LoRA over its Q4_1 base", () => {
+  it("passes a real update and stops a policy that kept the previous adapter, though the quantized base's rounding is as large as the update", async () => {
+    const modelPath = realModelPath("smollm2");
+    const learner = createGgmlLearner({
+      modelPath,
+      threads: 2,
+      lora: { rank: 4, alpha: 8 },
+      optimizer: { learningRate: 2e-6 },
+    });
+    const policy = await createLlamaCppPolicy({
+      modelPath,
+      gpu: false,
+      sequences: 1,
+      contextSize: 256,
+      threads: 2,
+      kvCacheType: "F32",
+    });
+    const run = <A, E>(e: Effect.Effect<A, E>) => Effect.runPromise(e);
+    try {
+      const probe = policy.renderChat(
+        [
+          {
+            role: "system",
+            content: "Answer in several steps, then give the answer inside <answer></answer>.",
+          },
+          { role: "user", content: "Which river flows through the city where the Eiffel Tower stands?" },
+        ],
+        { addGenerationPrompt: true },
+      );
+      const guard = await run(calibrateGuard(policy, learner, probe));
+      // The quantized products round differently on the two sides: a tolerance far above F32's.
+      expect(guard.tolerance).toBeGreaterThan(1e-2);
+      const train = async () => {
+        const seq = { tokens: probe, mask: Uint8Array.from(probe, (_, i) => (i === 0 ? 0 : 1)) };
+        const coefficients = [Float32Array.from(probe, () => -1 / probe.length)];
+        await run(learner.backward([seq], coefficients));
+        await run(learner.step());
+      };
+      let previous = await run(learnerProbe(learner, probe));
+      await train();
+      const first = await run(learner.exportAdapter());
+      await run(policy.reload({ kind: "lora-bytes", bytes: first }));
+      const fresh = await run(
+        checkReload(policy, learner, probe, previous, guard.tolerance, guard.policyScores),
+      );
+      expect(fresh.shift).toBeGreaterThan(0);
+      expect(fresh.policyMove).toBeGreaterThan(0);
+      // An update smaller than the quantized rounding (the regime the tolerance cannot judge):
+      // measured shift 0.30 against a tolerance of 0.86.
+      expect(fresh.shift).toBeLessThan(guard.tolerance);
+
+      // Stale: the learner takes another step, the policy gets the first adapter again.
+      previous = await run(learnerProbe(learner, probe));
+      await train();
+      await run(policy.reload({ kind: "lora-bytes", bytes: first }));
+      const error = await run(
+        Effect.flip(checkReload(policy, learner, probe, previous, guard.tolerance, fresh.policyScores)),
+      );
+      expect(error).toBeInstanceOf(PolicyError);
+      expect(error.message).toMatch(/not running the weights being trained/);
+    } finally {
+      await policy.dispose();
+      await learner.dispose();
+    }
+  }, 300_000);
 });
 
 describe("workflow-r1 train with a reload that keeps the old weights", () => {

@@ -291,6 +291,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
     progressLog(
       `[train] stale-weights guard: policy vs learner ${guard.disagreement.toExponential(2)} on the same weights; tolerance ${guard.tolerance.toExponential(2)}`,
     );
+    let policyProbe = guard.policyScores;
 
     // Cut the log back to the checkpoint's position: episodes of a killed attempt past it would
     // otherwise stay in the log beside their rerun (checkpoints before this field: kept as is).
@@ -326,7 +327,15 @@ export const trainLoop = (options: TrainLoopOptions) =>
 
       yield* syncPolicy();
       const t2b = performance.now();
-      const guardReading = yield* checkReload(policy, learner, probe, probeBefore, guard.tolerance);
+      const guardReading = yield* checkReload(
+        policy,
+        learner,
+        probe,
+        probeBefore,
+        guard.tolerance,
+        policyProbe,
+      );
+      policyProbe = guardReading.policyScores;
       const t3 = performance.now();
 
       const sampled = trajectories.reduce((n, t) => n + t.mask.reduce((s, m) => s + m, 0), 0);
@@ -338,6 +347,7 @@ export const trainLoop = (options: TrainLoopOptions) =>
         "mismatch/probe_max_abs": guardReading.toNew,
         "guard/probe_to_previous": guardReading.toPrevious,
         "guard/probe_shift": guardReading.shift,
+        "guard/policy_move": guardReading.policyMove,
         "guard/tolerance": guardReading.tolerance,
         "tokens/sampled": sampled,
         "throughput/sample_tokens_per_s": sampled / ((t1 - t0) / 1000),
