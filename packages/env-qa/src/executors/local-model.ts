@@ -15,6 +15,7 @@ import {
   type ExecutorShape,
   ExecutorTimeoutError,
   ModelLoadError,
+  type PolicyShape,
 } from "@workflow-r1/core";
 import { Duration, Effect, Layer, type Scope, Semaphore } from "effect";
 import { makeLocalExecutor } from "./local.js";
@@ -111,12 +112,29 @@ const ggufProblem = async (path: string): Promise<string | undefined> => {
   }
 };
 
-type PolicyModule = typeof import("@workflow-r1/policy");
+/**
+ * What this file uses of `@workflow-r1/policy`, stated here: the package is an optional peer, so
+ * env-qa must build and type-check without it installed.
+ */
+interface PolicyModule {
+  readonly LlamaCppPolicy: {
+    readonly make: (config: {
+      readonly modelPath: string;
+      readonly gpu: false | "auto" | "cuda" | "vulkan";
+      readonly contextSize: number;
+      readonly sequences: number;
+      readonly threads: number;
+    }) => Effect.Effect<PolicyShape, ModelLoadError, Scope.Scope>;
+  };
+}
+
+// A name in a variable: TypeScript does not resolve it, so the optional peer needs no types here.
+const POLICY_PACKAGE = "@workflow-r1/policy";
 
 /** `@workflow-r1/policy`, imported now (it loads llama.cpp), or a `ConfigError` saying how to install it. */
 const importPolicy = (field: string): Effect.Effect<PolicyModule, ConfigError> =>
   Effect.tryPromise({
-    try: () => import("@workflow-r1/policy"),
+    try: () => import(POLICY_PACKAGE) as Promise<PolicyModule>,
     catch: (e) => {
       const code = (e as { code?: unknown }).code;
       return new ConfigError({
