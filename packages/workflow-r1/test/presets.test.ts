@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
+import { decodeEnvironmentOptions, resolveEnvironment } from "../src/environments.js";
 import { presetFile, presetNames } from "../src/presets.js";
 import { run } from "./fixtures/effects.js";
 
@@ -17,8 +18,10 @@ describe("shipped presets", () => {
     );
   });
 
-  it.each(names)("%s validates", async (name) => {
-    await expect(preset(name)).resolves.toBeDefined();
+  it.each(names)("%s validates, its environment options included", async (name) => {
+    const config = await preset(name);
+    const plugin = await run(resolveEnvironment(config.environment.name));
+    await expect(run(decodeEnvironmentOptions(plugin, config.environment.options))).resolves.toBeDefined();
   });
 
   it("compare-long-episodes: several cycles of unequal length, several mini-batches per rollout", async () => {
