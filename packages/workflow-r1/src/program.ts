@@ -119,7 +119,7 @@ program
   .option("-c, --config <file>", "config file (JSON or YAML) merged over the default")
   .option(
     "--preset <name>",
-    "a shipped config: gpu (a ~76M model on one CUDA GPU), workflow-r1-paper (the authors' schedule), workflow-r1-lora (a single-GPU LoRA recipe), smollm2-synthetic (SmolLM2-135M on CPU, synthetic QA), smollm2-workflow-r1 (SmolLM2-135M on CPU, QA with a local executor; not yet measured)",
+    "a shipped config: gpu (a ~76M model on one CUDA GPU), workflow-r1-paper (the authors' schedule), workflow-r1-lora (a single-GPU LoRA recipe), smollm2-synthetic (SmolLM2-135M on CPU, synthetic QA), smollm2-workflow-r1 (SmolLM2-135M on CPU, QA with a local executor; not yet learning, see the file)",
   )
   .option("--out <dir>", "output directory (default runs/<timestamp>)")
   .option("--resume", "continue the run in --out from its last complete checkpoint")
