@@ -21,7 +21,6 @@ import {
   type GgmlLearnerConfig,
   type GgmlLearnerShape,
   type LoraTarget,
-  type NativeInfo,
 } from "@workflow-r1/learner";
 import { LlamaCppPolicy, resolveModelPath } from "@workflow-r1/policy";
 import { Effect, FileSystem, Layer } from "effect";
@@ -151,8 +150,8 @@ export const train = (options: RunTrainOptions) =>
           }),
         ).pipe(Layer.provide(basePolicy))
       : basePolicy;
-    // The learner is opened through `make` so that the run can read its memory report at the end.
-    let learnerInfo: (() => NativeInfo) | undefined;
+    // The learner is opened through `make` so that the run can read its memory report at the end and,
+    // under LoRA, use its base (adapter off) as the KL reference.
     let ggmlLearner: GgmlLearnerShape | undefined;
     const learnerConfig: GgmlLearnerConfig = {
       modelPath,
@@ -181,7 +180,6 @@ export const train = (options: RunTrainOptions) =>
       Learner,
       Effect.tap(GgmlLearner.make(learnerConfig), (l) =>
         Effect.sync(() => {
-          learnerInfo = l.info;
           ggmlLearner = l;
         }),
       ),
@@ -213,7 +211,7 @@ export const train = (options: RunTrainOptions) =>
         weightsKind,
         reference,
         onStep: options.onStep,
-        learnerMemory: () => learnerInfo?.().memory,
+        learnerMemory: () => ggmlLearner?.info().memory,
       });
     }).pipe(
       Effect.scoped,
